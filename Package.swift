@@ -1,0 +1,25 @@
+// swift-tools-version: 6.2
+// devcluster: a from-scratch Totem single-ring protocol with cluster services on top.
+// No package dependencies, by product decision: only the Swift toolchain is used.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .treatAllWarnings(as: .error),
+]
+
+let package = Package(
+    name: "devcluster",
+    products: [
+        .library(name: "Totem", targets: ["Totem"]),
+        .library(name: "TotemSimulation", targets: ["TotemSimulation"]),
+        .executable(name: "totem-sim", targets: ["totem-sim"]),
+    ],
+    targets: [
+        .target(name: "Totem", swiftSettings: strict),
+        .target(name: "TotemSimulation", dependencies: ["Totem"], swiftSettings: strict),
+        .executableTarget(name: "totem-sim", dependencies: ["TotemSimulation"], swiftSettings: strict),
+        .testTarget(name: "TotemTests", dependencies: ["Totem"], swiftSettings: strict),
+        .testTarget(name: "TotemSimulationTests", dependencies: ["TotemSimulation", "Totem"], swiftSettings: strict),
+    ]
+)
