@@ -1,29 +1,261 @@
 // The Totem single-ring protocol for one node: stored state and the public entry points.
-// Pure and deterministic; no I/O, clock, randomness or threads (see Totem.swift).
+// Pure and deterministic: no I/O, clock, randomness or threads (see Totem.swift). The handlers
+// live in one extension file per concern (+Operational, +Gather, +Commit, +Recovery).
 
 /// The Totem single-ring ordering and membership protocol for one node.
+///
+/// Drive it with `start`, then `receive` (a decoded packet), `timerExpired`, `submit` and `leave`,
+/// each with the current time; execute the returned effects in order (see `Effect`).
 public struct SingleRingProtocol: Sendable {
     public let nodeID: NodeID
     public let settings: TotemSettings
 
+    // MARK: Life cycle
+    var started = false
+    /// Set by `leave`: every later input is ignored.
+    public internal(set) var hasLeft = false
+
+    // MARK: Membership (spec §4.2)
+    public internal(set) var state: MembershipState = .gather
+    /// The ring this node is in or forming (`myRingId`). Not restored when a recovery fails.
+    public internal(set) var ringID: RingID
+    /// The last ring this node was operational in (`myOldRingId`); its messages fill `regularQueue`.
+    var oldRingID: RingID
+    var maxRingSequenceSeen: UInt64
+    var processorSet = NodeSet()
+    var failedSet = NodeSet()
+    var consensusSet = NodeSet()
+    /// Members of the last installed regular configuration (`myMemb`).
+    public internal(set) var members: [NodeID] = []
+    /// Members of the ring being formed, from the commit token (`myNewMemb`).
+    var newMembers: [NodeID] = []
+    var transitionalMembers: [NodeID] = []
+    /// Old-ring messages after the first gap are delivered only from these originators (§4.10).
+    var deliverMembers: [NodeID] = []
+    /// Nodes that announced a graceful leave (for "left" versus "failed" in logs).
+    var leaveSet = NodeSet()
+    /// Where tokens go: the next member in ascending id order, fixed when the commit token passes.
+    var successor: NodeID?
+    var failedToReceive = false
+    /// The representative sends the first ORF token of a ring exactly once (pitfall P6).
+    var originatedOrfToken = false
+    var oldRingState = OldRingState()
+
+    // MARK: Ordering (spec §3.1)
+    var regularQueue = SortQueue()
+    var recoveryQueue = SortQueue()
+    /// Old-ring messages, already encapsulated, to re-broadcast during RECOVERY.
+    var retransmitQueue: [DataMessage] = []
+    var retransmitQueueHead = 0
+    var packer: FramePacker
+    var reassembler: FragmentReassembler
+    /// All received up to: we hold every message 1...aru of the current ring (`myAru`).
+    var aru = SequenceNumber.zero
+    var highSeqReceived = SequenceNumber.zero
+    var highDelivered = SequenceNumber.zero
+    /// The token aru of the previous accepted token (`myLastAru`).
+    var lastTokenAru = SequenceNumber.zero
+    var lastReleased = SequenceNumber.zero
+    /// Safe messages up to here are known to be held by every member (§1.5, §3.9).
+    var safeDeliveryBound = SequenceNumber.zero
+    /// Token sequence of the last accepted token (`myTokenSeq`).
+    var lastTokenSequence: UInt32 = 0 &- 1
+    var aruUnchangedCount = 0
+    var sequenceUnchangedCount = 0
+    /// `token.seq` of the last token seen, accepted or not (`myLastSeq`).
+    var lastSeenTokenSeq = SequenceNumber.zero
+    /// Messages this node broadcast on its last visit (`myTrc`).
+    var lastVisitTransmitCount: UInt32 = 0
+    /// This node's queue length reported on its last visit (`myPbl`) and now (`myCbl`).
+    var previousBacklog: UInt32 = 0
+    var currentBacklog: UInt32 = 0
+    /// True while this node believes the representative holds the token (`myTokenHeld`).
+    var tokenHeld = false
+    var retransmitFlagCount = 0
+    var rotationCounter = 0
+    var installSeq = SequenceNumber.zero
+    var setRetransmitFlag = false
+    var receivedFlag = true
+    /// ORF tokens are dropped unread while set (GATHER, COMMIT, after token loss in RECOVERY).
+    var tokenDiscard = true
+    var lastSentToken: Packet?
+    var mergeDetectArmed = false
+    var lastPauseCheck = MonotonicInstant.zero
+
+    /// Counters for status output and benchmarks.
+    public internal(set) var statistics = Statistics()
+
+    /// Effects of the input being handled; returned and cleared by every entry point.
+    var output: [Effect] = []
+
+    /// Creates a node that has not started yet.
+    /// - Parameter persistedRingSequence: the last ring sequence this node persisted, or `nil`
+    ///   if there is none; the node starts one above it (spec §1.2, corosync 3675dace).
     public init(nodeID: NodeID, settings: TotemSettings, persistedRingSequence: UInt64?) {
         self.nodeID = nodeID
         self.settings = settings
+        let sequence = (persistedRingSequence ?? 0) &+ 1
+        ringID = RingID(representative: nodeID, sequence: sequence)
+        oldRingID = RingID(representative: nodeID, sequence: 0)
+        maxRingSequenceSeen = sequence
+        packer = FramePacker(frameCapacityBytes: settings.frameCapacityBytes)
+        reassembler = FragmentReassembler(maxMessageBytes: settings.maxMessageBytes)
     }
 
-    /// Starts the protocol: enters GATHER. Input before `start` is ignored.
-    public mutating func start(now: MonotonicInstant) -> [Effect] { [] }
+    /// Starts the protocol: enters GATHER (spec §4.14). Input before `start` is ignored.
+    public mutating func start(now: MonotonicInstant) -> [Effect] {
+        guard !started, !hasLeft else { return [] }
+        started = true
+        lastPauseCheck = now
+        arm(.pauseCheck, after: settings.pauseCheck, now: now)
+        enterGather(because: .startup, now: now)
+        return finishInput()
+    }
 
-    /// A decoded packet arrived. The runtime hands multicast datagrams that were already queued
-    /// before a token (spec §3.3 `receiveFlush`, pitfall P1).
-    public mutating func receive(_ packet: Packet, now: MonotonicInstant) -> [Effect] { [] }
+    /// A decoded packet arrived. The runtime hands over multicast datagrams that were already
+    /// queued before a token first (spec §3.3 `receiveFlush`, pitfall P1).
+    public mutating func receive(_ packet: Packet, now: MonotonicInstant) -> [Effect] {
+        guard started, !hasLeft else { return [] }
+        switch packet {
+        case .token(let token): handle(token, now: now)
+        case .multicast(let message): handle(message, now: now)
+        case .join(let join): handle(join, now: now)
+        case .commitToken(let commitToken): handle(commitToken, now: now)
+        case .mergeDetect(let mergeDetect): handle(mergeDetect, now: now)
+        case .tokenHoldCancel(let cancel): handle(cancel, now: now)
+        }
+        return finishInput()
+    }
 
     /// A timer armed by an earlier `armTimer` effect expired.
-    public mutating func timerExpired(_ timer: RingTimer, now: MonotonicInstant) -> [Effect] { [] }
+    public mutating func timerExpired(_ timer: RingTimer, now: MonotonicInstant) -> [Effect] {
+        guard started, !hasLeft else { return [] }
+        switch timer {
+        case .tokenLoss: handleTokenLossExpiry(now: now)
+        case .tokenRetransmit: handleTokenRetransmitExpiry(now: now)
+        case .tokenHold: handleTokenHoldExpiry(now: now)
+        case .join: handleJoinExpiry(now: now)
+        case .consensus: handleConsensusExpiry(now: now)
+        case .mergeDetect: handleMergeDetectExpiry(now: now)
+        case .pauseCheck:
+            lastPauseCheck = now
+            arm(.pauseCheck, after: settings.pauseCheck, now: now)
+        }
+        return finishInput()
+    }
 
     /// Queues an application message for totally ordered delivery to every member.
-    public mutating func submit(_ payload: [UInt8], delivery: DeliveryMode = .agreed, now: MonotonicInstant) throws(SubmitError) -> [Effect] { [] }
+    ///
+    /// The message is framed (packed with others, or fragmented) when this node next holds the
+    /// token in a regular configuration; it stays queued across configuration changes.
+    /// - Throws: `SubmitError` when the message is too large, the queue is full, or the node left.
+    public mutating func submit(
+        _ payload: [UInt8], delivery: DeliveryMode = .agreed, now: MonotonicInstant
+    ) throws(SubmitError) -> [Effect] {
+        guard !hasLeft else { throw .notRunning }
+        guard payload.count <= settings.maxMessageBytes else {
+            throw .messageTooLarge(size: payload.count, limit: settings.maxMessageBytes)
+        }
+        guard packer.pendingBytes + payload.count <= settings.maxPendingBytes else {
+            throw .tryAgain(pendingBytes: packer.pendingBytes, limit: settings.maxPendingBytes)
+        }
+        packer.enqueue(payload, delivery: delivery)
+        statistics.messagesSubmitted += 1
+        // Spec §3.2, §3.10: wake a held token so the message goes out promptly.
+        if tokenHeld && state == .operational && started {
+            tokenHeld = false
+            output.append(.multicast(.tokenHoldCancel(TokenHoldCancel(sender: nodeID, ringID: ringID))))
+        }
+        return finishInput()
+    }
 
-    /// Leaves the ring gracefully: multicasts a LEAVE and stops.
-    public mutating func leave(now: MonotonicInstant) -> [Effect] { [] }
+    /// Leaves the ring gracefully: multicasts a LEAVE and stops (spec §4.13). The others reform
+    /// without waiting for a token timeout. Every later input is ignored.
+    public mutating func leave(now: MonotonicInstant) -> [Effect] {
+        guard started, !hasLeft else { return [] }
+        var processors = processorSet
+        processors.remove(nodeID)
+        var failed = failedSet
+        failed.insert(nodeID)
+        let leave = JoinMessage(
+            sender: nodeID, ringSequence: ringID.sequence,
+            processors: processors.elements, failed: failed.elements, isLeave: true)
+        output.append(.multicast(.join(leave)))
+        for timer in RingTimer.allCases { output.append(.cancelTimer(timer)) }
+        hasLeft = true
+        output.append(.stateChanged(to: state, reason: .leaving))
+        return finishInput()
+    }
+
+    /// Number of application messages queued and not yet framed.
+    public var pendingMessageCount: Int { packer.pendingMessageCount }
+
+    /// Checks the invariants and hands the accumulated effects to the caller.
+    mutating func finishInput() -> [Effect] {
+        checkInvariants()
+        let effects = output
+        output.removeAll(keepingCapacity: true)
+        return effects
+    }
+}
+
+/// What a node remembers of its last operational ring while it forms a new one (spec §4.7, P5).
+struct OldRingState: Sendable {
+    var saved = false
+    var aru = SequenceNumber.zero
+    var highSeqReceived = SequenceNumber.zero
+}
+
+/// Counters kept by the core, for status output, logs and benchmarks.
+public struct Statistics: Sendable, Equatable {
+    public var messagesSubmitted = 0
+    public var framesOriginated = 0
+    public var framesDelivered = 0
+    public var messagesDelivered = 0
+    public var tokensAccepted = 0
+    public var retransmissionsServed = 0
+    public var retransmitRequestsMade = 0
+    public var tokenRetransmissions = 0
+    public var gatherEntries = 0
+    public var ringsInstalled = 0
+    public var malformedFrames = 0
+    public var failedToReceive = 0
+
+    public init() {}
+}
+
+// MARK: - Small helpers shared by the handlers
+
+extension SingleRingProtocol {
+    mutating func arm(_ timer: RingTimer, after duration: Duration, now: MonotonicInstant) {
+        output.append(.armTimer(timer, deadline: now + duration))
+    }
+
+    mutating func cancel(_ timer: RingTimer) {
+        output.append(.cancelTimer(timer))
+    }
+
+    var isRepresentative: Bool { ringID.representative == nodeID }
+
+    /// Sends a token (ORF or commit) to the successor and keeps it for retransmission.
+    mutating func sendToken(_ token: Packet, forward: Bool = true) {
+        lastSentToken = token
+        guard forward, let successor else { return }
+        output.append(.unicast(token, to: successor))
+    }
+
+    /// Resends the last token (token retransmit, hold cancel at the representative).
+    mutating func resendLastToken() {
+        guard let lastSentToken, let successor else { return }
+        statistics.tokenRetransmissions += 1
+        output.append(.unicast(lastSentToken, to: successor))
+    }
+
+    /// The member after this node in ascending order, wrapping: the token target (spec §1.4).
+    func successor(in ring: [NodeID]) -> NodeID {
+        guard let index = ring.firstIndex(of: nodeID) else {
+            preconditionFailure("node \(nodeID) not in ring \(ring)")
+        }
+        return ring[(index + 1) % ring.count]
+    }
 }

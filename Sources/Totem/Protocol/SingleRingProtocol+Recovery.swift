@@ -1,0 +1,179 @@
+// RECOVERY (spec §4.8-§4.10): old-ring messages are re-broadcast in the new ring until every
+// member holds them; then the new ring is installed with a transitional and a regular configuration.
+
+extension SingleRingProtocol {
+    // MARK: Entering RECOVERY (spec §4.8)
+
+    mutating func enterRecovery(_ received: CommitToken, now: MonotonicInstant) {
+        var commitToken = received
+        tokenDiscard = false
+        recoveryQueue.reset(head: SequenceNumber(1))
+        retransmitQueue.removeAll(keepingCapacity: true)
+        retransmitQueueHead = 0
+
+        // The second rotation.
+        commitToken.tokenSequence &+= 1
+        commitToken.sender = nodeID
+        sendToken(.commitToken(commitToken))
+        lastTokenSequence = 0 &- 1
+
+        func entry(of member: NodeID) -> CommitTokenEntry? {
+            guard let index = commitToken.members.firstIndex(of: member) else { return nil }
+            return commitToken.entries[index]
+        }
+        transitionalMembers = newMembers.filter { member in
+            members.contains(member) && entry(of: member)?.oldRingID == oldRingID
+        }
+        deliverMembers = transitionalMembers
+        let needRecovery = transitionalMembers.contains { entry(of: $0)?.receivedFlag == false }
+        if needRecovery {
+            var lowestAru = oldRingState.highSeqReceived
+            for member in transitionalMembers {
+                if let memberAru = entry(of: member)?.aru, memberAru < lowestAru { lowestAru = memberAru }
+            }
+            queueOldMessagesForRecovery(after: lowestAru)
+        }
+
+        aru = .zero
+        highSeqReceived = .zero
+        installSeq = .zero
+        lastReleased = .zero
+        lastTokenAru = .zero
+        aruUnchangedCount = 0
+        sequenceUnchangedCount = 0
+        retransmitFlagCount = 0
+        rotationCounter = 0
+        setRetransmitFlag = false
+        state = .recovery
+        output.append(.stateChanged(to: .recovery, reason: .commitTokenCompleted))
+        arm(.tokenLoss, after: settings.effectiveToken, now: now)
+        arm(.tokenRetransmit, after: settings.tokenRetransmit, now: now)
+    }
+
+    /// Wraps every old-ring message above `lowestAru` that we hold for re-broadcast (§4.8).
+    /// The scan covers only the regular queue's window, so a member far behind (pitfall P7)
+    /// cannot make it unbounded.
+    mutating func queueOldMessagesForRecovery(after lowestAru: SequenceNumber) {
+        var sequence = lowestAru.next
+        if sequence < regularQueue.head { sequence = regularQueue.head }
+        while sequence <= oldRingState.highSeqReceived && regularQueue.inRange(sequence) {
+            if let old = regularQueue.message(at: sequence) {
+                retransmitQueue.append(DataMessage(
+                    sender: nodeID, ringID: ringID, sequence: .zero, originator: nodeID,
+                    delivery: .agreed, content: .encapsulated(old)))
+            }
+            sequence = sequence.next
+        }
+    }
+
+    /// The representative's first ORF token of a new ring (spec §4.9).
+    mutating func originateInitialToken(now: MonotonicInstant) {
+        let hasRetransmissions = retransmitQueueHead < retransmitQueue.count
+        let token = Token(
+            sender: nodeID, ringID: ringID, tokenSequence: 0, sequence: .zero,
+            aru: .nothingReceived, aruSetter: nodeID, flowControlCount: 0, backlog: 0,
+            retransmitFlag: hasRetransmissions, retransmitRequests: [])
+        setRetransmitFlag = hasRetransmissions
+        originatedOrfToken = true
+        sendToken(.token(token))
+        arm(.tokenLoss, after: settings.effectiveToken, now: now)
+        arm(.tokenRetransmit, after: settings.tokenRetransmit, now: now)
+    }
+
+    // MARK: Token in RECOVERY (spec §4.9)
+
+    mutating func recoveryTokenLogic(_ token: inout Token, now: MonotonicInstant) {
+        if retransmitQueueHead < retransmitQueue.count {
+            if !token.retransmitFlag {
+                token.retransmitFlag = true
+                setRetransmitFlag = true
+            }
+        } else if token.retransmitFlag && setRetransmitFlag {
+            token.retransmitFlag = false
+            setRetransmitFlag = false
+        }
+        retransmitFlagCount = token.retransmitFlag ? 0 : retransmitFlagCount + 1
+        if retransmitFlagCount == 2 { installSeq = token.sequence }
+        if retransmitFlagCount >= 2 && !receivedFlag && installSeq <= aru {
+            receivedFlag = true
+            deliverMembers = transitionalMembers
+        }
+        if retransmitFlagCount >= 3 && installSeq <= token.aru {
+            rotationCounter += 1
+        } else {
+            rotationCounter = 0
+        }
+        if rotationCounter == 2 {
+            rotationCounter = 0
+            retransmitFlagCount = 0
+            enterOperational(now: now)
+        }
+    }
+
+    // MARK: Installing the new ring (spec §4.10)
+
+    mutating func enterOperational(now: MonotonicInstant) {
+        originatedOrfToken = false
+        consensusSet = NodeSet()
+        oldRingState.saved = false
+
+        // 1. Unwrap recovered messages into the old ring's queue.
+        var sequence = SequenceNumber(1)
+        while sequence <= aru {
+            if let wrapper = recoveryQueue.message(at: sequence), case .encapsulated(let inner) = wrapper.content,
+               inner.ringID == oldRingID, regularQueue.inRange(inner.sequence), !regularQueue.contains(inner.sequence) {
+                regularQueue.add(inner, at: inner.sequence)
+                if oldRingState.highSeqReceived < inner.sequence { oldRingState.highSeqReceived = inner.sequence }
+            }
+            sequence = sequence.next
+        }
+
+        // 2. Finish the old regular configuration: deliver up to the first gap. A safe message
+        //    not yet known to be everywhere waits for the transitional configuration.
+        deliverInOrder(upTo: oldRingState.highSeqReceived)
+        let transitional = NodeSet(transitionalMembers)
+        let left = members.filter { !transitional.contains($0) }
+        let joined = newMembers.filter { !transitional.contains($0) }
+        output.append(.configurationChanged(ConfigurationChange(
+            kind: .transitional, ringID: ringID, members: transitionalMembers, left: left, joined: [])))
+
+        // 3. The rest of the old ring, skipping gaps, only from transitional members: a message
+        //    after a gap may depend on the missing one unless its originator came along (§4.10).
+        let deliverFrom = NodeSet(deliverMembers)
+        while highDelivered < oldRingState.highSeqReceived {
+            highDelivered = highDelivered.next
+            if let message = regularQueue.message(at: highDelivered), deliverFrom.contains(message.originator) {
+                deliverFrame(of: message)
+            }
+        }
+
+        // Ours (§5.3): messages straddling the change are discarded by every receiver and sent
+        // again whole by their sender, so members of one regular configuration deliver the same.
+        reassembler.discardIncomplete()
+        packer.restartPartialMessage()
+        members = newMembers
+        output.append(.configurationChanged(ConfigurationChange(
+            kind: .regular, ringID: ringID, members: newMembers, left: [], joined: joined)))
+
+        // 4. The recovery queue becomes the regular queue; recovery traffic counts as delivered.
+        swap(&regularQueue, &recoveryQueue)
+        recoveryQueue.reset(head: SequenceNumber(1))
+        lastTokenAru = .zero
+        var delivered = highSeqReceived
+        while delivered > .zero && !regularQueue.contains(delivered) { delivered = SequenceNumber(delivered.rawValue - 1) }
+        highDelivered = delivered
+        if delivered > .zero { regularQueue.release(through: delivered) }
+        lastReleased = delivered
+        safeDeliveryBound = delivered
+        processorSet = NodeSet(newMembers)
+        failedSet = NodeSet()
+        leaveSet = NodeSet()
+        state = .operational
+        receivedFlag = true
+        oldRingID = ringID
+        statistics.ringsInstalled += 1
+        output.append(.stateChanged(to: .operational, reason: .recoveryCompleted))
+        lastPauseCheck = now
+        arm(.pauseCheck, after: settings.pauseCheck, now: now)
+    }
+}
