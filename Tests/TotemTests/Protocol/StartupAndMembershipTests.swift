@@ -1,0 +1,154 @@
+// Unit tests of start-up, GATHER, COMMIT and leave (spec §1.2, §4.3-§4.7, §4.13, §4.14).
+import Testing
+@testable import Totem
+
+@Suite("Membership (spec §4)")
+struct StartupAndMembershipTests {
+    let one = NodeID(1), two = NodeID(2), three = NodeID(3)
+
+    @Test("§4.14: a lone node enters GATHER and multicasts its JOIN at start")
+    func startEntersGatherAndSendsJoin() {
+        var node = SingleRingProtocol(nodeID: one, settings: .simulation, persistedRingSequence: nil)
+        let effects = node.start(now: .zero)
+        #expect(node.state == .gather)
+        #expect(effects.contains(.multicast(.join(JoinMessage(sender: one, ringSequence: 1, processors: [one], failed: [])))))
+        #expect(effects.contains { if case .armTimer(.join, _) = $0 { true } else { false } })
+        #expect(effects.contains { if case .armTimer(.consensus, _) = $0 { true } else { false } })
+    }
+
+    @Test("§1.2: the ring sequence starts one above the persisted value, and COMMIT persists the new one first")
+    func persistedRingSequence() {
+        var node = SingleRingProtocol(nodeID: one, settings: .simulation, persistedRingSequence: 40)
+        #expect(node.ringID.sequence == 41)
+        _ = node.start(now: .zero)
+        let effects = node.receive(.join(JoinMessage(sender: one, ringSequence: 41, processors: [one], failed: [])), now: .zero)
+        #expect(node.state == .commit)
+        #expect(node.ringID == RingID(representative: one, sequence: 45))
+        let persistIndex = effects.firstIndex(of: .persistRingSequence(45))
+        let sendIndex = effects.firstIndex { if case .unicast(.commitToken, _) = $0 { true } else { false } }
+        #expect(persistIndex != nil && sendIndex != nil)
+        if let persistIndex, let sendIndex { #expect(persistIndex < sendIndex, "persist must precede the commit token") }
+    }
+
+    @Test("§4.14/T1: a lone node forms a singleton ring: empty transitional, then regular of itself")
+    func singletonRing() {
+        var cluster = TestCluster(nodeCount: 1)
+        cluster.run(for: .milliseconds(50))
+        #expect(cluster.state(one) == .operational)
+        let changes = cluster.configurations[one] ?? []
+        #expect(changes.map(\.kind) == [.transitional, .regular])
+        #expect(changes.first?.members == [])
+        #expect(changes.last?.members == [one])
+        #expect(changes.last?.joined == [one])
+    }
+
+    @Test("T2: three nodes booting together converge on one ring with rep 1")
+    func threeNodesFormOneRing() {
+        var cluster = TestCluster(nodeCount: 3)
+        cluster.run(for: .seconds(2))
+        #expect(cluster.formedOneRing(of: [one, two, three]))
+        #expect(cluster.nodes[two]?.ringID.representative == one)
+    }
+
+    @Test("§4.4: an operational node ignores a JOIN whose fail list contains it")
+    func operationalIgnoresJoinFailingMe() {
+        var cluster = TestCluster(nodeCount: 2)
+        cluster.run(for: .seconds(1))
+        #expect(cluster.formedOneRing(of: [one, two]))
+        var node = cluster.nodes[one]!
+        let join = JoinMessage(sender: three, ringSequence: 100, processors: [three], failed: [one])
+        _ = node.receive(.join(join), now: cluster.now)
+        #expect(node.state == .operational)
+    }
+
+    @Test("§4.4: an operational node ignores a stale JOIN from its own ring with an older ring seq")
+    func operationalIgnoresStaleJoin() {
+        var cluster = TestCluster(nodeCount: 2)
+        cluster.run(for: .seconds(1))
+        var node = cluster.nodes[one]!
+        let stale = JoinMessage(sender: two, ringSequence: node.ringID.sequence - 1, processors: [one, two, three], failed: [])
+        _ = node.receive(.join(stale), now: cluster.now)
+        #expect(node.state == .operational)
+    }
+
+    @Test("§4.4/§4.12: a JOIN from a new processor pulls an operational node into GATHER with the union")
+    func joinFromNewProcessorStartsGather() {
+        var cluster = TestCluster(nodeCount: 2)
+        cluster.run(for: .seconds(1))
+        var node = cluster.nodes[one]!
+        let join = JoinMessage(sender: three, ringSequence: 1, processors: [three], failed: [])
+        let effects = node.receive(.join(join), now: cluster.now)
+        #expect(node.state == .gather)
+        #expect(effects.contains(.multicast(.join(JoinMessage(
+            sender: one, ringSequence: node.ringID.sequence, processors: [one, two, three], failed: [])))))
+    }
+
+    @Test("§4.5: the consensus timeout declares silent processors failed and restarts GATHER")
+    func consensusTimeoutFailsSilentNodes() {
+        var node = SingleRingProtocol(nodeID: one, settings: .simulation, persistedRingSequence: nil)
+        _ = node.start(now: .zero)
+        // Node 2 announces itself but never answers again.
+        _ = node.receive(.join(JoinMessage(sender: two, ringSequence: 1, processors: [two], failed: [])), now: .zero)
+        #expect(node.state == .gather)
+        // The pause detector runs every token/5; without it a JOIN 400 ms later looks stale.
+        _ = node.timerExpired(.pauseCheck, now: .milliseconds(380))
+        let effects = node.timerExpired(.consensus, now: .milliseconds(400))
+        #expect(effects.contains(.multicast(.join(JoinMessage(sender: one, ringSequence: 1, processors: [one, two], failed: [two])))))
+        // Our own JOIN now gives consensus among {1}: a ring of one.
+        let commit = node.receive(.join(JoinMessage(sender: one, ringSequence: 1, processors: [one, two], failed: [two])), now: .milliseconds(400))
+        #expect(node.state == .commit)
+        #expect(commit.contains { if case .unicast(.commitToken(let token), to: one) = $0 { token.members == [one] } else { false } })
+    }
+
+    @Test("§4.7: GATHER accepts a commit token only if its members equal proc − fail and its entry is ours")
+    func gatherCommitTokenAcceptance() {
+        var node = SingleRingProtocol(nodeID: two, settings: .simulation, persistedRingSequence: nil)
+        _ = node.start(now: .zero)
+        _ = node.receive(.join(JoinMessage(sender: one, ringSequence: 1, processors: [one, two], failed: [])), now: .zero)
+        let ring = RingID(representative: one, sequence: 9)
+        func token(members: [NodeID], index: Int, ring: RingID = ring) -> Packet {
+            .commitToken(CommitToken(sender: one, ringID: ring, tokenSequence: 1, memberIndex: index,
+                                     members: members, entries: Array(repeating: .empty, count: members.count)))
+        }
+        _ = node.receive(token(members: [one, two, three], index: 1), now: .zero)
+        #expect(node.state == .gather, "members differ from proc − fail")
+        _ = node.receive(token(members: [one, two], index: 0), now: .zero)
+        #expect(node.state == .gather, "entry 0 is not ours")
+        _ = node.receive(token(members: [one, two], index: 1, ring: RingID(representative: one, sequence: 1)), now: .zero)
+        #expect(node.state == .gather, "ring seq not above ours")
+        let effects = node.receive(token(members: [one, two], index: 1), now: .zero)
+        #expect(node.state == .commit)
+        #expect(effects.contains { if case .unicast(.commitToken(let forwarded), to: one) = $0 { forwarded.memberIndex == 2 } else { false } })
+    }
+
+    @Test("§4.13/T21: a graceful leave lets the others reform without waiting for consensus")
+    func gracefulLeave() {
+        var cluster = TestCluster(nodeCount: 3)
+        cluster.run(for: .seconds(2))
+        #expect(cluster.formedOneRing(of: [one, two, three]))
+        let leaveAt = cluster.now
+        cluster.leave(three)
+        let leaveMessage = cluster.log.last { if case .multicast(.join(let join)) = $0.effect { join.isLeave } else { false } }
+        if case .multicast(.join(let join))? = leaveMessage?.effect {
+            #expect(join.processors == [one, two])
+            #expect(join.failed == [three])
+        } else {
+            Issue.record("no LEAVE multicast")
+        }
+        cluster.crash(three)
+        // Well under the token timeout (300 ms) and consensus (360 ms).
+        cluster.run(for: .milliseconds(100))
+        #expect(cluster.formedOneRing(of: [one, two]))
+        let transitional = cluster.configurations[one]?.last { $0.kind == .transitional }
+        #expect(transitional?.left == [three])
+        #expect(cluster.now - leaveAt <= .milliseconds(100))
+    }
+
+    @Test("P9: set equality does not depend on order")
+    func nodeSetEquality() {
+        #expect(NodeSet([three, one, two]) == NodeSet([one, two, three]))
+        #expect(NodeSet([one, one, two]).elements == [one, two])
+        #expect(NodeSet([one, two]).isSubset(of: NodeSet([three, two, one])))
+        #expect(!NodeSet([one, NodeID(4)]).isSubset(of: NodeSet([three, two, one])))
+    }
+}
