@@ -88,6 +88,7 @@ extension SingleRingProtocol {
         } else if failedSet.contains(sender) {
             // We already consider the sender failed.
         } else {
+            let before = (processorSet, failedSet)
             processorSet.formUnion(joinProcessors)
             if joinFailed.contains(nodeID) {
                 // The sender thinks we are dead: treat it as dead (a symmetric split).
@@ -100,8 +101,15 @@ extension SingleRingProtocol {
                     failedSet.formUnion(joinFailed.subtracting(NodeSet(members)))
                 }
             }
-            enterGather(because: reason, now: now)
-            return
+            // Ours: restart GATHER (and so answer with a JOIN) only if our view changed. The
+            // spec and corosync restart it unconditionally; two gatherers that do not trust
+            // each other's fail lists then answer each JOIN with a JOIN, a storm at network
+            // speed (duplicated datagrams multiply it) until the consensus timeout. Our view
+            // unchanged, our consensus set is still valid and the join timer resends our JOIN.
+            if before != (processorSet, failedSet) {
+                enterGather(because: reason, now: now)
+                return
+            }
         }
         if state == .operational {
             enterGather(because: reason, now: now)

@@ -289,11 +289,11 @@ extension SingleRingProtocol {
 
     /// Delivers regular-queue messages in order up to `end`, stopping at the first gap, and at a
     /// safe message not yet known to be held by every member.
-    mutating func deliverInOrder(upTo end: SequenceNumber, ignoringSafeBound: Bool = false) {
+    mutating func deliverInOrder(upTo end: SequenceNumber) {
         while highDelivered < end {
             let next = highDelivered.next
             guard let message = regularQueue.message(at: next) else { return }
-            if message.delivery == .safe && !ignoringSafeBound && safeDeliveryBound < next { return }
+            if message.delivery == .safe && safeDeliveryBound < next { return }
             highDelivered = next
             deliverFrame(of: message)
         }

@@ -25,6 +25,12 @@ extension SingleRingProtocol {
             members.contains(member) && entry(of: member)?.oldRingID == oldRingID
         }
         deliverMembers = transitionalMembers
+        transitionalHighDelivered = highDelivered
+        for member in transitionalMembers {
+            if let delivered = entry(of: member)?.highDelivered, transitionalHighDelivered < delivered {
+                transitionalHighDelivered = delivered
+            }
+        }
         let needRecovery = transitionalMembers.contains { entry(of: $0)?.receivedFlag == false }
         if needRecovery {
             var lowestAru = oldRingState.highSeqReceived
@@ -128,21 +134,36 @@ extension SingleRingProtocol {
             sequence = sequence.next
         }
 
-        // 2. Finish the old regular configuration: deliver up to the first gap. A safe message
-        //    not yet known to be everywhere waits for the transitional configuration.
-        deliverInOrder(upTo: oldRingState.highSeqReceived)
+        // 2. Finish the old regular configuration: deliver up to the first gap. Ours: a safe
+        //    message is delivered here only if some transitional member already delivered it in
+        //    the old configuration (so it was safe there). Every transitional member computes
+        //    this from the same commit token, so they agree on what was delivered where (E8);
+        //    the spec's rule, each node's own token aru, differs between nodes.
+        var contiguous = highDelivered
+        while contiguous < oldRingState.highSeqReceived && regularQueue.contains(contiguous.next) {
+            contiguous = contiguous.next
+        }
+        while highDelivered < contiguous {
+            let next = highDelivered.next
+            guard let message = regularQueue.message(at: next) else { break }
+            if message.delivery == .safe && transitionalHighDelivered < next { break }
+            highDelivered = next
+            deliverFrame(of: message)
+        }
         let transitional = NodeSet(transitionalMembers)
         let left = members.filter { !transitional.contains($0) }
         let joined = newMembers.filter { !transitional.contains($0) }
         output.append(.configurationChanged(ConfigurationChange(
             kind: .transitional, ringID: ringID, members: transitionalMembers, left: left, joined: [])))
 
-        // 3. The rest of the old ring, skipping gaps, only from transitional members: a message
-        //    after a gap may depend on the missing one unless its originator came along (§4.10).
+        // 3. The rest of the old ring. Up to the first gap everything is delivered (every
+        //    transitional member holds it); after the gap only messages from transitional
+        //    members, since a message after a gap may depend on the missing one (§4.10).
         let deliverFrom = NodeSet(deliverMembers)
         while highDelivered < oldRingState.highSeqReceived {
             highDelivered = highDelivered.next
-            if let message = regularQueue.message(at: highDelivered), deliverFrom.contains(message.originator) {
+            if let message = regularQueue.message(at: highDelivered),
+               highDelivered <= contiguous || deliverFrom.contains(message.originator) {
                 deliverFrame(of: message)
             }
         }

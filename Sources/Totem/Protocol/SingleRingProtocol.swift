@@ -32,6 +32,9 @@ public struct SingleRingProtocol: Sendable {
     var transitionalMembers: [NodeID] = []
     /// Old-ring messages after the first gap are delivered only from these originators (§4.10).
     var deliverMembers: [NodeID] = []
+    /// The highest old-ring sequence any transitional member delivered, from the commit token:
+    /// safe messages up to here were safe in the old configuration (§4.10, ours).
+    var transitionalHighDelivered = SequenceNumber.zero
     /// Nodes that announced a graceful leave (for "left" versus "failed" in logs).
     var leaveSet = NodeSet()
     /// Where tokens go: the next member in ascending id order, fixed when the commit token passes.
