@@ -16,7 +16,9 @@ let package = Package(
         .executable(name: "totem-sim", targets: ["totem-sim"]),
     ],
     targets: [
-        .target(name: "Totem", swiftSettings: strict),
+        // Headers Swift's Glibc module lacks (epoll, eventfd, recvmmsg): ours, not a dependency.
+        .target(name: "CSystem"),
+        .target(name: "Totem", dependencies: ["CSystem"], swiftSettings: strict),
         .target(name: "TotemSimulation", dependencies: ["Totem"], swiftSettings: strict),
         .executableTarget(name: "totem-sim", dependencies: ["TotemSimulation"], swiftSettings: strict),
         .testTarget(name: "TotemTests", dependencies: ["Totem"], swiftSettings: strict),

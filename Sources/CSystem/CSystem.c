@@ -1,0 +1,54 @@
+// Thin wrappers over calls and macros that Swift cannot reach directly; no logic lives here.
+#define _GNU_SOURCE 1
+#include "CSystem.h"
+
+#include <pthread.h>
+#include <string.h>
+
+_Static_assert(sizeof(struct csystem_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr size differs");
+_Static_assert(offsetof(struct csystem_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len),
+               "mmsghdr layout differs");
+
+int csystem_recvmmsg(int fd, struct csystem_mmsghdr *vector, unsigned int count, int flags) {
+    return recvmmsg(fd, (struct mmsghdr *)vector, count, flags, NULL);
+}
+
+int csystem_sendmmsg(int fd, struct csystem_mmsghdr *vector, unsigned int count, int flags) {
+    return sendmmsg(fd, (struct mmsghdr *)vector, count, flags);
+}
+
+size_t csystem_cmsg_space(size_t length) {
+    return CMSG_SPACE(length);
+}
+
+int64_t csystem_receive_queue_overflow_count(const struct msghdr *message) {
+#ifdef SO_RXQ_OVFL
+    for (struct cmsghdr *item = CMSG_FIRSTHDR((struct msghdr *)message); item != NULL;
+         item = CMSG_NXTHDR((struct msghdr *)message, item)) {
+        if (item->cmsg_level == SOL_SOCKET && item->cmsg_type == SO_RXQ_OVFL &&
+            item->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
+            uint32_t dropped;
+            memcpy(&dropped, CMSG_DATA(item), sizeof dropped);
+            return (int64_t)dropped;
+        }
+    }
+#else
+    (void)message;
+#endif
+    return -1;
+}
+
+int csystem_so_rxq_ovfl(void) {
+#ifdef SO_RXQ_OVFL
+    return SO_RXQ_OVFL;
+#else
+    return -1;
+#endif
+}
+
+void csystem_set_thread_name(const char *name) {
+    char truncated[16];
+    strncpy(truncated, name, sizeof truncated - 1);
+    truncated[sizeof truncated - 1] = '\0';
+    (void)pthread_setname_np(pthread_self(), truncated);
+}

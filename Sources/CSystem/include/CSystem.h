@@ -1,0 +1,46 @@
+// System interfaces that Swift's Glibc module does not export: epoll, eventfd, and the batched
+// datagram calls recvmmsg/sendmmsg (which need _GNU_SOURCE), plus the CMSG macros Swift cannot
+// call. Only the runtime and transport import this module.
+//
+// This header deliberately does NOT define _GNU_SOURCE: it shares system headers (sys/socket.h,
+// sys/select.h, ...) with Swift's Glibc module, and defining it here changes their declarations
+// (`fd_set.fds_bits` versus `__fds_bits`), which Clang rejects as two conflicting definitions of
+// one type. Everything that needs _GNU_SOURCE sits behind the functions below, implemented in
+// CSystem.c, which defines it before including anything.
+#ifndef CSYSTEM_H
+#define CSYSTEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+/// The layout of glibc's `struct mmsghdr`, under our own name: glibc declares it only with
+/// _GNU_SOURCE (see above). CSystem.c checks at compile time that both layouts agree.
+struct csystem_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+
+/// recvmmsg(2) without a timeout. Returns the number of datagrams received or -1 with errno.
+int csystem_recvmmsg(int fd, struct csystem_mmsghdr *vector, unsigned int count, int flags);
+
+/// sendmmsg(2). Returns the number of datagrams sent or -1 with errno.
+int csystem_sendmmsg(int fd, struct csystem_mmsghdr *vector, unsigned int count, int flags);
+
+/// The space to reserve in a control buffer for one ancillary item of `length` bytes.
+size_t csystem_cmsg_space(size_t length);
+
+/// The kernel's count of datagrams dropped on this socket's full receive queue, carried as
+/// SO_RXQ_OVFL ancillary data by a received message, or -1 when the message carries none.
+int64_t csystem_receive_queue_overflow_count(const struct msghdr *message);
+
+/// The SO_RXQ_OVFL socket option number (a macro in the kernel's socket headers), or -1.
+int csystem_so_rxq_ovfl(void);
+
+/// Names the calling thread (at most 15 bytes are kept), for `top -H` and debuggers.
+void csystem_set_thread_name(const char *name);
+
+#endif

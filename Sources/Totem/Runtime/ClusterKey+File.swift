@@ -1,0 +1,82 @@
+// Reading, generating and writing cluster key files. The key type and its derivations live in
+// Security/ClusterKey.swift, which does no I/O.
+
+import Glibc
+
+extension ClusterKey {
+    /// Reads a key file: its raw bytes are the key.
+    ///
+    /// - Throws: `ClusterKeyError.unreadable` if the file cannot be read; `.tooShort` or
+    ///   `.tooLong` outside 32...1024 bytes.
+    public static func load(path: String) throws(ClusterKeyError) -> ClusterKey {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .unreadable(path: path, code: errno) }
+        defer { _ = close(descriptor) }
+        // Read one byte more than allowed to tell "exactly the maximum" from "too long".
+        var bytes = [UInt8](repeating: 0, count: maximumBytes + 1)
+        var filled = 0
+        var attempts = 0
+        while filled < bytes.count && attempts < 10_000 {
+            attempts += 1
+            let result = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + filled, $0.count - filled) }
+            if result > 0 {
+                filled += result
+            } else if result == 0 {
+                break
+            } else if errno != EINTR {
+                throw .unreadable(path: path, code: errno)
+            }
+        }
+        guard filled >= minimumBytes else { throw .tooShort(path: path, length: filled, minimum: minimumBytes) }
+        guard filled <= maximumBytes else { throw .tooLong(path: path, length: filled, maximum: maximumBytes) }
+        return try ClusterKey(bytes: Array(bytes[0..<filled]))
+    }
+
+    /// A new random key of `byteCount` bytes (256 by default) from /dev/urandom.
+    ///
+    /// - Throws: `ClusterKeyError.randomSourceUnavailable` if /dev/urandom cannot be read;
+    ///   `.tooShort` or `.tooLong` if `byteCount` is outside 32...1024.
+    public static func generate(byteCount: Int = generatedBytes) throws(ClusterKeyError) -> ClusterKey {
+        guard byteCount >= minimumBytes else { throw .tooShort(path: nil, length: byteCount, minimum: minimumBytes) }
+        guard byteCount <= maximumBytes else { throw .tooLong(path: nil, length: byteCount, maximum: maximumBytes) }
+        let bytes: [UInt8]
+        do throws(SystemError) {
+            bytes = try SystemRandom.bytes(byteCount)
+        } catch {
+            throw .randomSourceUnavailable(code: error.code)
+        }
+        return try ClusterKey(bytes: bytes)
+    }
+
+    /// Writes the key to a new file readable by its owner only (mode 0400), refusing to
+    /// overwrite an existing file.
+    ///
+    /// - Throws: `ClusterKeyError.unwritable` (errno `EEXIST` if the file exists).
+    public func write(toPath path: String) throws(ClusterKeyError) {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o400)
+        guard descriptor >= 0 else { throw .unwritable(path: path, code: errno) }
+        var written = 0
+        var attempts = 0
+        while written < material.count && attempts < 10_000 {
+            attempts += 1
+            let result = material.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + written, $0.count - written) }
+            if result > 0 {
+                written += result
+            } else if result < 0 && errno == EINTR {
+                continue
+            } else {
+                let code = errno
+                _ = close(descriptor)
+                _ = unlink(path)
+                throw .unwritable(path: path, code: code)
+            }
+        }
+        let synced = fsync(descriptor) == 0
+        let code = errno
+        _ = close(descriptor)
+        guard synced && written == material.count else {
+            _ = unlink(path)
+            throw .unwritable(path: path, code: synced ? EIO : code)
+        }
+    }
+}

@@ -1,0 +1,448 @@
+// One Totem node at work on its event loop: owns the core, the transport, the codec, the
+// authenticator and the core's timers, and executes the core's effects (Effect.swift's contract).
+// Decides nothing about the protocol: every decision is the core's.
+
+
+/// What a running node reports to the layer above, on the event-loop thread.
+public enum RingEvent: Sendable, Equatable {
+    /// A message in agreed (or safe) order.
+    case delivered(DeliveredMessage)
+    /// A transitional, then a regular configuration (extended virtual synchrony).
+    case configurationChanged(ConfigurationChange)
+    /// A membership state transition with its reason (for logs and status).
+    case stateChanged(MembershipState, TransitionReason)
+}
+
+/// One Totem node, confined to its event loop: everything here runs on the loop thread.
+///
+/// Receive path: read a batch of datagrams → authenticate → decode (drop and count failures) →
+/// `core.receive` → execute the effects. Tokens of a batch are held back until every other
+/// packet of the batch, and everything waiting on the multicast socket, has been processed
+/// (spec §6.2 `receiveFlush`, pitfall P1).
+///
+/// Effects run in order: multicasts and unicasts are encoded, sealed and queued in a
+/// `SendBatch`, sent when the input is done; timers map to one loop timer per `RingTimer`;
+/// `persistRingSequence` is written durably at once, so it precedes every send queued after it;
+/// reports go to the event handler. This node's own multicasts (udpu) and unicasts to itself (a
+/// ring of one) are handed back to the core through an in-memory queue right after the input
+/// that produced them, instead of through the network.
+///
+/// The layer above lives on the same thread: its event handler may call `submit` directly; the
+/// effects of such a nested call run after those of the input being handled.
+public final class RingNode {
+    public let nodeID: NodeID
+    public let eventLoop: EventLoop
+    private var core: SingleRingProtocol
+    private let codec: WireCodec
+    private var authenticator: PacketAuthenticator
+    private let transport: any Transport
+    private let store: RingSequenceStore?
+    private let logHandler: LogHandler
+    private let logLevel: LogLevel
+    private var dropLog = LogRateLimiter(interval: .seconds(1))
+    private var eventHandler: ((RingEvent) -> Void)?
+
+    private var registrations: [EventLoop.Registration] = []
+    /// One loop timer per `RingTimer`, indexed by its raw value.
+    private var timers: [EventLoop.TimerID] = []
+    private let receiveBatch: ReceiveBatch
+    private let sendBatch: SendBatch
+    private var encodeBuffer: [UInt8] = []
+    /// Channels carrying multicasts only (drained before a token is processed).
+    private let multicastChannels: [Int]
+
+    /// Own packets waiting to be handed back to the core (self-delivery).
+    private var loopback: [Packet] = []
+    private var loopbackHead = 0
+    private var isLoopbackDrainScheduled = false
+    /// Most own packets handled in one go before the loop gets a turn (a busy ring of one
+    /// passes the token to itself indefinitely).
+    private static let loopbackBurst = 256
+    /// Tokens of the batch being processed, held back until its multicasts are done.
+    private var pendingTokens: [Packet] = []
+    /// Effects of nested inputs (an event handler's `submit`), run after the current effects.
+    private var deferredEffects: [Effect] = []
+    private var isExecutingEffects = false
+    private var isHandlingInput = false
+
+    /// False before `start` and after `leave` or `shutdown`.
+    public private(set) var isRunning = false
+    private var counters = RuntimeStatistics()
+
+    /// Opens the transport and prepares the core. Loop thread only.
+    ///
+    /// - Throws: `NodeRuntimeError.system` if a socket cannot be set up.
+    init(configuration: NodeRuntimeConfiguration, eventLoop: EventLoop, nonceCounterStart: UInt64) throws(NodeRuntimeError) {
+        eventLoop.preconditionInEventLoop()
+        precondition(configuration.validate().isEmpty, "invalid configuration: \(configuration.validate())")
+        nodeID = configuration.nodeID
+        self.eventLoop = eventLoop
+        logHandler = configuration.log
+        logLevel = configuration.logLevel
+        codec = WireCodec(clusterName: configuration.clusterName, link: configuration.link)
+        if let key = configuration.key, configuration.authentication != .none {
+            authenticator = PacketAuthenticator(
+                mode: configuration.authentication, key: key, clusterName: configuration.clusterName,
+                nodeID: configuration.nodeID, nonceCounterStart: nonceCounterStart)
+        } else {
+            authenticator = .unprotected()
+        }
+        do {
+            transport = try makeTransport(configuration.transport)
+        } catch {
+            throw .system(error)
+        }
+        let maxDatagramBytes = configuration.transport.maxDatagramBytes
+        receiveBatch = ReceiveBatch(capacity: configuration.transport.receiveBatchSize, maxDatagramBytes: maxDatagramBytes)
+        sendBatch = SendBatch(capacity: configuration.transport.sendBatchSize, maxDatagramBytes: maxDatagramBytes)
+        encodeBuffer.reserveCapacity(maxDatagramBytes + 64)
+        let channels = transport.channels
+        multicastChannels = channels.indices.filter { channels[$0].role == .multicast }
+
+        var persisted: UInt64?
+        var loadProblem: String?
+        if let directory = configuration.stateDirectory {
+            let store = RingSequenceStore(directory: directory, nodeID: configuration.nodeID)
+            self.store = store
+            do {
+                persisted = try store.load()
+            } catch {
+                loadProblem = "ignoring the stored ring sequence: \(error)"
+            }
+        } else {
+            store = nil
+        }
+        core = SingleRingProtocol(nodeID: configuration.nodeID, settings: configuration.settings, persistedRingSequence: persisted)
+
+        if let loadProblem { log(.warning, loadProblem) }
+        reportSetup(configuration, persisted: persisted)
+    }
+
+    /// Logs what was set up: cluster, stored ring sequence, sockets with the buffer sizes the
+    /// kernel granted, the MTU budget, and (loudly) a missing key.
+    private func reportSetup(_ configuration: NodeRuntimeConfiguration, persisted: UInt64?) {
+        let clusterID = String(codec.clusterID, radix: 16)
+        log(.info, "node \(nodeID): cluster \(configuration.clusterName) (id 0x\(clusterID)), stored ring sequence \(persisted.map(String.init) ?? "none")")
+        for line in transport.setupReport { log(.info, line) }
+        log(.info, "frame capacity \(configuration.settings.frameCapacityBytes) bytes, datagrams at most \(transport.maxDatagramBytes) bytes")
+        if authenticator.mode == .none {
+            log(.warning, "AUTHENTICATION IS OFF: any host that can reach this node's ports can join or disrupt the ring. Configure a cluster key.")
+        } else {
+            log(.info, "datagrams protected with \(authenticator.mode.rawValue)")
+        }
+    }
+
+    // MARK: Life cycle
+
+    /// Sets the closure receiving deliveries and configuration changes (loop thread only).
+    public func setEventHandler(_ handler: ((RingEvent) -> Void)?) {
+        eventLoop.preconditionInEventLoop()
+        eventHandler = handler
+    }
+
+    /// Watches the sockets, creates the timers and starts the protocol (GATHER).
+    func start() throws(NodeRuntimeError) {
+        eventLoop.preconditionInEventLoop()
+        precondition(!isRunning && timers.isEmpty, "node \(nodeID) started twice")
+        for timer in RingTimer.allCases {
+            precondition(Int(timer.rawValue) == timers.count, "RingTimer raw values must be 0, 1, 2, ...")
+            timers.append(eventLoop.makeTimer { [self] in timerExpired(timer) })
+        }
+        for (index, channel) in transport.channels.enumerated() {
+            do {
+                registrations.append(try eventLoop.register(fileDescriptor: channel.fileDescriptor) { [self] in channelReadable(index) })
+            } catch {
+                shutdown()
+                throw .system(error)
+            }
+        }
+        isRunning = true
+        handleInput { now in core.start(now: now) }
+    }
+
+    /// Leaves the ring gracefully: the LEAVE goes out, then the node shuts down.
+    public func leave() {
+        eventLoop.preconditionInEventLoop()
+        guard isRunning else { return }
+        handleInput { now in core.leave(now: now) }
+        // Called from an event handler, the input above is nested and sends nothing yet.
+        flushSends()
+        log(.info, "node \(nodeID) left the ring")
+        shutdown()
+    }
+
+    /// Stops at once, without a LEAVE (the others notice by token loss): closes the sockets
+    /// and removes the timers. The statistics stay readable.
+    public func shutdown() {
+        eventLoop.preconditionInEventLoop()
+        for registration in registrations { eventLoop.deregister(registration) }
+        registrations.removeAll()
+        for timer in timers { eventLoop.removeTimer(timer) }
+        timers.removeAll()
+        transport.close()
+        isRunning = false
+        eventHandler = nil
+    }
+
+    // MARK: Application interface
+
+    /// Queues a message for totally ordered delivery to every member (loop thread only).
+    ///
+    /// - Throws: `SubmitError` when the message is too large, the queue is full, or the node
+    ///   is not running.
+    public func submit(_ payload: [UInt8], delivery: DeliveryMode = .agreed) throws(SubmitError) {
+        eventLoop.preconditionInEventLoop()
+        guard isRunning else { throw .notRunning }
+        let effects = try core.submit(payload, delivery: delivery, now: MonotonicClock.now())
+        handleInput { _ in effects }
+    }
+
+    /// Application messages queued and not yet sent.
+    public var pendingMessageCount: Int { core.pendingMessageCount }
+
+    /// The membership state.
+    public var state: MembershipState { core.state }
+
+    /// The current ring and its members.
+    public var ringID: RingID { core.ringID }
+    public var members: [NodeID] { core.members }
+
+    /// A snapshot of every counter.
+    public var statistics: RuntimeStatistics {
+        var snapshot = counters
+        snapshot.transport = transport.statistics
+        snapshot.core = core.statistics
+        snapshot.state = core.state
+        snapshot.ringID = core.ringID
+        snapshot.members = core.members
+        return snapshot
+    }
+
+    // MARK: Inputs
+
+    /// Runs one input's core call and its effects, then hands back own packets and sends what
+    /// was queued. A nested input (from the event handler) only adds its effects.
+    private func handleInput(_ input: (MonotonicInstant) -> [Effect]) {
+        if isHandlingInput {
+            execute(input(MonotonicClock.now()))
+            return
+        }
+        isHandlingInput = true
+        execute(input(MonotonicClock.now()))
+        drainLoopback()
+        flushSends()
+        isHandlingInput = false
+    }
+
+    private func timerExpired(_ timer: RingTimer) {
+        guard isRunning else { return }
+        handleInput { now in core.timerExpired(timer, now: now) }
+    }
+
+    /// Reads what waits on channel `index`, a few batches at most so timers and the other
+    /// sockets get their turn (epoll is level-triggered: the rest is read next iteration).
+    private func channelReadable(_ index: Int) {
+        guard isRunning else { return }
+        isHandlingInput = true
+        for _ in 0..<4 {
+            let count = transport.receive(on: index, into: receiveBatch)
+            guard count > 0 else { break }
+            processReceived(count)
+            if !pendingTokens.isEmpty {
+                receiveFlush()
+                processPendingTokens()
+            }
+            if count < receiveBatch.capacity || !isRunning { break }
+        }
+        drainLoopback()
+        flushSends()
+        isHandlingInput = false
+    }
+
+    /// Hands every non-token packet of the batch to the core and holds tokens back.
+    private func processReceived(_ count: Int) {
+        for entry in 0..<count where !receiveBatch.isDropped(at: entry) {
+            guard let packet = authenticateAndDecode(entry) else { continue }
+            switch packet {
+            case .token, .commitToken:
+                pendingTokens.append(packet)
+            case .multicast, .join, .mergeDetect, .tokenHoldCancel:
+                deliverToCore(packet)
+            }
+        }
+    }
+
+    /// Spec §6.2 `receiveFlush` (pitfall P1): multicasts sent before a token travel on another
+    /// socket and may still be waiting; process them before the token. Tokens found meanwhile
+    /// join the pending ones, in order.
+    private func receiveFlush() {
+        for channel in multicastChannels {
+            for _ in 0..<8 {
+                let count = transport.receive(on: channel, into: receiveBatch)
+                guard count > 0 else { break }
+                processReceived(count)
+                if count < receiveBatch.capacity { break }
+            }
+        }
+    }
+
+    private func processPendingTokens() {
+        for token in pendingTokens where isRunning {
+            deliverToCore(token)
+        }
+        pendingTokens.removeAll(keepingCapacity: true)
+    }
+
+    private func deliverToCore(_ packet: Packet) {
+        guard isRunning else { return }
+        counters.packetsReceived += 1
+        execute(core.receive(packet, now: MonotonicClock.now()))
+        drainLoopback()
+    }
+
+    private func authenticateAndDecode(_ entry: Int) -> Packet? {
+        let datagram = receiveBatch.bytes(at: entry)
+        switch authenticator.open(datagram) {
+        case .rejected(let reason):
+            counters.authenticationFailures += 1
+            // A rejected datagram is left as received; its header is in clear in every mode.
+            logDrop(key: "authentication", entry: entry, header: UnsafeRawBufferPointer(datagram), reason: "\(reason)")
+            return nil
+        case .accepted(let plain):
+            do {
+                return try codec.decode(plain)
+            } catch {
+                counters.decodeErrors[error.statisticsKey, default: 0] += 1
+                logDrop(key: "decode \(error.statisticsKey)", entry: entry, header: plain, reason: "\(error)")
+                return nil
+            }
+        }
+    }
+
+    // MARK: Self-delivery
+
+    /// Hands own packets back to the core, in the order they were produced.
+    private func drainLoopback() {
+        var handled = 0
+        while loopbackHead < loopback.count && isRunning {
+            guard handled < Self.loopbackBurst else {
+                scheduleLoopbackDrain()
+                return
+            }
+            let packet = loopback[loopbackHead]
+            loopbackHead += 1
+            handled += 1
+            counters.packetsLoopedBack += 1
+            execute(core.receive(packet, now: MonotonicClock.now()))
+        }
+        loopback.removeAll(keepingCapacity: true)
+        loopbackHead = 0
+    }
+
+    private func scheduleLoopbackDrain() {
+        guard !isLoopbackDrainScheduled else { return }
+        isLoopbackDrainScheduled = true
+        eventLoop.runSoon { [self] in
+            isLoopbackDrainScheduled = false
+            guard isRunning else { return }
+            handleInput { _ in [] }
+        }
+    }
+
+    // MARK: Effects
+
+    /// Executes effects in order (Effect.swift). Effects of a nested input wait for the end.
+    private func execute(_ effects: [Effect]) {
+        if isExecutingEffects {
+            deferredEffects.append(contentsOf: effects)
+            return
+        }
+        isExecutingEffects = true
+        for effect in effects { perform(effect) }
+        var rounds = 0
+        while !deferredEffects.isEmpty {
+            rounds += 1
+            precondition(rounds < 100_000, "event handler keeps submitting from inside its own effects")
+            let nested = deferredEffects
+            deferredEffects.removeAll(keepingCapacity: true)
+            for effect in nested { perform(effect) }
+        }
+        isExecutingEffects = false
+    }
+
+    private func perform(_ effect: Effect) {
+        switch effect {
+        case .multicast(let packet):
+            send(packet, to: .allNodes)
+            if !transport.loopsBackOwnMulticasts { loopback.append(packet) }
+        case .unicast(let packet, let destination):
+            if destination == nodeID {
+                loopback.append(packet)
+            } else {
+                send(packet, to: .node(destination))
+            }
+        case .deliver(let message):
+            eventHandler?(.delivered(message))
+        case .configurationChanged(let change):
+            log(.notice, "node \(nodeID): \(change.kind.rawValue) configuration \(change.ringID): members \(change.members)\(change.left.isEmpty ? "" : ", left \(change.left)")\(change.joined.isEmpty ? "" : ", joined \(change.joined)")")
+            eventHandler?(.configurationChanged(change))
+        case .armTimer(let timer, let deadline):
+            eventLoop.arm(timers[Int(timer.rawValue)], at: deadline)
+        case .cancelTimer(let timer):
+            eventLoop.disarm(timers[Int(timer.rawValue)])
+        case .persistRingSequence(let sequence):
+            persist(sequence)
+        case .stateChanged(let state, let reason):
+            log(state == .operational ? .info : .debug, "node \(nodeID) entered \(state.rawValue) (\(reason.rawValue))")
+            eventHandler?(.stateChanged(state, reason))
+        }
+    }
+
+    /// Encodes, seals and queues one datagram; the batch goes out at the end of the input.
+    private func send(_ packet: Packet, to destination: SendBatch.Destination) {
+        encodeBuffer.removeAll(keepingCapacity: true)
+        codec.encode(packet, into: &encodeBuffer)
+        authenticator.seal(&encodeBuffer)
+        if sendBatch.isFull { flushSends() }
+        // SendBatch.append traps on a datagram over the MTU budget (pitfall P12).
+        encodeBuffer.withUnsafeBytes { sendBatch.append($0, to: destination) }
+    }
+
+    private func flushSends() {
+        guard !sendBatch.isEmpty else { return }
+        transport.send(sendBatch)
+        sendBatch.removeAll()
+    }
+
+    /// Effect.swift rule 1: the ring sequence reaches the disk before anything queued after it
+    /// is sent. Sends are queued and flushed only after this returns, so the order holds.
+    private func persist(_ sequence: UInt64) {
+        guard let store else { return }
+        do {
+            try store.save(sequence)
+        } catch {
+            counters.persistFailures += 1
+            log(.error, "cannot persist ring sequence \(sequence): \(error)")
+        }
+    }
+
+    // MARK: Logging
+
+    private func log(_ level: LogLevel, _ message: @autoclosure () -> String) {
+        guard level >= logLevel else { return }
+        logHandler(level, message())
+    }
+
+    /// Logs a dropped datagram with its source and what its header claims, at most once a
+    /// second per `key` (with the number of drops held back).
+    private func logDrop(key: String, entry: Int, header bytes: UnsafeRawBufferPointer, reason: String) {
+        guard logLevel <= .warning else { return }
+        let (allowed, suppressed) = dropLog.admit(key, now: MonotonicClock.now())
+        guard allowed else { return }
+        let source = receiveBatch.source(at: entry).map(String.init(describing:)) ?? "unknown source"
+        let header = WireCodec.peekHeader(bytes)
+            .map { " (type \($0.type), sender \($0.sender), cluster 0x\(String($0.clusterID, radix: 16)))" } ?? ""
+        let more = suppressed > 0 ? "; \(suppressed) similar drops not logged" : ""
+        log(.warning, "dropped datagram from \(source)\(header): \(reason)\(more)")
+    }
+}

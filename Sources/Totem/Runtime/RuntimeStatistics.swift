@@ -1,0 +1,68 @@
+// A snapshot of one node's counters: transport, authentication, decoding and the core's own.
+// Values only; the RingNode keeps the live counters.
+
+
+/// Counters of one running node, for status output, logs and benchmarks.
+public struct RuntimeStatistics: Sendable, Equatable {
+    /// Datagrams and bytes sent and received, truncation, kernel drops, send errors, unlisted
+    /// sources and unknown destinations.
+    public var transport = TransportStatistics()
+    /// Datagrams that failed authentication (forged, corrupted, another key or cluster).
+    public var authenticationFailures = 0
+    /// Authenticated datagrams the wire codec rejected, by kind (`foreignCluster`, `truncated`, ...).
+    public var decodeErrors: [String: Int] = [:]
+    /// Packets decoded from the network and handed to the core.
+    public var packetsReceived = 0
+    /// This node's own packets handed back to it without the network (self-delivery).
+    public var packetsLoopedBack = 0
+    /// Ring sequence writes that failed.
+    public var persistFailures = 0
+    /// The core's counters (frames, deliveries, retransmissions, rings installed, ...).
+    public var core = Statistics()
+    public var state = MembershipState.gather
+    public var ringID: RingID?
+    public var members: [NodeID] = []
+
+    public init() {}
+
+    public var datagramsReceived: Int { transport.sockets.datagramsReceived }
+    public var datagramsSent: Int { transport.sockets.datagramsSent }
+    public var bytesReceived: Int { transport.sockets.bytesReceived }
+    public var bytesSent: Int { transport.sockets.bytesSent }
+    public var kernelReceiveDrops: Int { transport.sockets.kernelReceiveDrops }
+    public var tokenRetransmissions: Int { core.tokenRetransmissions }
+    /// Every decode error, whatever its kind.
+    public var decodeErrorCount: Int { decodeErrors.values.reduce(0, +) }
+}
+
+extension WireError {
+    /// The case name, as the key of `RuntimeStatistics.decodeErrors`.
+    var statisticsKey: String {
+        switch self {
+        case .truncated: "truncated"
+        case .badMagic: "badMagic"
+        case .unsupportedVersion: "unsupportedVersion"
+        case .unknownType: "unknownType"
+        case .foreignCluster: "foreignCluster"
+        case .wrongLink: "wrongLink"
+        case .invalidFlags: "invalidFlags"
+        case .reservedNotZero: "reservedNotZero"
+        case .countOutOfRange: "countOutOfRange"
+        case .noMembers: "noMembers"
+        case .lengthMismatch: "lengthMismatch"
+        case .zeroNodeID: "zeroNodeID"
+        case .duplicateNodeID: "duplicateNodeID"
+        case .membersNotAscending: "membersNotAscending"
+        case .memberIndexOutOfRange: "memberIndexOutOfRange"
+        case .originatorMismatch: "originatorMismatch"
+        case .joinSenderNotInProcessors: "joinSenderNotInProcessors"
+        case .leaveSenderInvalid: "leaveSenderInvalid"
+        case .nestedEncapsulation: "nestedEncapsulation"
+        case .innerNotMulticast: "innerNotMulticast"
+        case .invalidInnerMessage: "invalidInnerMessage"
+        case .invalidDeliveryMode: "invalidDeliveryMode"
+        case .invalidBoolean: "invalidBoolean"
+        case .oversized: "oversized"
+        }
+    }
+}

@@ -1,0 +1,103 @@
+// The udpu transport (corosync "udpu", spec §6.3): one socket for everything, "multicast" as one
+// unicast copy per listed node. Owns one socket; the Totem logic stays in the core.
+
+import Glibc
+
+/// Unicast-only transport: one socket bound to this node's address receives tokens and
+/// "multicasts" alike, and a multicast is one datagram per other listed node, sent together
+/// with `sendmmsg`. This node's own multicasts are delivered by the runtime
+/// (`loopsBackOwnMulticasts` is false), as corosync does through its local socket pair.
+///
+/// Datagrams whose source address (IP and port: every node sends from its bound socket) is not
+/// a listed node are dropped and counted when `blockUnlistedSources` is set.
+public final class UnicastTransport: Transport {
+    public let maxDatagramBytes: Int
+    public var loopsBackOwnMulticasts: Bool { false }
+    public let channels: [ReceiveChannel]
+    public private(set) var setupReport: [String] = []
+
+    private let socket: UDPSocket
+    private let nodes: NodeAddressTable
+    /// Entries of `nodes` that a multicast goes to: every node but this one.
+    private let peers: [Int]
+    private let blockUnlistedSources: Bool
+    private let vector: SendVector
+    private var unlistedSourceDrops = 0
+    private var unknownDestinationDrops = 0
+
+    /// Opens, configures and binds the socket.
+    ///
+    /// - Precondition: `configuration.validate()` is empty.
+    public init(_ configuration: TransportConfiguration) throws(SystemError) {
+        precondition(configuration.validate().isEmpty, "invalid transport configuration: \(configuration.validate())")
+        guard let local = configuration.localAddress else { preconditionFailure("validated configuration lacks the local node") }
+        maxDatagramBytes = configuration.maxDatagramBytes
+        blockUnlistedSources = configuration.blockUnlistedSources
+        let table = NodeAddressTable(configuration.nodes)
+        nodes = table
+        peers = table.ids.indices.filter { table.ids[$0] != configuration.localNode }
+        vector = SendVector(capacity: min(1_024, configuration.sendBatchSize * max(peers.count, 1)))
+
+        socket = try UDPSocket(family: local.family)
+        try socket.bind(to: local)
+        let receiveBuffer = try socket.setReceiveBufferSize(configuration.receiveBufferBytes)
+        let sendBuffer = try socket.setSendBufferSize(configuration.sendBufferBytes)
+        let drops = socket.enableKernelDropCounter()
+        channels = [ReceiveChannel(fileDescriptor: socket.fileDescriptor, role: .multicastAndUnicast)]
+        setupReport = [
+            "udpu socket \(local) for \(peers.count) peers: SO_RCVBUF \(receiveBuffer), SO_SNDBUF \(sendBuffer) (requested \(configuration.receiveBufferBytes)/\(configuration.sendBufferBytes); the kernel reports twice what it grants), drop counter \(drops ? "on" : "unavailable")"
+        ]
+    }
+
+    deinit {
+        close()
+    }
+
+    public var statistics: TransportStatistics {
+        var statistics = TransportStatistics()
+        statistics.sockets = socket.counters
+        statistics.unlistedSourceDrops = unlistedSourceDrops
+        statistics.unknownDestinationDrops = unknownDestinationDrops
+        return statistics
+    }
+
+    public func send(_ batch: SendBatch) {
+        for index in 0..<batch.count {
+            let datagram = batch.datagram(at: index)
+            precondition(datagram.count <= maxDatagramBytes, "datagram of \(datagram.count) bytes exceeds \(maxDatagramBytes)")
+            switch batch.destination(at: index) {
+            case .allNodes:
+                if vector.count + peers.count > vector.capacity { socket.send(vector) }
+                for peer in peers {
+                    vector.add(datagram, name: nodes.names + peer, nameLength: nodes.nameLengths[peer])
+                }
+            case .node(let id):
+                guard let node = nodes.index(of: id) else {
+                    unknownDestinationDrops += 1
+                    continue
+                }
+                if vector.isFull { socket.send(vector) }
+                vector.add(datagram, name: nodes.names + node, nameLength: nodes.nameLengths[node])
+            }
+        }
+        if vector.count > 0 { socket.send(vector) }
+    }
+
+    public func receive(on index: Int, into batch: ReceiveBatch) -> Int {
+        precondition(index == 0, "udpu has one channel, not \(index)")
+        let count = socket.receive(into: batch)
+        guard blockUnlistedSources else { return count }
+        for entry in 0..<count where !batch.isDropped(at: entry) {
+            guard let source = batch.source(at: entry), nodes.contains(source: source, matchingPort: true) else {
+                unlistedSourceDrops += 1
+                batch.drop(at: entry)
+                continue
+            }
+        }
+        return count
+    }
+
+    public func close() {
+        socket.close()
+    }
+}
