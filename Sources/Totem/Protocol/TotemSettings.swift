@@ -92,7 +92,9 @@ public struct TotemSettings: Sendable, Equatable {
         if hold >= tokenRetransmit { problems.append("hold must be shorter than token_retransmit") }
         if windowSize < 1 || maxMessages < 1 { problems.append("window_size and max_messages must be at least 1") }
         if maxMessages > windowSize { problems.append("max_messages must not exceed window_size") }
-        if frameCapacityBytes < 64 { problems.append("frame capacity must be at least 64 bytes") }
+        if frameCapacityBytes < 64 || frameCapacityBytes > 65_535 {
+            problems.append("frame capacity must be 64 to 65535 bytes")
+        }
         if missCountConstant < 0 || sequenceUnchangedConstant < 1 || failToReceiveConstant < 1 {
             problems.append("miss_count_const, seqno_unchanged_const and fail_recv_const must be positive")
         }
