@@ -1,0 +1,140 @@
+// The simulated LAN: per-packet delay, loss, duplication, reordering, and a directional
+// reachability matrix for partitions. It decides *when* copies arrive; the Simulator delivers them.
+
+import Totem
+
+/// The random behaviour of the network for packets between two different nodes.
+public struct NetworkConditions: Sendable, Equatable {
+    /// Probability that one copy of a packet to one destination is lost.
+    public var loss: Double
+    /// Probability that a packet to one destination arrives twice.
+    public var duplicate: Double
+    /// Probability that a packet is held back by `reorderDelay`, so later packets overtake it.
+    public var reorder: Double
+    /// One-way delay of a packet that is not reordered (uniform in this range). Packets between
+    /// two nodes otherwise stay in order (a LAN reorders rarely).
+    public var delay: ClosedRange<Duration>
+    /// The extra delay of a reordered packet (uniform in this range).
+    public var reorderDelay: ClosedRange<Duration>
+
+    public init(
+        loss: Double = 0, duplicate: Double = 0, reorder: Double = 0,
+        delay: ClosedRange<Duration> = .microseconds(50) ... .microseconds(300),
+        reorderDelay: ClosedRange<Duration> = .milliseconds(1) ... .milliseconds(5)
+    ) {
+        self.loss = loss
+        self.duplicate = duplicate
+        self.reorder = reorder
+        self.delay = delay
+        self.reorderDelay = reorderDelay
+    }
+
+    /// A LAN without faults: only the base delay.
+    public static let perfect = NetworkConditions()
+}
+
+/// What a packet filter decides for one copy of a packet (scripted scenarios, spec §8).
+public enum PacketVerdict: Sendable, Equatable {
+    /// Hand it to the network as usual (which may still lose it).
+    case pass
+    /// Drop it.
+    case drop
+    /// Deliver it this much later than the network would.
+    case delay(Duration)
+}
+
+/// One copy of a packet on its way from one node to another, as shown to a packet filter.
+public struct PacketInFlight: Sendable {
+    public var from: NodeID
+    public var to: NodeID
+    public var packet: Packet
+    public var sentAt: MonotonicInstant
+}
+
+/// The network between `nodeCount` nodes: reachability, conditions and per-link ordering.
+///
+/// A node's packets to itself (its own multicasts, a unicast token in a ring of one) use the
+/// local loop: never lost, cut, duplicated or reordered (corosync's local loop is a socketpair).
+struct SimulatedNetwork {
+    let nodeCount: Int
+    var conditions: NetworkConditions
+    /// `reachable[from * nodeCount + to]`: packets from `from` can reach `to`.
+    private var reachable: [Bool]
+    /// The arrival time of the last in-order packet on each link, to keep links FIFO.
+    private var lastArrival: [Int64]
+    private var random: SeededGenerator
+
+    /// Delay of the local loop.
+    static let localLoopDelay: Int64 = 5_000
+
+    init(nodeCount: Int, conditions: NetworkConditions, random: SeededGenerator) {
+        self.nodeCount = nodeCount
+        self.conditions = conditions
+        self.reachable = Array(repeating: true, count: nodeCount * nodeCount)
+        self.lastArrival = Array(repeating: 0, count: nodeCount * nodeCount)
+        self.random = random
+    }
+
+    func isReachable(from: Int, to: Int) -> Bool {
+        from == to || reachable[from * nodeCount + to]
+    }
+
+    /// Sets whether packets from `from` reach `to` (one direction).
+    mutating func setReachable(_ value: Bool, from: Int, to: Int) {
+        guard from != to else { return }
+        reachable[from * nodeCount + to] = value
+    }
+
+    /// Nodes in different groups cannot reach each other; nodes in no group are isolated.
+    mutating func partition(groupOf: [Int?]) {
+        precondition(groupOf.count == nodeCount, "group map has \(groupOf.count) entries for \(nodeCount) nodes")
+        for from in 0..<nodeCount {
+            for to in 0..<nodeCount where from != to {
+                let connected = groupOf[from] != nil && groupOf[from] == groupOf[to]
+                reachable[from * nodeCount + to] = connected
+            }
+        }
+    }
+
+    /// Restores every link.
+    mutating func healPartitions() {
+        for index in reachable.indices { reachable[index] = true }
+    }
+
+    var isFullyConnected: Bool { !reachable.contains(false) }
+
+    /// Computes the arrival times of the copies of one packet from `from` to `to`, sent at
+    /// `now` (nanoseconds), with `extraDelay` added by a filter. Returns 0, 1 or 2 arrival times
+    /// through `arrivals`.
+    mutating func route(from: Int, to: Int, now: Int64, extraDelay: Int64, arrivals: inout (Int64?, Int64?)) {
+        arrivals = (nil, nil)
+        let link = from * nodeCount + to
+        if from == to {
+            let arrival = max(now + Self.localLoopDelay + extraDelay, lastArrival[link])
+            lastArrival[link] = arrival
+            arrivals.0 = arrival
+            return
+        }
+        guard reachable[link] else { return }
+        if random.chance(conditions.loss) { return }
+        arrivals.0 = arrivalTime(link: link, now: now, extraDelay: extraDelay)
+        if random.chance(conditions.duplicate) {
+            arrivals.1 = arrivalTime(link: link, now: now, extraDelay: extraDelay)
+        }
+    }
+
+    private mutating func arrivalTime(link: Int, now: Int64, extraDelay: Int64) -> Int64 {
+        let delay = random.integer(
+            in: conditions.delay.lowerBound.totalNanoseconds...conditions.delay.upperBound.totalNanoseconds)
+        if random.chance(conditions.reorder) {
+            let hold = random.integer(
+                in: conditions.reorderDelay.lowerBound.totalNanoseconds
+                    ... conditions.reorderDelay.upperBound.totalNanoseconds)
+            // A reordered packet does not move the link's FIFO mark: later packets overtake it.
+            return now + delay + hold + extraDelay
+        }
+        let arrival = max(now + delay + extraDelay, lastArrival[link])
+        lastArrival[link] = arrival
+        return arrival
+    }
+}

@@ -1,0 +1,163 @@
+// The knobs of a randomized run, their command-line syntax (parsed by hand) and the replay
+// command that reproduces a run. It does not run anything.
+
+import Totem
+
+/// Everything that determines a randomized run; the same options give the same trace.
+public struct SimulationOptions: Sendable, Equatable {
+    public var seed: UInt64
+    public var nodes: Int
+    /// Length of the fault phase in milliseconds.
+    public var durationMilliseconds: Int64 = 30_000
+    public var loss: Double = 0
+    public var duplicate: Double = 0
+    public var reorder: Double = 0
+    public var partitions = false
+    public var crashes = false
+    /// Messages per second per node.
+    public var rate: Double = 50
+    /// Largest payload in bytes.
+    public var maxSize = 300
+    /// Fraction of messages submitted with safe delivery.
+    public var safe: Double = 0
+    /// Where to write the JSON Lines trace (not part of the replay command).
+    public var tracePath: String?
+
+    public init(seed: UInt64, nodes: Int) {
+        self.seed = seed
+        self.nodes = nodes
+    }
+
+    /// The command line that reproduces this run (every option spelled out, no trace file).
+    public var replayCommand: String {
+        var words = ["swift run -c release totem-sim", "--seed \(seed)", "--nodes \(nodes)",
+                     "--duration-ms \(durationMilliseconds)", "--loss \(loss)", "--duplicate \(duplicate)",
+                     "--reorder \(reorder)"]
+        if partitions { words.append("--partitions") }
+        if crashes { words.append("--crashes") }
+        words += ["--rate \(rate)", "--max-size \(maxSize)", "--safe \(safe)"]
+        return words.joined(separator: " ")
+    }
+
+    public static let usage = """
+        usage: totem-sim --seed S --nodes N [options]
+
+        Runs N Totem cores over a simulated network: a fault phase, then a heal (network restored,
+        crashed nodes restarted), submissions for 2 s more, then until every node is idle in one
+        ring (or 60 s after the heal). Checks the EVS properties and liveness; exits 0 iff there
+        are no violations. The same seed and options always give the same trace.
+
+        options:
+          --seed S               random seed (unsigned 64-bit integer), required
+          --nodes N              number of nodes, 1...\(WireLimits.maxNodes), required
+          --duration-ms D        length of the fault phase in virtual ms (default 30000)
+          --loss P               probability a packet to another node is lost (0...1, default 0)
+          --duplicate P          probability a packet is delivered twice (0...1, default 0)
+          --reorder P            probability a packet is delayed by 1-5 ms (0...1, default 0)
+          --partitions           random partition episodes: isolation, splits, one-way cuts, flapping links
+          --crashes              random crashes with restarts, and pauses
+          --rate R               messages per second per node (default 50)
+          --max-size B           largest message in bytes; sizes are uniform up to it, but never
+                                 below the 12-byte envelope (default 300)
+          --safe P               fraction of messages sent with safe delivery (0...1, default 0)
+          --trace FILE           write the trace as JSON Lines to FILE
+          -h, --help             print this help
+        """
+
+    /// What the command line asks for.
+    public enum Command: Sendable, Equatable {
+        case help
+        case run(SimulationOptions)
+    }
+
+    /// A command-line mistake, with a message for the user.
+    public struct ArgumentError: Error, Sendable, Equatable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// Parses `arguments` (without the program name). `--flag value` and `--flag=value` both work.
+    public static func parse(_ arguments: [String], settings: TotemSettings = .simulation) throws(ArgumentError) -> Command {
+        var seed: UInt64?
+        var nodes: Int?
+        var options = SimulationOptions(seed: 0, nodes: 1)
+        var remaining = arguments[...]
+        while let argument = remaining.popFirst() {
+            var flag = argument
+            var inlineValue: String?
+            if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
+                flag = String(argument[..<equals])
+                inlineValue = String(argument[argument.index(after: equals)...])
+            }
+            func value() throws(ArgumentError) -> String {
+                if let inlineValue { return inlineValue }
+                guard let next = remaining.popFirst() else { throw ArgumentError(message: "\(flag) needs a value") }
+                return next
+            }
+            func noValue() throws(ArgumentError) {
+                if inlineValue != nil { throw ArgumentError(message: "\(flag) takes no value") }
+            }
+            switch flag {
+            case "-h", "--help":
+                return .help
+            case "--seed":
+                let text = try value()
+                guard let parsed = UInt64(text) else {
+                    throw ArgumentError(message: "--seed must be an unsigned 64-bit integer, not '\(text)'")
+                }
+                seed = parsed
+            case "--nodes":
+                nodes = try integer(flag, try value(), in: 1...WireLimits.maxNodes)
+            case "--duration-ms":
+                options.durationMilliseconds = Int64(try integer(flag, try value(), in: 0...86_400_000))
+            case "--loss":
+                options.loss = try probability(flag, try value())
+            case "--duplicate":
+                options.duplicate = try probability(flag, try value())
+            case "--reorder":
+                options.reorder = try probability(flag, try value())
+            case "--safe":
+                options.safe = try probability(flag, try value())
+            case "--partitions":
+                try noValue()
+                options.partitions = true
+            case "--crashes":
+                try noValue()
+                options.crashes = true
+            case "--rate":
+                let text = try value()
+                guard let rate = Double(text), rate.isFinite, rate >= 0, rate <= 1_000_000 else {
+                    throw ArgumentError(message: "--rate must be a number of messages per second in 0...1000000, not '\(text)'")
+                }
+                options.rate = rate
+            case "--max-size":
+                options.maxSize = try integer(flag, try value(), in: 0...settings.maxMessageBytes)
+            case "--trace":
+                let path = try value()
+                guard !path.isEmpty else { throw ArgumentError(message: "--trace needs a file name") }
+                options.tracePath = path
+            default:
+                throw ArgumentError(message: "unknown argument '\(argument)' (see --help)")
+            }
+        }
+        guard let seed else { throw ArgumentError(message: "--seed is required (see --help)") }
+        guard let nodes else { throw ArgumentError(message: "--nodes is required (see --help)") }
+        options.seed = seed
+        options.nodes = nodes
+        return .run(options)
+    }
+
+    private static func integer(_ flag: String, _ text: String, in range: ClosedRange<Int>) throws(ArgumentError) -> Int {
+        guard let value = Int(text), range.contains(value) else {
+            throw ArgumentError(message: "\(flag) must be an integer in \(range.lowerBound)...\(range.upperBound), not '\(text)'")
+        }
+        return value
+    }
+
+    private static func probability(_ flag: String, _ text: String) throws(ArgumentError) -> Double {
+        guard let value = Double(text), value >= 0, value <= 1 else {
+            throw ArgumentError(message: "\(flag) must be a probability in 0...1, not '\(text)'")
+        }
+        return value
+    }
+}
