@@ -7,7 +7,8 @@ extension SingleRingProtocol {
     mutating func enterRecovery(_ received: CommitToken, now: MonotonicInstant) {
         var commitToken = received
         tokenDiscard = false
-        recoveryQueue.reset(head: SequenceNumber(1))
+        let origin = settings.ringSequenceOrigin
+        recoveryQueue.reset(head: origin.next)
         retransmitQueue.removeAll(keepingCapacity: true)
         retransmitQueueHead = 0
 
@@ -40,11 +41,11 @@ extension SingleRingProtocol {
             queueOldMessagesForRecovery(after: lowestAru)
         }
 
-        aru = .zero
-        highSeqReceived = .zero
-        installSeq = .zero
-        lastReleased = .zero
-        lastTokenAru = .zero
+        aru = origin
+        highSeqReceived = origin
+        installSeq = origin
+        lastReleased = origin
+        lastTokenAru = origin
         aruUnchangedCount = 0
         sequenceUnchangedCount = 0
         retransmitFlagCount = 0
@@ -75,9 +76,12 @@ extension SingleRingProtocol {
     /// The representative's first ORF token of a new ring (spec §4.9).
     mutating func originateInitialToken(now: MonotonicInstant) {
         let hasRetransmissions = retransmitQueueHead < retransmitQueue.count
+        // The aru just below the ring's first sequence is serially below every member's aru,
+        // so only the representative (named as setter) replaces it when the token returns.
+        let origin = settings.ringSequenceOrigin
         let token = Token(
-            sender: nodeID, ringID: ringID, tokenSequence: 0, sequence: .zero,
-            aru: .nothingReceived, aruSetter: nodeID, flowControlCount: 0, backlog: 0,
+            sender: nodeID, ringID: ringID, tokenSequence: 0, sequence: origin,
+            aru: origin.advanced(by: UInt32.max), aruSetter: nodeID, flowControlCount: 0, backlog: 0,
             retransmitFlag: hasRetransmissions, retransmitRequests: [])
         setRetransmitFlag = hasRetransmissions
         originatedOrfToken = true
@@ -124,7 +128,8 @@ extension SingleRingProtocol {
         oldRingState.saved = false
 
         // 1. Unwrap recovered messages into the old ring's queue.
-        var sequence = SequenceNumber(1)
+        let origin = settings.ringSequenceOrigin
+        var sequence = origin.next
         while sequence <= aru {
             if let wrapper = recoveryQueue.message(at: sequence), case .encapsulated(let inner) = wrapper.content,
                inner.ringID == oldRingID, regularQueue.inRange(inner.sequence), !regularQueue.contains(inner.sequence) {
@@ -178,12 +183,12 @@ extension SingleRingProtocol {
 
         // 4. The recovery queue becomes the regular queue; recovery traffic counts as delivered.
         swap(&regularQueue, &recoveryQueue)
-        recoveryQueue.reset(head: SequenceNumber(1))
-        lastTokenAru = .zero
+        recoveryQueue.reset(head: origin.next)
+        lastTokenAru = origin
         var delivered = highSeqReceived
-        while delivered > .zero && !regularQueue.contains(delivered) { delivered = SequenceNumber(delivered.rawValue - 1) }
+        while delivered > origin && !regularQueue.contains(delivered) { delivered = delivered.advanced(by: UInt32.max) }
         highDelivered = delivered
-        if delivered > .zero { regularQueue.release(through: delivered) }
+        if delivered > origin { regularQueue.release(through: delivered) }
         lastReleased = delivered
         safeDeliveryBound = delivered
         processorSet = NodeSet(newMembers)

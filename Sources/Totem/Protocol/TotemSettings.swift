@@ -40,6 +40,10 @@ public struct TotemSettings: Sendable, Equatable {
     /// Most application bytes queued and not yet sequenced before `submit` answers "try again".
     public var maxPendingBytes = 8 << 20
 
+    /// The sequence number every new ring counts from (spec §1.3: 0). Internal: only tests
+    /// move it, to run whole rings across the 2^32 wrap (spec §8 T32).
+    var ringSequenceOrigin = SequenceNumber.zero
+
     public init() {}
 
     /// Small, proportionally scaled timers for simulation (spec §4.15: token 300, retransmit 71,
