@@ -41,6 +41,7 @@ public struct SimulationOptions: Sendable, Equatable {
 
     public static let usage = """
         usage: totem-sim --seed S --nodes N [options]
+               totem-sim --sweep FIRST-LAST [--max-nodes N]
 
         Runs N Totem cores over a simulated network: a fault phase, then a heal (network restored,
         crashed nodes restarted), submissions for 2 s more, then until every node is idle in one
@@ -62,12 +63,21 @@ public struct SimulationOptions: Sendable, Equatable {
           --safe P               fraction of messages sent with safe delivery (0...1, default 0)
           --trace FILE           write the trace as JSON Lines to FILE
           -h, --help             print this help
+
+        sweep:
+          --sweep FIRST-LAST     run every seed in FIRST...LAST, each with its own node count
+                                 (3...N) and faults drawn from the seed (loss up to 30%,
+                                 duplication, reordering, partitions, crashes, large and safe
+                                 messages); prints each failing seed with its replay command
+          --max-nodes N          largest node count of a sweep (default 9)
         """
 
     /// What the command line asks for.
     public enum Command: Sendable, Equatable {
         case help
         case run(SimulationOptions)
+        /// Every seed of the range, each with `SeedSweep.options(seed:nodes:)`.
+        case sweep(seeds: ClosedRange<UInt64>, nodes: ClosedRange<Int>)
     }
 
     /// A command-line mistake, with a message for the user.
@@ -81,6 +91,8 @@ public struct SimulationOptions: Sendable, Equatable {
         var seed: UInt64?
         var nodes: Int?
         var options = SimulationOptions(seed: 0, nodes: 1)
+        var sweepSeeds: ClosedRange<UInt64>?
+        var maxNodes = 9
         var remaining = arguments[...]
         while let argument = remaining.popFirst() {
             var flag = argument
@@ -132,6 +144,15 @@ public struct SimulationOptions: Sendable, Equatable {
                 options.rate = rate
             case "--max-size":
                 options.maxSize = try integer(flag, try value(), in: 0...settings.maxMessageBytes)
+            case "--sweep":
+                let text = try value()
+                let bounds = text.split(separator: "-", omittingEmptySubsequences: false)
+                guard bounds.count == 2, let first = UInt64(bounds[0]), let last = UInt64(bounds[1]), first <= last else {
+                    throw ArgumentError(message: "--sweep takes a seed range FIRST-LAST with FIRST <= LAST, not '\(text)'")
+                }
+                sweepSeeds = first...last
+            case "--max-nodes":
+                maxNodes = try integer(flag, try value(), in: 3...WireLimits.maxNodes)
             case "--trace":
                 let path = try value()
                 guard !path.isEmpty else { throw ArgumentError(message: "--trace needs a file name") }
@@ -139,6 +160,12 @@ public struct SimulationOptions: Sendable, Equatable {
             default:
                 throw ArgumentError(message: "unknown argument '\(argument)' (see --help)")
             }
+        }
+        if let sweepSeeds {
+            guard seed == nil, nodes == nil else {
+                throw ArgumentError(message: "--sweep derives seed and node count itself; drop --seed and --nodes")
+            }
+            return .sweep(seeds: sweepSeeds, nodes: 3...maxNodes)
         }
         guard let seed else { throw ArgumentError(message: "--seed is required (see --help)") }
         guard let nodes else { throw ArgumentError(message: "--nodes is required (see --help)") }

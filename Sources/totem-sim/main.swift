@@ -22,9 +22,27 @@ do {
     exit(2)
 }
 
-guard case .run(let options) = command else {
+let options: SimulationOptions
+switch command {
+case .help:
     print(SimulationOptions.usage)
     exit(0)
+case .sweep(let seeds, let nodes):
+    var runs = 0
+    var failed = 0
+    for seed in seeds {
+        let report = RandomizedRun(options: SeedSweep.options(seed: seed, nodes: nodes)).run()
+        runs += 1
+        if !report.violations.isEmpty {
+            failed += 1
+            print(report.summaryLine)
+            print(report.failureDescription(limit: 5))
+        }
+    }
+    print("sweep seeds=\(seeds.lowerBound)-\(seeds.upperBound) nodes=\(nodes.lowerBound)-\(nodes.upperBound) runs=\(runs) failed=\(failed)")
+    exit(failed == 0 ? 0 : 1)
+case .run(let runOptions):
+    options = runOptions
 }
 
 // Open the trace file before running, so that a bad path fails fast.

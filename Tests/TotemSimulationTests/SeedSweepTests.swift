@@ -8,26 +8,43 @@ import Totem
 
 @Suite("Seed sweep")
 struct SeedSweepTests {
-    /// The options of sweep seed `seed`: everything derives from the seed, so the replay
-    /// command reproduces the run exactly.
-    static func options(seed: UInt64) -> SimulationOptions {
-        var random = SeededGenerator(seed: seed, stream: 0x5EED)
-        var options = SimulationOptions(seed: seed, nodes: 3 + random.index(below: 5))
-        options.durationMilliseconds = 2_000 + Int64(random.index(below: 3)) * 1_000
-        options.loss = [0, 0, 0.01, 0.05, 0.1, 0.3][random.index(below: 6)]
-        options.duplicate = [0, 0, 0.05][random.index(below: 3)]
-        options.reorder = [0, 0, 0.05][random.index(below: 3)]
-        options.partitions = random.chance(0.5)
-        options.crashes = random.chance(0.5)
-        options.rate = [10, 20, 40][random.index(below: 3)]
-        options.maxSize = random.chance(0.1) ? 20_000 : 300
-        options.safe = random.chance(0.25) ? 0.2 : 0
-        return options
-    }
-
     @Test("EVS safety during faults and liveness after the heal", arguments: 0..<300 as Range<UInt64>)
     func sweep(seed: UInt64) {
-        let report = RandomizedRun(options: Self.options(seed: seed)).run()
+        let report = RandomizedRun(options: SeedSweep.options(seed: seed, nodes: 3...7)).run()
         #expect(report.violations.isEmpty, "seed \(seed): \(report.summaryLine)\n\(report.failureDescription())")
+    }
+}
+
+@Suite("totem-sim --sweep")
+struct SweepArgumentTests {
+    @Test("--sweep FIRST-LAST with --max-nodes parses into a sweep command")
+    func parsesSweep() throws {
+        let command = try SimulationOptions.parse(["--sweep", "1-10000", "--max-nodes", "9"])
+        #expect(command == .sweep(seeds: 1...10_000, nodes: 3...9))
+        #expect(try SimulationOptions.parse(["--sweep=7-7"]) == .sweep(seeds: 7...7, nodes: 3...9))
+    }
+
+    @Test("bad sweep arguments are rejected with a specific message")
+    func rejectsBadSweep() {
+        for (arguments, expected) in [
+            (["--sweep", "5"], "--sweep takes a seed range FIRST-LAST with FIRST <= LAST, not '5'"),
+            (["--sweep", "9-3"], "--sweep takes a seed range FIRST-LAST with FIRST <= LAST, not '9-3'"),
+            (["--sweep", "1-5", "--seed", "3"], "--sweep derives seed and node count itself; drop --seed and --nodes"),
+            (["--sweep", "1-5", "--max-nodes", "2"], "--max-nodes must be an integer in 3...32, not '2'"),
+        ] {
+            #expect(throws: SimulationOptions.ArgumentError(message: expected)) { try SimulationOptions.parse(arguments) }
+        }
+    }
+
+    @Test("a sweep seed's options derive from the seed alone and stay inside the matrix")
+    func optionsAreDeterministic() {
+        for seed in 0..<200 as Range<UInt64> {
+            let options = SeedSweep.options(seed: seed, nodes: 3...9)
+            #expect(options == SeedSweep.options(seed: seed, nodes: 3...9))
+            #expect((3...9).contains(options.nodes))
+            #expect(options.loss <= 0.3)
+        }
+        let counts = Set((0..<200 as Range<UInt64>).map { SeedSweep.options(seed: $0, nodes: 3...9).nodes })
+        #expect(counts == Set(3...9), "every node count of the range is drawn")
     }
 }
