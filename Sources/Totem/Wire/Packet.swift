@@ -48,9 +48,12 @@ public enum WireLimits {
 
 /// A retransmission request carried in the token: "someone is missing `sequence` of `ringID`".
 public struct RetransmitRequest: Sendable, Equatable {
+    /// The ring the missing message belongs to; requests of other rings are left alone.
     public var ringID: RingID
+    /// The missing message's sequence number.
     public var sequence: SequenceNumber
 
+    /// Creates a request for `sequence` of `ringID`.
     public init(ringID: RingID, sequence: SequenceNumber) {
         self.ringID = ringID
         self.sequence = sequence
@@ -61,6 +64,7 @@ public struct RetransmitRequest: Sendable, Equatable {
 public struct Token: Sendable, Equatable {
     /// The node that forwarded this copy of the token.
     public var sender: NodeID
+    /// The ring this token circulates in.
     public var ringID: RingID
     /// Incremented at every hop; a receiver accepts a token only if it is newer than the last.
     public var tokenSequence: UInt32
@@ -79,6 +83,7 @@ public struct Token: Sendable, Equatable {
     /// At most `WireLimits.maxRetransmitRequests` entries.
     public var retransmitRequests: [RetransmitRequest]
 
+    /// Creates a token with every field given.
     public init(
         sender: NodeID, ringID: RingID, tokenSequence: UInt32, sequence: SequenceNumber,
         aru: SequenceNumber, aruSetter: NodeID?, flowControlCount: UInt32, backlog: UInt32,
@@ -101,10 +106,13 @@ public struct Token: Sendable, Equatable {
 public struct DataMessage: Sendable, Equatable {
     /// The node that multicast this datagram (equal to `originator` unless encapsulated).
     public var sender: NodeID
+    /// The ring the message was sequenced in.
     public var ringID: RingID
+    /// Its place in the ring's total order.
     public var sequence: SequenceNumber
     /// The node that originated the message in `ringID`.
     public var originator: NodeID
+    /// Agreed or safe delivery.
     public var delivery: DeliveryMode
     /// Either an application frame, or a whole old-ring message wrapped during RECOVERY (§4.8).
     public var content: DataContent
