@@ -21,6 +21,8 @@ let package = Package(
         .target(name: "Totem", dependencies: ["CSystem"], swiftSettings: strict),
         .target(name: "TotemSimulation", dependencies: ["Totem"], swiftSettings: strict),
         .executableTarget(name: "totem-sim", dependencies: ["TotemSimulation"], swiftSettings: strict),
+        // libFuzzer target (scripts/fuzz.sh); a plain build replays saved inputs.
+        .executableTarget(name: "PacketFuzzer", dependencies: ["Totem"], swiftSettings: strict),
         .testTarget(name: "TotemTests", dependencies: ["Totem"], swiftSettings: strict),
         .testTarget(name: "TotemSimulationTests", dependencies: ["TotemSimulation", "Totem"], swiftSettings: strict),
     ]
