@@ -9,4 +9,7 @@ runs="${1:-1000000}"; shift || true
 swift build -c release --product PacketFuzzer --scratch-path .build-fuzz \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -parse-as-library
 mkdir -p .fuzz/corpus .fuzz/artifacts
+# Seed the corpus with well-formed exchanges (written by a plain build of the same target).
+swift build --product PacketFuzzer
+"$(swift build --show-bin-path)/PacketFuzzer" --write-seeds .fuzz/corpus
 exec .build-fuzz/release/PacketFuzzer -runs="$runs" -max_len=4096 -artifact_prefix=.fuzz/artifacts/ "$@" .fuzz/corpus

@@ -102,12 +102,27 @@ func readFile(_ path: String) -> [UInt8]? {
     return ferror(file) == 0 ? bytes : nil
 }
 
-/// Replays saved fuzz inputs: `PacketFuzzer FILE...`. Exit status 0 when every input ran.
+/// Replays saved fuzz inputs: `PacketFuzzer FILE...`; `PacketFuzzer --write-seeds DIR` writes
+/// a seed corpus of well-formed exchanges for the fuzzer to mutate.
 @main
 struct PacketFuzzerReplay {
     static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "--write-seeds", arguments.count == 2 {
+            for (index, seed) in SeedCorpus.inputs().enumerated() {
+                let path = "\(arguments[1])/seed-\(index)"
+                guard let file = fopen(path, "wb") else {
+                    print("PacketFuzzer: cannot write \(path)")
+                    exit(1)
+                }
+                _ = seed.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count, file) }
+                fclose(file)
+            }
+            print("PacketFuzzer: wrote \(SeedCorpus.inputs().count) seeds to \(arguments[1])")
+            return
+        }
         var count = 0
-        for path in CommandLine.arguments.dropFirst() {
+        for path in arguments {
             guard let bytes = readFile(path) else {
                 print("PacketFuzzer: cannot read \(path)")
                 continue
@@ -121,3 +136,45 @@ struct PacketFuzzerReplay {
     }
 }
 #endif
+
+/// Well-formed exchanges a node 2 of cluster "fuzz" could see: a JOIN from node 1, then the
+/// commit token and tokens of ring 1.12 with data, retransmission requests and a LEAVE, so that
+/// mutations start from packets the decoder and the core accept.
+enum SeedCorpus {
+    static func inputs() -> [[UInt8]] {
+        let one = NodeID(1), two = NodeID(2), three = NodeID(3)
+        let ring = RingID(representative: one, sequence: 12)
+        let old = RingID(representative: one, sequence: 4)
+        let frame: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 1, 0, 3, 65, 66, 67]
+        let data = DataMessage(sender: one, ringID: ring, sequence: SequenceNumber(1), originator: one, delivery: .agreed, content: .frame(frame))
+        let entries = [CommitTokenEntry(oldRingID: old, aru: SequenceNumber(3), highDelivered: SequenceNumber(3), receivedFlag: true), .empty, .empty]
+        let packets: [Packet] = [
+            .join(JoinMessage(sender: one, ringSequence: 8, processors: [one, two, three], failed: [])),
+            .join(JoinMessage(sender: three, ringSequence: 8, processors: [one, two, three], failed: [])),
+            .commitToken(CommitToken(sender: one, ringID: ring, tokenSequence: 1, memberIndex: 1, members: [one, two, three], entries: entries)),
+            .commitToken(CommitToken(sender: three, ringID: ring, tokenSequence: 3, memberIndex: 3, members: [one, two, three], entries: entries)),
+            .token(Token(sender: one, ringID: ring, tokenSequence: 0, sequence: .zero, aru: .nothingReceived, aruSetter: one,
+                         flowControlCount: 0, backlog: 0, retransmitFlag: false, retransmitRequests: [])),
+            .multicast(data),
+            .multicast(DataMessage(sender: three, ringID: ring, sequence: SequenceNumber(2), originator: three, delivery: .agreed,
+                                   content: .encapsulated(DataMessage(sender: three, ringID: old, sequence: SequenceNumber(4), originator: three, delivery: .safe, content: .frame(frame))))),
+            .token(Token(sender: one, ringID: ring, tokenSequence: 5, sequence: SequenceNumber(3), aru: SequenceNumber(1), aruSetter: three,
+                         flowControlCount: 2, backlog: 4, retransmitFlag: true, retransmitRequests: [RetransmitRequest(ringID: ring, sequence: SequenceNumber(2))])),
+            .mergeDetect(MergeDetect(sender: three, ringID: RingID(representative: three, sequence: 20))),
+            .tokenHoldCancel(TokenHoldCancel(sender: one, ringID: ring)),
+            .join(JoinMessage(sender: three, ringSequence: 12, processors: [one, two], failed: [three], isLeave: true)),
+        ]
+        let datagrams = packets.map { FuzzHarness.codec.encode($0) }
+        func input(_ selected: [[UInt8]], sealed: Bool) -> [UInt8] {
+            var bytes: [UInt8] = []
+            for datagram in selected {
+                bytes += [UInt8(datagram.count >> 8), UInt8(datagram.count & 0xFF), sealed ? 1 : 0] + datagram
+            }
+            return bytes
+        }
+        var result = datagrams.map { input([$0], sealed: false) }
+        result.append(input(datagrams, sealed: false))
+        result.append(input(datagrams, sealed: true))
+        return result
+    }
+}

@@ -24,7 +24,10 @@ extension SingleRingProtocol {
         case .gather:
             // Spec §4.7, plus ours: the entry to fill must be ours, so a misrouted or replayed
             // token cannot make us fill someone else's entry.
+            // Ours, also: the ring must be formed by its lowest member (a hostile token naming
+            // another representative would otherwise break the ring-id invariant).
             guard NodeSet(commitToken.members) == processorSet.subtracting(failedSet),
+                  commitToken.ringID.representative == commitToken.members.first,
                   commitToken.ringID.sequence > ringID.sequence,
                   commitToken.memberIndex < memberCount,
                   commitToken.members[commitToken.memberIndex] == nodeID,

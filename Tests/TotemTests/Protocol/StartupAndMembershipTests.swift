@@ -116,6 +116,9 @@ struct StartupAndMembershipTests {
         #expect(node.state == .gather, "entry 0 is not ours")
         _ = node.receive(token(members: [one, two], index: 1, ring: RingID(representative: one, sequence: 1)), now: .zero)
         #expect(node.state == .gather, "ring seq not above ours")
+        // Found by PacketFuzzer: a token whose ring names a representative other than its lowest member.
+        _ = node.receive(token(members: [one, two], index: 1, ring: RingID(representative: NodeID(255), sequence: 9)), now: .zero)
+        #expect(node.state == .gather, "representative is not the lowest member")
         let effects = node.receive(token(members: [one, two], index: 1), now: .zero)
         #expect(node.state == .commit)
         #expect(effects.contains { if case .unicast(.commitToken(let forwarded), to: one) = $0 { forwarded.memberIndex == 2 } else { false } })
