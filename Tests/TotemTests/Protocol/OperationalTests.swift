@@ -219,14 +219,8 @@ struct OperationalTests {
 
     @Test("§1.3: serial comparison agrees with a wide-integer model inside the window (50,000 pairs)")
     func serialComparisonDifferential() {
-        var state: UInt64 = 0x5EED
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var random = SplitMix64(seed: 0x5EED)
+        func next() -> UInt64 { random.next() }
         for _ in 0..<50_000 {
             // A base anywhere (often near the wrap) and an offset within ±2×window.
             let base: UInt64 = next() % 2 == 0 ? next() % (1 << 32) : (1 << 32) - next() % 40_000

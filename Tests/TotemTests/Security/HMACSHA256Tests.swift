@@ -131,18 +131,3 @@ struct HMACSHA256Tests {
     }
 }
 
-/// Bytes from hex digits, ignoring spaces, newlines and colons (as RFCs print them).
-private func hexBytes(_ text: String) -> [UInt8] {
-    var nibbles: [UInt8] = []
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "0"..."9": nibbles.append(UInt8(scalar.value - 48))
-        case "a"..."f": nibbles.append(UInt8(scalar.value - 87))
-        case "A"..."F": nibbles.append(UInt8(scalar.value - 55))
-        case " ", "\n", ":": continue
-        default: preconditionFailure("not a hex digit: \(scalar)")
-        }
-    }
-    precondition(nibbles.count % 2 == 0, "odd number of hex digits")
-    return stride(from: 0, to: nibbles.count, by: 2).map { nibbles[$0] << 4 | nibbles[$0 + 1] }
-}
