@@ -127,14 +127,8 @@ public final class MulticastTransport: Transport {
         let socket = index == 0 ? groupSocket : unicastSocket
         let count = socket.receive(into: batch)
         guard blockUnlistedSources else { return count }
-        for entry in 0..<count where !batch.isDropped(at: entry) {
-            // Multicasts leave from the send socket's ephemeral port: match the IP only.
-            guard let source = batch.source(at: entry), nodes.contains(source: source, matchingPort: false) else {
-                unlistedSourceDrops += 1
-                batch.drop(at: entry)
-                continue
-            }
-        }
+        // Multicasts leave from the send socket's ephemeral port: match the IP only.
+        unlistedSourceDrops += batch.dropUnlistedSources(count: count, nodes: nodes, matchingPort: false)
         return count
     }
 

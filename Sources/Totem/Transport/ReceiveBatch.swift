@@ -122,3 +122,19 @@ public final class ReceiveBatch {
         return value >= 0 ? value : nil
     }
 }
+
+extension ReceiveBatch {
+    /// Drops the first `count` entries whose source is not a configured node
+    /// (`block_unlisted_ips`, spec §6.3). Returns how many were dropped.
+    func dropUnlistedSources(count: Int, nodes: NodeAddressTable, matchingPort: Bool) -> Int {
+        var dropped = 0
+        for entry in 0..<count where !isDropped(at: entry) {
+            guard let source = source(at: entry), nodes.contains(source: source, matchingPort: matchingPort) else {
+                drop(at: entry)
+                dropped += 1
+                continue
+            }
+        }
+        return dropped
+    }
+}

@@ -87,13 +87,7 @@ public final class UnicastTransport: Transport {
         precondition(index == 0, "udpu has one channel, not \(index)")
         let count = socket.receive(into: batch)
         guard blockUnlistedSources else { return count }
-        for entry in 0..<count where !batch.isDropped(at: entry) {
-            guard let source = batch.source(at: entry), nodes.contains(source: source, matchingPort: true) else {
-                unlistedSourceDrops += 1
-                batch.drop(at: entry)
-                continue
-            }
-        }
+        unlistedSourceDrops += batch.dropUnlistedSources(count: count, nodes: nodes, matchingPort: true)
         return count
     }
 
