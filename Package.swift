@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Totem", targets: ["Totem"]),
         .library(name: "TotemSimulation", targets: ["TotemSimulation"]),
         .executable(name: "totem-sim", targets: ["totem-sim"]),
+        .executable(name: "devclusterd", targets: ["devclusterd"]),
     ],
     targets: [
         // Headers Swift's Glibc module lacks (epoll, eventfd, recvmmsg): ours, not a dependency.
@@ -21,9 +22,11 @@ let package = Package(
         .target(name: "Totem", dependencies: ["CSystem"], swiftSettings: strict),
         .target(name: "TotemSimulation", dependencies: ["Totem"], swiftSettings: strict),
         .executableTarget(name: "totem-sim", dependencies: ["TotemSimulation"], swiftSettings: strict),
+        .executableTarget(name: "devclusterd", dependencies: ["Totem", "CSystem"], swiftSettings: strict),
         // libFuzzer target (scripts/fuzz.sh); a plain build replays saved inputs.
         .executableTarget(name: "PacketFuzzer", dependencies: ["Totem"], swiftSettings: strict),
         .testTarget(name: "TotemTests", dependencies: ["Totem"], swiftSettings: strict),
         .testTarget(name: "TotemSimulationTests", dependencies: ["TotemSimulation", "Totem"], swiftSettings: strict),
+        .testTarget(name: "devclusterdTests", dependencies: ["devclusterd", "Totem"], swiftSettings: strict),
     ]
 )

@@ -1,6 +1,7 @@
-// System interfaces that Swift's Glibc module does not export: epoll, eventfd, and the batched
-// datagram calls recvmmsg/sendmmsg (which need _GNU_SOURCE), plus the CMSG macros Swift cannot
-// call. Only the runtime and transport import this module.
+// System interfaces that Swift's Glibc module does not export: epoll, eventfd, signalfd, and the
+// batched datagram calls recvmmsg/sendmmsg (which need _GNU_SOURCE), plus the CMSG macros Swift
+// cannot call. Only the runtime, the transport and devclusterd's event-loop code import this
+// module.
 //
 // This header deliberately does NOT define _GNU_SOURCE: it shares system headers (sys/socket.h,
 // sys/select.h, ...) with Swift's Glibc module, and defining it here changes their declarations
@@ -14,6 +15,7 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 

@@ -1,0 +1,229 @@
+// One control client on the event loop: its request lines in, its responses and events out,
+// through a bounded output buffer with backpressure (requests pause while output piles up) and
+// a drop when the client stops reading. Confined to the loop; the server owns the listening side.
+
+import Glibc
+import Totem
+
+/// One connected control client. Loop thread only.
+final class ControlConnection {
+    /// Numbers clients in the order they connected (for logs).
+    let number: Int
+    /// The connected socket (closed by `close`).
+    let descriptor: Int32
+    /// The read watch; `nil` while paused, after the client's end of input, and once closed.
+    var registration: EventLoop.Registration?
+    private unowned let server: ControlServer
+    private var framer: LineFramer
+    private var output: [UInt8] = []
+    private var outputHead = 0
+    private var isFlushScheduled = false
+    private var isInputClosed = false
+    /// Requests are not read while the client leaves too much output unread (backpressure).
+    private var isReadingPaused = false
+    /// Fires when a paused client may have stalled; made on first pause.
+    private var stallTimer: EventLoop.TimerID?
+    /// Bytes the kernel has taken so far, to tell a slow reader from one that stopped.
+    private var bytesSent = 0
+    private var bytesSentAtPause = 0
+    private var closeHandlers: [() -> Void] = []
+    /// Whether the connection can still send.
+    private(set) var isOpen = true
+
+    /// A connection accepted by `server`; the server registers it for reading.
+    init(number: Int, descriptor: Int32, server: ControlServer) {
+        self.number = number
+        self.descriptor = descriptor
+        self.server = server
+        framer = LineFramer(maximumLineBytes: server.limits.maximumLineBytes)
+    }
+
+    /// Output queued and not yet taken by the kernel.
+    var pendingOutputBytes: Int { output.count - outputHead }
+
+    /// Runs `body` when the connection closes (subscriptions end there).
+    func onClose(_ body: @escaping () -> Void) {
+        if isOpen { closeHandlers.append(body) } else { body() }
+    }
+
+    /// Queues one message line. Drops the client when its unread output passes the limit.
+    func send(_ message: JSONValue) {
+        guard isOpen else { return }
+        if outputHead > 0 && outputHead >= output.count / 2 {
+            output.removeSubrange(0..<outputHead)
+            outputHead = 0
+        }
+        message.encode(into: &output)
+        output.append(0x0A)
+        let pending = pendingOutputBytes
+        guard pending <= server.limits.maximumOutputBytes else {
+            server.dropSlow(self, pending: pending)
+            close(reason: "output limit exceeded")
+            return
+        }
+        scheduleFlush()
+    }
+
+    /// Pushes `{"event":name,"data":data}`.
+    func push(event name: String, data: JSONValue) {
+        send(ControlResponse.event(name, data: data))
+    }
+
+    /// Closes the socket at once (queued output is discarded) and runs the close handlers.
+    func close(reason: String) {
+        guard isOpen else { return }
+        isOpen = false
+        if let registration { server.loop.deregister(registration) }
+        registration = nil
+        if let stallTimer { server.loop.removeTimer(stallTimer) }
+        stallTimer = nil
+        server.writability.unwatch(descriptor)
+        _ = Glibc.close(descriptor)
+        output = []
+        outputHead = 0
+        server.removed(self, reason: reason)
+        let handlers = closeHandlers
+        closeHandlers.removeAll()
+        for handler in handlers { handler() }
+    }
+
+    // MARK: Input
+
+    /// The socket has data (or the client's end of input): read one chunk and answer it.
+    func readable() {
+        for _ in 0..<server.limits.readsPerWakeup where isOpen && !isInputClosed && !isReadingPaused {
+            let count = server.read(into: self)
+            if count > 0 {
+                pauseReadingIfBacklogged()
+                continue
+            }
+            if count == 0 {
+                inputEnded()
+            } else if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR {
+                return
+            } else {
+                close(reason: "read failed: \(String(cString: strerror(errno)))")
+            }
+            return
+        }
+    }
+
+    /// Feeds bytes read from the socket to the framer and handles the lines they complete.
+    func consume(_ bytes: UnsafeRawBufferPointer) {
+        framer.append(bytes) { item in handle(item) }
+    }
+
+    private func handle(_ item: LineFramer.Item) {
+        guard isOpen else { return }
+        switch item {
+        case .line(let line):
+            server.dispatch(line, on: self)
+        case .tooLong:
+            let limit = server.limits.maximumLineBytes
+            send(ControlResponse.failure(id: .null, error: ControlError(
+                .lineTooLong, "a request line is longer than \(limit) bytes; it was skipped up to the next newline")))
+        }
+    }
+
+    /// Stops reading requests while the client leaves more than `pauseReadingAboveBytes` of
+    /// output unread; the kernel's socket buffer then pushes back on the client.
+    private func pauseReadingIfBacklogged() {
+        guard isOpen, !isReadingPaused, !isInputClosed, pendingOutputBytes > server.limits.pauseReadingAboveBytes else { return }
+        isReadingPaused = true
+        if let registration { server.loop.deregister(registration) }
+        registration = nil
+        bytesSentAtPause = bytesSent
+        armStallTimer()
+    }
+
+    private func resumeReadingIfDrained() {
+        guard isOpen, isReadingPaused, pendingOutputBytes <= server.limits.resumeReadingBelowBytes else { return }
+        isReadingPaused = false
+        if let stallTimer { server.loop.disarm(stallTimer) }
+        guard !isInputClosed else { return }
+        do {
+            registration = try server.loop.register(fileDescriptor: descriptor) { [unowned self] in readable() }
+        } catch {
+            close(reason: "cannot watch the socket again: \(error)")
+        }
+    }
+
+    private func armStallTimer() {
+        let timer = stallTimer ?? server.loop.makeTimer { [unowned self] in stallTimerFired() }
+        stallTimer = timer
+        server.loop.arm(timer, at: MonotonicClock.now() + server.limits.stallTimeout)
+    }
+
+    private func stallTimerFired() {
+        guard isOpen, isReadingPaused else { return }
+        guard bytesSent > bytesSentAtPause else {
+            server.dropStalled(self)
+            close(reason: "stalled")
+            return
+        }
+        bytesSentAtPause = bytesSent
+        armStallTimer()
+    }
+
+    /// The client shut down its side: answer what it sent, then close once the output is out.
+    private func inputEnded() {
+        isInputClosed = true
+        if let registration { server.loop.deregister(registration) }
+        registration = nil
+        framer.finish { item in handle(item) }
+        if isOpen && pendingOutputBytes == 0 { close(reason: "closed by the client") }
+    }
+
+    // MARK: Output
+
+    private func scheduleFlush() {
+        guard !isFlushScheduled else { return }
+        isFlushScheduled = true
+        // Responses to a batch of pipelined requests, and events of one loop iteration, go out
+        // together at the end of the iteration.
+        server.loop.runSoon { [self] in
+            isFlushScheduled = false
+            flush()
+        }
+    }
+
+    private func flush() {
+        var attempts = 0
+        while isOpen && outputHead < output.count && attempts < 64 {
+            attempts += 1
+            let sent = output.withUnsafeBytes { buffer in
+                Glibc.send(descriptor, buffer.baseAddress! + outputHead, buffer.count - outputHead,
+                           Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+            }
+            if sent > 0 {
+                outputHead += sent
+                bytesSent += sent
+            } else if sent < 0 && errno == EINTR {
+                continue
+            } else if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                server.writability.watch(descriptor) { [unowned self] in flush() }
+                resumeReadingIfDrained()
+                return
+            } else {
+                close(reason: "write failed: \(String(cString: strerror(errno)))")
+                return
+            }
+        }
+        guard isOpen else { return }
+        guard outputHead == output.count else {
+            // Many partial writes in a row: let the loop breathe and continue when writable.
+            server.writability.watch(descriptor) { [unowned self] in flush() }
+            resumeReadingIfDrained()
+            return
+        }
+        server.writability.unwatch(descriptor)
+        // Keep a modest buffer for the next responses; give back what a burst made large.
+        if output.capacity > 1 << 20 { output = [] } else { output.removeAll(keepingCapacity: true) }
+        outputHead = 0
+        if isInputClosed {
+            close(reason: "closed by the client")
+            return
+        }
+        resumeReadingIfDrained()
+    }
+}

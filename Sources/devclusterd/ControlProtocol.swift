@@ -1,0 +1,170 @@
+// The control protocol's messages (docs/control-protocol.md): requests, responses, pushed events and
+// error codes, as values with their JSON forms. No sockets here (ControlServer, ControlClient).
+
+/// Constants and encodings of the line-oriented control protocol.
+///
+/// Every message is one JSON object on one line (UTF-8, ending in `\n`):
+///
+/// ```
+/// → {"id":1,"cmd":"members"}
+/// ← {"id":1,"ok":true,"result":{"ring":"1.12","members":[...]}}
+/// → {"id":2,"cmd":"nope"}
+/// ← {"id":2,"ok":false,"error":{"code":"unknown_command","message":"..."}}
+/// ← {"event":"...","data":{...}}            (pushed by subscriptions, in later versions)
+/// ```
+enum ControlProtocol {
+    /// Bumped when a change is not backwards compatible; reported by `hello`.
+    static let version = 1
+    /// Longest line (without its newline) either side sends. Longer request lines are answered
+    /// with `line_too_long` and skipped up to the next newline; the connection stays usable.
+    static let maximumLineBytes = 64 * 1024
+}
+
+/// A request as read from a client line.
+struct ControlRequest: Sendable, Equatable {
+    /// The client's id, echoed in the response: a number, a string or `null` (absent).
+    var id: JSONValue
+    /// The command name (`members`, `status`, ...).
+    var command: String
+    /// The command's arguments (the `args` object; empty when absent).
+    var arguments: JSONObject
+
+    init(id: JSONValue = .null, command: String, arguments: JSONObject = JSONObject()) {
+        self.id = id
+        self.command = command
+        self.arguments = arguments
+    }
+
+    /// The request as a JSON line's object (what a client sends).
+    var json: JSONValue {
+        var object: JSONObject = ["id": id, "cmd": .string(command)]
+        if !arguments.isEmpty { object.set("args", .object(arguments)) }
+        return .object(object)
+    }
+
+    /// Reads a request from one line.
+    ///
+    /// - Throws: a `ControlError` (`parse_error` or `invalid_request`) carrying the request's
+    ///   id when it could be read, so the error response can still be matched.
+    static func decode(line: some Collection<UInt8>) throws(ControlRequestError) -> ControlRequest {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(line)
+        } catch {
+            throw ControlRequestError(id: .null, error: ControlError(.parseError, "the line is not valid JSON: \(error)"))
+        }
+        guard let object = value.objectValue else {
+            throw ControlRequestError(id: .null, error: ControlError(.invalidRequest, "a request must be a JSON object, got \(value.typeName)"))
+        }
+        let id = object["id"] ?? .null
+        switch id {
+        case .null, .integer, .double, .string: break
+        default:
+            throw ControlRequestError(id: .null, error: ControlError(.invalidRequest, "\"id\" must be a number or a string, got \(id.typeName)"))
+        }
+        func fail(_ message: String) -> ControlRequestError {
+            ControlRequestError(id: id, error: ControlError(.invalidRequest, message))
+        }
+        for key in object.keys where !["id", "cmd", "args"].contains(key) {
+            throw fail("unknown member \"\(key)\"; a request has \"id\", \"cmd\" and \"args\"")
+        }
+        guard let commandValue = object["cmd"] else { throw fail("missing \"cmd\" (the command name)") }
+        guard let command = commandValue.stringValue else { throw fail("\"cmd\" must be a string, got \(commandValue.typeName)") }
+        var arguments = JSONObject()
+        if let argumentsValue = object["args"] {
+            switch argumentsValue {
+            case .object(let value): arguments = value
+            case .null: break
+            default: throw fail("\"args\" must be an object, got \(argumentsValue.typeName)")
+            }
+        }
+        return ControlRequest(id: id, command: command, arguments: arguments)
+    }
+}
+
+/// A request that could not be read, with whatever id it had.
+struct ControlRequestError: Error, Sendable, Equatable {
+    var id: JSONValue
+    var error: ControlError
+}
+
+/// An error answer: a stable machine-readable code and a message for people.
+struct ControlError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The stable error codes (documented in docs/control-protocol.md).
+    enum Code: String, Sendable, Equatable, CaseIterable {
+        /// The line is not JSON.
+        case parseError = "parse_error"
+        /// The line is JSON but not a request object.
+        case invalidRequest = "invalid_request"
+        /// The line is longer than `ControlProtocol.maximumLineBytes`.
+        case lineTooLong = "line_too_long"
+        /// No service answers this command.
+        case unknownCommand = "unknown_command"
+        /// An argument is missing, unknown or of the wrong type or value.
+        case invalidArgument = "invalid_argument"
+        /// The daemon cannot do it now (leaving, not yet in a ring, queue full).
+        case unavailable
+        /// Too many clients are connected.
+        case tooManyConnections = "too_many_connections"
+        /// A bug in the daemon; the message says what.
+        case `internal`
+    }
+
+    var code: Code
+    var message: String
+
+    init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    var json: JSONValue {
+        .object(["code": .string(code.rawValue), "message": .string(message)])
+    }
+
+    var description: String { "\(code.rawValue): \(message)" }
+}
+
+/// A response line's object.
+enum ControlResponse {
+    /// `{"id":ID,"ok":true,"result":RESULT}`
+    static func success(id: JSONValue, result: JSONValue) -> JSONValue {
+        .object(["id": id, "ok": .bool(true), "result": result])
+    }
+
+    /// `{"id":ID,"ok":false,"error":{"code":CODE,"message":MESSAGE}}`
+    static func failure(id: JSONValue, error: ControlError) -> JSONValue {
+        .object(["id": id, "ok": .bool(false), "error": error.json])
+    }
+
+    /// `{"event":NAME,"data":DATA}`: pushed to subscribers, never an answer to a request.
+    static func event(_ name: String, data: JSONValue) -> JSONValue {
+        .object(["event": .string(name), "data": data])
+    }
+
+    /// Reads a response line (the client's side).
+    ///
+    /// - Returns: the id and the result or error.
+    /// - Throws: `ControlError(.parseError)` for a line that is not a response.
+    static func decode(line: some Collection<UInt8>) throws(ControlError) -> (id: JSONValue, outcome: Result<JSONValue, ControlError>) {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(line, limits: JSONParser.Limits(maximumBytes: Int.max, maximumDepth: 64))
+        } catch {
+            throw ControlError(.parseError, "the daemon sent a line that is not JSON: \(error)")
+        }
+        guard let object = value.objectValue, let ok = object["ok"]?.boolValue else {
+            throw ControlError(.parseError, "the daemon sent a line that is not a response: \(value.encoded.prefix(200))")
+        }
+        let id = object["id"] ?? .null
+        if ok { return (id, .success(object["result"] ?? .null)) }
+        guard let error = object["error"], let codeText = error["code"]?.stringValue, let message = error["message"]?.stringValue else {
+            throw ControlError(.parseError, "the daemon sent an error response without code and message")
+        }
+        // An unknown code from a newer daemon is kept as its text in the message.
+        guard let code = ControlError.Code(rawValue: codeText) else {
+            return (id, .failure(ControlError(.internal, "\(codeText): \(message)")))
+        }
+        return (id, .failure(ControlError(code, message)))
+    }
+}

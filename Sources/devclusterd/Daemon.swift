@@ -1,0 +1,281 @@
+// The running daemon on its event-loop thread: receives the ring's events and hands them to the
+// services, routes control requests to them, logs membership changes with node names, summarises
+// retransmissions, and handles SIGTERM/SIGINT (leave, exit) and SIGHUP (reload). Protocol
+// decisions stay in Totem; service logic stays in the services.
+
+import Glibc
+import Totem
+
+/// The daemon's coordinator, confined to the event loop (built there, used only there).
+final class Daemon: ControlRequestHandler {
+    let context: ServiceContext
+    private let services: [DaemonService]
+    private var serviceByCommand: [String: DaemonService] = [:]
+    private var serviceByTag: [UInt8: DaemonService] = [:]
+    private var controlServer: ControlServer?
+    private var signalWatcher: SignalWatcher?
+    private var summaryTimer: EventLoop.TimerID?
+    private let summaryInterval: Duration
+    private var lastSummary = SummaryCounters()
+    /// A LEAVE was received since the last regular configuration: nodes missing from the next
+    /// configuration left gracefully rather than failed.
+    private var sawLeaveSinceLastRing = false
+    private(set) var isStopping = false
+    /// Called once when the daemon has stopped, with the process exit status.
+    private let onStopped: @Sendable (Int32) -> Void
+    /// Deliveries whose tag no service owns (a newer node's service, or garbage), dropped.
+    private(set) var unroutableMessages = 0
+
+    /// Registers the services and starts them. Loop thread only.
+    ///
+    /// - Parameters:
+    ///   - services: in the order they are called; the built-in `NodeService` first.
+    ///   - summaryInterval: how often retransmissions and drops are summarised in the log.
+    ///   - onStopped: called on the loop thread when the daemon has left the ring and closed its
+    ///     socket, with the exit status; the loop stops right after.
+    init(context: ServiceContext, services: [DaemonService], summaryInterval: Duration = .seconds(10),
+         onStopped: @escaping @Sendable (Int32) -> Void) {
+        context.eventLoop.preconditionInEventLoop()
+        self.context = context
+        self.services = services
+        self.summaryInterval = summaryInterval
+        self.onStopped = onStopped
+        for service in services {
+            for command in service.commands {
+                precondition(serviceByCommand[command] == nil, "command \(command) claimed by two services")
+                serviceByCommand[command] = service
+            }
+            if let tag = service.messageTag {
+                precondition(serviceByTag[tag] == nil, "message tag \(tag) claimed by two services")
+                serviceByTag[tag] = service
+            }
+        }
+        context.availableCommands = serviceByCommand.keys.sorted()
+        for service in services { service.start(context) }
+    }
+
+    /// Every command some service answers.
+    var commands: [String] { context.availableCommands }
+
+    // MARK: Start-up
+
+    /// Opens the control socket.
+    func openControlSocket(limits: ControlServer.Limits = ControlServer.Limits()) throws(UnixSocket.Failure) {
+        let options = context.configuration.options
+        let server = try ControlServer(path: options.controlSocket, group: options.controlSocketGroup,
+                                       eventLoop: context.eventLoop, logger: context.logger, limits: limits, handler: self)
+        controlServer = server
+        context.controlClientCount = { [weak server] in server?.connectionCount ?? 0 }
+        let mode = options.controlSocketGroup.map { "0660, group \($0)" } ?? "0600"
+        context.logger.info("control socket listening on \(options.controlSocket) (mode \(mode))")
+    }
+
+    /// Takes SIGTERM, SIGINT and SIGHUP through a signalfd (they must be blocked already).
+    func watchSignals() throws(SystemError) {
+        signalWatcher = try SignalWatcher(eventLoop: context.eventLoop) { [unowned self] signal in
+            handleSignal(signal)
+        }
+    }
+
+    /// Connects the started ring node; returns the handler for its events.
+    func attach(_ node: RingNode) -> (RingEvent) -> Void {
+        context.attach(node)
+        let timer = context.eventLoop.makeTimer { [unowned self] in summarise() }
+        summaryTimer = timer
+        context.eventLoop.arm(timer, at: MonotonicClock.now() + summaryInterval)
+        return { [unowned self] event in handle(event) }
+    }
+
+    // MARK: Ring events
+
+    /// One event of the ring node, in the ring's order.
+    func handle(_ event: RingEvent) {
+        switch event {
+        case .delivered(let message):
+            route(message)
+        case .configurationChanged(let change):
+            logMembership(change)
+            for service in services { service.configurationChanged(change) }
+        case .stateChanged(_, let reason):
+            if reason == .leaveReceived { sawLeaveSinceLastRing = true }
+        }
+    }
+
+    private func route(_ message: DeliveredMessage) {
+        guard let tag = message.payload.first, let service = serviceByTag[tag] else {
+            unroutableMessages += 1
+            context.logger.debug("dropped a ring message from \(context.name(of: message.sender)) with tag "
+                + "\(message.payload.first.map(String.init) ?? "none"): no service here owns it")
+            return
+        }
+        service.delivered(message.payload.dropFirst(), from: message.sender)
+    }
+
+    /// `ring 1.12 formed: server1, server2, server3 (joined: server3)`, `server2 left (graceful)`,
+    /// `server3 failed`.
+    private func logMembership(_ change: ConfigurationChange) {
+        let local = context.localNodeID
+        switch change.kind {
+        case .transitional:
+            for node in change.left where node != local {
+                if sawLeaveSinceLastRing {
+                    context.logger.notice("\(context.name(of: node)) left (graceful)")
+                } else {
+                    context.logger.warning("\(context.name(of: node)) failed")
+                }
+            }
+        case .regular:
+            let joined = change.joined.filter { $0 != local }
+            let suffix = joined.isEmpty ? "" : " (joined: \(context.names(of: joined)))"
+            context.logger.info("ring \(change.ringID) formed: \(context.names(of: change.members))\(suffix)")
+            sawLeaveSinceLastRing = false
+        }
+    }
+
+    // MARK: Control requests
+
+    func handle(_ request: ControlRequest, reply: ControlReply) {
+        guard !isStopping else {
+            reply.fail(ControlError(.unavailable, "the daemon is stopping"))
+            return
+        }
+        guard let service = serviceByCommand[request.command] else {
+            let suggestion = ConfigurationReader.closest(to: request.command, among: commands)
+            let hint = suggestion.map { " (did you mean \"\($0)\"?)" } ?? ""
+            reply.fail(ControlError(.unknownCommand,
+                "unknown command \"\(request.command)\"\(hint); commands: \(commands.joined(separator: ", "))"))
+            return
+        }
+        service.handle(request, reply: reply)
+    }
+
+    // MARK: Periodic summary
+
+    /// The counters compared between two summaries.
+    struct SummaryCounters: Equatable {
+        var retransmissions = 0
+        var retransmitRequests = 0
+        var tokenRetransmissions = 0
+        var authenticationFailures = 0
+        var decodeErrors = 0
+        var receiveDrops = 0
+
+        init() {}
+
+        init(_ statistics: RuntimeStatistics) {
+            retransmissions = statistics.core.retransmissionsServed
+            retransmitRequests = statistics.core.retransmitRequestsMade
+            tokenRetransmissions = statistics.core.tokenRetransmissions
+            authenticationFailures = statistics.authenticationFailures
+            decodeErrors = statistics.decodeErrorCount
+            receiveDrops = statistics.kernelReceiveDrops
+        }
+    }
+
+    /// The log lines for the change between two snapshots: nothing when nothing happened.
+    static func summaryLines(from old: SummaryCounters, to new: SummaryCounters, interval: Duration) -> [(LogLevel, String)] {
+        let seconds = interval.totalMilliseconds / 1_000
+        let resent = max(0, new.retransmissions - old.retransmissions)
+        let requested = max(0, new.retransmitRequests - old.retransmitRequests)
+        let tokens = max(0, new.tokenRetransmissions - old.tokenRetransmissions)
+        let authentication = max(0, new.authenticationFailures - old.authenticationFailures)
+        let decode = max(0, new.decodeErrors - old.decodeErrors)
+        let drops = max(0, new.receiveDrops - old.receiveDrops)
+        var lines: [(LogLevel, String)] = []
+        if resent + requested + tokens > 0 {
+            lines.append((.info, "retransmissions in the last \(seconds) s: \(resent) messages resent, "
+                + "\(requested) requested, \(tokens) token retransmissions"))
+        }
+        if authentication > 0 {
+            lines.append((.warning, "\(authentication) datagrams failed authentication in the last \(seconds) s "
+                + "(a node with a different cluster key or cluster_name?)"))
+        }
+        if decode > 0 {
+            lines.append((.notice, "\(decode) datagrams could not be decoded in the last \(seconds) s "
+                + "(another cluster or version on this port?)"))
+        }
+        if drops > 0 {
+            lines.append((.warning, "the kernel dropped \(drops) datagrams on a full receive queue in the last \(seconds) s"))
+        }
+        return lines
+    }
+
+    private func summarise() {
+        let current = SummaryCounters(context.statistics)
+        for (level, line) in Self.summaryLines(from: lastSummary, to: current, interval: summaryInterval) {
+            context.logger.log(level, line)
+        }
+        lastSummary = current
+        if let summaryTimer, !isStopping {
+            context.eventLoop.arm(summaryTimer, at: MonotonicClock.now() + summaryInterval)
+        }
+    }
+
+    // MARK: Signals
+
+    private func handleSignal(_ signal: Int32) {
+        switch signal {
+        case SIGTERM, SIGINT:
+            stop(reason: "received \(signal == SIGTERM ? "SIGTERM" : "SIGINT")", exitStatus: 0)
+        case SIGHUP:
+            reload()
+        default:
+            context.logger.debug("ignoring signal \(signal)")
+        }
+    }
+
+    /// Leaves the ring gracefully (the others reform at once), closes the control socket and
+    /// stops the loop. Later calls do nothing.
+    func stop(reason: String, exitStatus: Int32) {
+        guard !isStopping else { return }
+        isStopping = true
+        let isInRing = context.node?.isRunning == true
+        context.logger.notice("\(reason): \(isInRing ? "leaving the ring and stopping" : "stopping")")
+        for service in services.reversed() { service.stop() }
+        if let node = context.node, node.isRunning { node.leave() }
+        if let summaryTimer { context.eventLoop.removeTimer(summaryTimer) }
+        summaryTimer = nil
+        controlServer?.close()
+        controlServer = nil
+        signalWatcher?.close()
+        signalWatcher = nil
+        context.logger.info("stopped")
+        onStopped(exitStatus)
+        context.eventLoop.stop()
+    }
+
+    /// SIGHUP: applies the log level of the file and lists what else changed (needs a restart).
+    func reload() {
+        guard case .file(let path) = context.origin else {
+            context.logger.notice("SIGHUP: running on the embedded default configuration; there is no file to reload")
+            return
+        }
+        let reloaded: DaemonConfiguration
+        do {
+            reloaded = try DaemonConfiguration.load(path: path)
+        } catch {
+            for problem in error.errors { context.logger.error("reload: \(problem)") }
+            context.logger.error("reload of \(path) failed; the running configuration stays as it is")
+            return
+        }
+        let running = context.configuration
+        let previousLevel = context.effectiveLogLevel
+        var updated = running
+        updated.options.logLevel = reloaded.options.logLevel
+        context.replaceConfiguration(updated)
+        let changes = running.restartRequiredChanges(to: reloaded)
+        var applied: [String] = []
+        if running.options.logLevel != reloaded.options.logLevel {
+            applied.append("log_level \(running.options.logLevel.rawValue) -> \(reloaded.options.logLevel.rawValue)"
+                + (context.isDebugForced ? " (debug stays on until \"debug off\")" : ""))
+        }
+        let appliedText = applied.isEmpty ? "nothing to apply live" : "applied " + applied.joined(separator: ", ")
+        context.logger.notice("reloaded \(path): \(appliedText)")
+        if !changes.isEmpty {
+            context.logger.notice("\(path) also changes \(changes.joined(separator: "; ")); these take effect after a restart")
+        }
+        if previousLevel != context.effectiveLogLevel {
+            context.logger.notice("log level \(previousLevel) -> \(context.effectiveLogLevel)")
+        }
+    }
+}

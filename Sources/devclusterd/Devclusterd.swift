@@ -1,0 +1,64 @@
+// The entry point: parses the command line and runs the daemon, a configuration check, key
+// generation or a client command. Exit status 0 success, 1 failure, 2 usage error.
+
+import Glibc
+
+@main
+enum Devclusterd {
+    /// The daemon's version, reported by `--version`, `status` and `hello`.
+    static let version = "0.1.0"
+
+    static func main() {
+        exit(run(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    /// Runs one invocation and returns its exit status.
+    static func run(_ arguments: [String]) -> Int32 {
+        let invocation: Invocation
+        do {
+            invocation = try CommandLineParser.parse(arguments)
+        } catch {
+            Console.error("devclusterd: \(error.message)\n\(CommandLineParser.synopsis)\nRun \"devclusterd --help\" for details.\n")
+            return 2
+        }
+        switch invocation {
+        case .help:
+            Console.output(CommandLineParser.help)
+            return 0
+        case .version:
+            Console.output("devclusterd \(version)\n")
+            return 0
+        case .foreground(let configPath, let debug):
+            return ForegroundDaemon.run(configPath: configPath, debug: debug)
+        case .checkConfig(let configPath):
+            return ConfigurationCheck.run(configPath: configPath)
+        case .keygen(let output, let force):
+            return KeyGeneration.run(output: output, force: force)
+        case .client(let client):
+            return ClientRunner.run(client)
+        }
+    }
+}
+
+/// Standard output and error, each text written with `write(2)` (no buffering to flush at exit).
+enum Console {
+    static func output(_ text: String) { write(text, to: STDOUT_FILENO) }
+    static func error(_ text: String) { write(text, to: STDERR_FILENO) }
+
+    private static func write(_ text: String, to descriptor: Int32) {
+        let bytes = Array(text.utf8)
+        var written = 0
+        var attempts = 0
+        while written < bytes.count && attempts < 10_000 {
+            attempts += 1
+            let result = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + written, $0.count - written) }
+            if result > 0 {
+                written += result
+            } else if result < 0 && errno == EINTR {
+                continue
+            } else {
+                return
+            }
+        }
+    }
+}

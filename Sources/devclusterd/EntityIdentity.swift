@@ -1,0 +1,95 @@
+// This server's entity id (the device-state layer tags every local state with it): from the
+// configuration, else the one stored in state_dir, else a MAC address, else random, and stored so
+// that it survives restarts and hardware changes. Reads /sys and /dev/urandom; nothing else.
+
+import Foundation
+import Glibc
+
+/// Chooses and persists this server's entity id.
+struct EntityIdentity {
+    typealias EntityID = DaemonConfiguration.EntityID
+
+    /// Where the id came from (for the start-up log).
+    enum Source: Equatable, CustomStringConvertible {
+        case configuration
+        case stateFile(String)
+        case macAddress(interface: String)
+        case random
+
+        var description: String {
+            switch self {
+            case .configuration: "from [options] entity_id"
+            case .stateFile(let path): "from \(path)"
+            case .macAddress(let interface): "derived from the MAC address of \(interface)"
+            case .random: "random (no usable MAC address found)"
+            }
+        }
+    }
+
+    /// The file in the state directory holding the id: `01:23:45:67:89:ab` and a newline.
+    static let fileName = "entity_id"
+
+    var stateDirectory: String
+    /// Where network interfaces are listed (`/sys/class/net`; tests pass their own).
+    var interfacesDirectory = "/sys/class/net"
+    /// Six random bytes (tests pass a fixed source).
+    var randomBytes: () -> [UInt8]? = EntityIdentity.urandom
+
+    var filePath: String { stateDirectory + "/" + Self.fileName }
+
+    /// The id to use, where it came from, and a warning when the stored file was unusable.
+    ///
+    /// A derived or random id is written to `filePath` (atomically) when no valid file exists.
+    /// - Throws: `FileSystemError` when a new id cannot be stored.
+    func resolve(configured: EntityID?) throws(FileSystemError) -> (id: EntityID, source: Source, warning: String?) {
+        if let configured { return (configured, .configuration, nil) }
+        var warning: String?
+        do {
+            if let bytes = try FileSystem.readFile(filePath, limit: 64) {
+                let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                if let stored = EntityID(parsing: text) { return (stored, .stateFile(filePath), nil) }
+                warning = "\(filePath) does not hold an entity id (like 01:23:45:67:89:ab); replacing it"
+            }
+        } catch {
+            warning = "cannot read \(error); replacing it"
+        }
+        let id: EntityID
+        let source: Source
+        if let (mac, interface) = firstMACAddress() {
+            (id, source) = (mac, .macAddress(interface: interface))
+        } else {
+            (id, source) = (try randomID(), .random)
+        }
+        try FileSystem.writeAtomically(Array("\(id)\n".utf8), to: filePath, mode: 0o644)
+        return (id, source, warning)
+    }
+
+    /// The address of the first interface, by name, that is not loopback and not all zeros.
+    func firstMACAddress() -> (EntityID, String)? {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: interfacesDirectory) else { return nil }
+        for name in names.sorted() where name != "lo" {
+            guard let bytes = try? FileSystem.readFile("\(interfacesDirectory)/\(name)/address", limit: 128) else { continue }
+            let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let id = EntityID(parsing: text), id.octets.contains(where: { $0 != 0 }) else { continue }
+            return (id, name)
+        }
+        return nil
+    }
+
+    private func randomID() throws(FileSystemError) -> EntityID {
+        guard var bytes = randomBytes(), bytes.count == 6 else { throw FileSystemError("/dev/urandom", "cannot read random bytes") }
+        // A locally administered, unicast address: it cannot collide with a real MAC address.
+        bytes[0] = (bytes[0] | 0x02) & 0xFE
+        guard let id = EntityID(octets: bytes) else { throw FileSystemError("/dev/urandom", "cannot read random bytes") }
+        return id
+    }
+
+    /// Six bytes from /dev/urandom.
+    static func urandom() -> [UInt8]? {
+        guard let handle = fopen("/dev/urandom", "rb") else { return nil }
+        defer { fclose(handle) }
+        var bytes = [UInt8](repeating: 0, count: 6)
+        guard fread(&bytes, 1, 6, handle) == 6 else { return nil }
+        return bytes
+    }
+}

@@ -1,0 +1,191 @@
+// `devclusterd --foreground`: prepares what must exist before the ring starts (configuration,
+// directories, entity id, key), then builds the Daemon on a fresh event loop, starts the Totem
+// runtime on that same loop, and waits for the loop to end.
+
+import Dispatch
+import Glibc
+import Synchronization
+import Totem
+
+enum ForegroundDaemon {
+    /// Runs the daemon until SIGTERM or SIGINT; returns the exit status.
+    static func run(configPath: String?, debug: Bool) -> Int32 {
+        // Before any thread exists, so that every thread inherits the mask and the signals are
+        // only ever seen through the signalfd.
+        SignalWatcher.blockInAllThreads()
+        let configuration: DaemonConfiguration
+        let origin: DaemonConfiguration.Origin
+        do {
+            (configuration, origin) = try DaemonConfiguration.resolve(configPath: configPath)
+        } catch {
+            for problem in error.errors { Console.error("devclusterd: \(problem)\n") }
+            Console.error("devclusterd: not started: the configuration has \(error.errors.count) problem(s)\n")
+            return 1
+        }
+        let file = DaemonConfiguration.fileName(of: origin)
+        let logger = DaemonLogger(level: debug ? .debug : LogLevel(configuration.options.logLevel))
+        let local = configuration.localNode
+        logger.info("devclusterd \(Devclusterd.version) starting: node \(configuration.options.nodeID) "
+            + "(\(local?.name ?? DaemonConfiguration.defaultNodeName(configuration.options.nodeID))), "
+            + "cluster \"\(configuration.totem.clusterName)\", \(configuration.totem.transport.name), "
+            + (origin == .embedded ? "embedded default configuration (no \(DaemonConfiguration.defaultPath))" : "configuration \(file)"))
+
+        guard let prepared = prepare(configuration, file: file, logger: logger) else { return 1 }
+        return serve(configuration: configuration, origin: origin, prepared: prepared, logger: logger, debug: debug)
+    }
+
+    /// What start-up prepared for the loop.
+    private struct Prepared: Sendable {
+        var runtime: NodeRuntimeConfiguration
+        var entityID: DaemonConfiguration.EntityID
+    }
+
+    /// Directories, entity id, key and runtime configuration; `nil` after logging why not.
+    private static func prepare(_ configuration: DaemonConfiguration, file: String, logger: DaemonLogger) -> Prepared? {
+        let options = configuration.options
+        do {
+            if try FileSystem.ensurePrivateDirectory(options.stateDirectory) {
+                logger.info("created state directory \(options.stateDirectory) (mode 0700)")
+            }
+            let socketDirectory = FileSystem.parentDirectory(of: options.controlSocket)
+            // Members of control_socket_group must be able to reach the socket inside.
+            let mode: mode_t = options.controlSocketGroup == nil ? 0o700 : 0o750
+            if try FileSystem.ensurePrivateDirectory(socketDirectory, mode: mode) {
+                logger.info("created control socket directory \(socketDirectory) (mode \(FileSystem.octal(mode)))")
+            }
+        } catch {
+            logger.error("not started: \(error)")
+            return nil
+        }
+        let entity: (id: DaemonConfiguration.EntityID, source: EntityIdentity.Source, warning: String?)
+        do {
+            entity = try EntityIdentity(stateDirectory: options.stateDirectory).resolve(configured: options.entityID)
+        } catch {
+            logger.error("not started: cannot store the entity id: \(error)")
+            return nil
+        }
+        if let warning = entity.warning { logger.warning(warning) }
+        logger.info("entity id \(entity.id) (\(entity.source))")
+
+        let key: (mode: PacketAuthenticator.Mode, key: ClusterKey?, warning: String?)
+        do {
+            key = try configuration.loadClusterKey(file: file)
+        } catch {
+            logger.error("not started: \(error)")
+            return nil
+        }
+        if let warning = key.warning { logger.warning(warning) }
+        if key.mode == .none {
+            logger.warning("no cluster key: datagrams are neither authenticated nor encrypted, so any host that can reach "
+                + "UDP port \(configuration.totem.port) can join or disrupt the ring; create a key with \"devclusterd keygen\", "
+                + "copy it to every node and set crypto = hmac-sha256 (or chacha20-poly1305) and keyfile in [totem]")
+        } else {
+            logger.info("datagrams protected with \(key.mode.rawValue) (key file \(configuration.totem.crypto.keyFile ?? ""))")
+        }
+        let filter = RuntimeLogFilter(logger: logger)
+        do {
+            let runtime = try configuration.runtimeConfiguration(file: file, authentication: key.mode, key: key.key, log: filter.handler)
+            return Prepared(runtime: runtime, entityID: entity.id)
+        } catch {
+            logger.error("not started: \(error)")
+            return nil
+        }
+    }
+
+    /// A value handed from the loop thread or a task to the waiting main thread.
+    private final class Handoff<Value: Sendable>: Sendable {
+        private let value = Mutex<Value?>(nil)
+        private let semaphore = DispatchSemaphore(value: 0)
+
+        func put(_ newValue: Value) {
+            value.withLock { $0 = newValue }
+            semaphore.signal()
+        }
+
+        func take() -> Value? {
+            semaphore.wait()
+            return value.withLock { $0 }
+        }
+    }
+
+    /// The exit status the Daemon sets when it stops.
+    private final class ExitStatus: Sendable {
+        private let status = Atomic<Int32>(0)
+        func set(_ value: Int32) { status.store(value, ordering: .relaxed) }
+        var value: Int32 { status.load(ordering: .relaxed) }
+    }
+
+    /// Builds the Daemon on a new loop, starts the runtime there and waits for the loop to end.
+    private static func serve(configuration: DaemonConfiguration, origin: DaemonConfiguration.Origin, prepared: Prepared,
+                              logger: DaemonLogger, debug: Bool) -> Int32 {
+        let loop: EventLoop
+        do {
+            loop = try EventLoop(name: "devclusterd")
+        } catch {
+            logger.error("not started: cannot create the event loop: \(error)")
+            return 1
+        }
+        let exitStatus = ExitStatus()
+        let built = Handoff<Result<LoopBound<Daemon>, StartupProblem>>()
+        let file = DaemonConfiguration.fileName(of: origin)
+        loop.execute {
+            let context = ServiceContext(configuration: configuration, origin: origin, runtimeConfiguration: prepared.runtime,
+                                         entityID: prepared.entityID, logger: logger, eventLoop: loop, isDebugForced: debug)
+            let daemon = Daemon(context: context, services: [NodeService()]) { exitStatus.set($0) }
+            do {
+                try daemon.openControlSocket()
+                try daemon.watchSignals()
+            } catch {
+                let problem = error is UnixSocket.Failure
+                    ? StartupProblem(file: file, location: "[options] control_socket", message: "\(error)")
+                    : StartupProblem(file: file, location: nil, message: "cannot watch signals: \(error)")
+                logger.error("not started: \(problem)")
+                daemon.stop(reason: "start-up failed", exitStatus: 1)
+                built.put(.failure(problem))
+                return
+            }
+            built.put(.success(LoopBound(daemon, eventLoop: loop)))
+        }
+        let daemon: LoopBound<Daemon>
+        switch built.take() {
+        case .success(let value)?:
+            daemon = value
+        case .failure?:
+            loop.join()
+            return 1
+        case nil:
+            loop.stop()
+            loop.join()
+            return 1
+        }
+
+        let started = Handoff<Result<NodeRuntime, NodeRuntimeError>>()
+        let runtimeConfiguration = prepared.runtime
+        Task.detached {
+            do throws(NodeRuntimeError) {
+                let runtime = try await NodeRuntime.start(runtimeConfiguration, on: loop) { node in
+                    daemon.value.attach(node)
+                }
+                started.put(.success(runtime))
+            } catch {
+                started.put(.failure(error))
+            }
+        }
+        switch started.take() {
+        case .success?:
+            let name = configuration.localNode?.name ?? DaemonConfiguration.defaultNodeName(configuration.options.nodeID)
+            Console.output("devclusterd: node \(configuration.options.nodeID) (\(name)) running; "
+                + "control socket \(configuration.options.controlSocket)\n")
+        case .failure(.eventLoopStopped)?:
+            // A SIGTERM arrived while the ring was starting; the Daemon has stopped already.
+            break
+        case .failure(let error)?:
+            logger.error("not started: cannot start the ring: \(error)")
+            loop.execute { daemon.value.stop(reason: "start-up failed", exitStatus: 1) }
+        case nil:
+            loop.execute { daemon.value.stop(reason: "start-up failed", exitStatus: 1) }
+        }
+        loop.join()
+        return exitStatus.value
+    }
+}

@@ -1,0 +1,233 @@
+// The JSON value type of the control protocol and its encoder: one compact line of UTF-8 per value,
+// object keys in insertion order. Parsing lives in JSONParser.swift; no Foundation here.
+
+/// A JSON value (RFC 8259), as sent and received on the control socket.
+///
+/// Numbers keep the distinction the protocol needs: whole numbers that fit 64 bits are
+/// `integer`, everything else `double`. Objects keep their keys in order, so output is stable
+/// and tests can compare text.
+enum JSONValue: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case integer(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object(JSONObject)
+
+    /// An integer value from any fixed-width integer that fits 64 bits; larger ones become
+    /// `double` (counters never get there).
+    static func number<Integer: BinaryInteger>(_ value: Integer) -> JSONValue {
+        if let exact = Int64(exactly: value) { return .integer(exact) }
+        return .double(Double(value))
+    }
+
+    /// The string, when this is a string.
+    var stringValue: String? {
+        if case .string(let text) = self { return text }
+        return nil
+    }
+
+    /// The integer, when this is an integer.
+    var integerValue: Int64? {
+        if case .integer(let value) = self { return value }
+        return nil
+    }
+
+    /// The number as a `Double`, when this is a number.
+    var doubleValue: Double? {
+        switch self {
+        case .integer(let value): Double(value)
+        case .double(let value): value
+        default: nil
+        }
+    }
+
+    /// The Boolean, when this is one.
+    var boolValue: Bool? {
+        if case .bool(let value) = self { return value }
+        return nil
+    }
+
+    /// The elements, when this is an array.
+    var arrayValue: [JSONValue]? {
+        if case .array(let elements) = self { return elements }
+        return nil
+    }
+
+    /// The object, when this is one.
+    var objectValue: JSONObject? {
+        if case .object(let object) = self { return object }
+        return nil
+    }
+
+    /// The member `key` of an object; `nil` for a missing key or a value that is not an object.
+    subscript(key: String) -> JSONValue? {
+        objectValue?[key]
+    }
+
+    /// The name of the value's type, for error messages ("expected a string, got an array").
+    var typeName: String {
+        switch self {
+        case .null: "null"
+        case .bool: "a Boolean"
+        case .integer, .double: "a number"
+        case .string: "a string"
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
+}
+
+/// A JSON object: members in the order they were added or read.
+///
+/// Lookups scan linearly; protocol objects have a handful of members. The parser rejects
+/// duplicate keys, and `set` replaces, so a key appears at most once.
+struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
+    private(set) var members: [(key: String, value: JSONValue)] = []
+
+    init() {}
+
+    init(dictionaryLiteral elements: (String, JSONValue)...) {
+        for (key, value) in elements { set(key, value) }
+    }
+
+    /// Members in order; `keys` may not repeat (the parser guarantees it).
+    init(uniqueMembers: [(key: String, value: JSONValue)]) {
+        members = uniqueMembers
+    }
+
+    var count: Int { members.count }
+    var isEmpty: Bool { members.isEmpty }
+    var keys: [String] { members.map(\.key) }
+
+    subscript(key: String) -> JSONValue? {
+        for member in members where member.key == key { return member.value }
+        return nil
+    }
+
+    /// Sets `key` to `value`, keeping its position if it exists and appending it otherwise.
+    mutating func set(_ key: String, _ value: JSONValue) {
+        if let index = members.firstIndex(where: { $0.key == key }) {
+            members[index].value = value
+        } else {
+            members.append((key, value))
+        }
+    }
+
+    static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+        lhs.members.count == rhs.members.count
+            && zip(lhs.members, rhs.members).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+    }
+}
+
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
+    ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral {
+    init(stringLiteral value: String) { self = .string(value) }
+    init(integerLiteral value: Int64) { self = .integer(value) }
+    init(floatLiteral value: Double) { self = .double(value) }
+    init(booleanLiteral value: Bool) { self = .bool(value) }
+    init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    init(dictionaryLiteral elements: (String, JSONValue)...) {
+        var object = JSONObject()
+        for (key, value) in elements { object.set(key, value) }
+        self = .object(object)
+    }
+}
+
+// MARK: - Encoding
+
+extension JSONValue {
+    /// The value as compact JSON text (no spaces, no newline).
+    var encoded: String {
+        var bytes: [UInt8] = []
+        encode(into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the value as compact JSON (UTF-8, no newline) to `output`.
+    ///
+    /// Non-finite doubles have no JSON form and are written as `null`. Strings escape `"`, `\`
+    /// and every control character; other characters are written as UTF-8.
+    func encode(into output: inout [UInt8]) {
+        switch self {
+        case .null:
+            output.append(contentsOf: Self.nullBytes)
+        case .bool(let value):
+            output.append(contentsOf: value ? Self.trueBytes : Self.falseBytes)
+        case .integer(let value):
+            Self.appendInteger(value, to: &output)
+        case .double(let value):
+            if value.isFinite {
+                // Swift prints the shortest text that reads back as the same double: "0.1",
+                // "1e-05", "1.0". A whole number keeps its ".0" so it stays a double on reading.
+                output.append(contentsOf: value.description.utf8)
+            } else {
+                output.append(contentsOf: Self.nullBytes)
+            }
+        case .string(let text):
+            Self.appendString(text, to: &output)
+        case .array(let elements):
+            output.append(UInt8(ascii: "["))
+            for (index, element) in elements.enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                element.encode(into: &output)
+            }
+            output.append(UInt8(ascii: "]"))
+        case .object(let object):
+            output.append(UInt8(ascii: "{"))
+            for (index, member) in object.members.enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                Self.appendString(member.key, to: &output)
+                output.append(UInt8(ascii: ":"))
+                member.value.encode(into: &output)
+            }
+            output.append(UInt8(ascii: "}"))
+        }
+    }
+
+    private static let nullBytes = Array("null".utf8)
+    private static let trueBytes = Array("true".utf8)
+    private static let falseBytes = Array("false".utf8)
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    private static func appendInteger(_ value: Int64, to output: inout [UInt8]) {
+        if value == 0 {
+            output.append(UInt8(ascii: "0"))
+            return
+        }
+        // Int64.min has no positive counterpart; work with the magnitude.
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            while magnitude > 0 {
+                buffer[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            }
+        }
+        if value < 0 { output.append(UInt8(ascii: "-")) }
+        withUnsafeBytes(of: &digits) { buffer in
+            for index in stride(from: count - 1, through: 0, by: -1) { output.append(buffer[index]) }
+        }
+    }
+
+    private static func appendString(_ text: String, to output: inout [UInt8]) {
+        output.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case 0x0A: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case 0x0D: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case 0x09: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case 0x00..<0x20, 0x7F:
+                output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                           hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0x0F)]])
+            default: output.append(byte)
+            }
+        }
+        output.append(UInt8(ascii: "\""))
+    }
+}

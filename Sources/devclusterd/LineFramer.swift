@@ -1,0 +1,78 @@
+// Splits a byte stream into newline-terminated lines with a bound on line length. Owns only the
+// partial line between reads; what a line means is the caller's business.
+
+/// Cuts a stream into lines (without their `\n`), holding at most `maximumLineBytes` between reads.
+///
+/// A line longer than the limit is reported once, as `.tooLong`, and its bytes are discarded up to
+/// and including the next newline; the lines after it come through normally. Blank lines (only
+/// spaces, tabs and carriage returns) are skipped.
+struct LineFramer {
+    /// What the framer found.
+    enum Item {
+        /// A complete line, valid until the callback returns.
+        case line(UnsafeBufferPointer<UInt8>)
+        /// A line exceeded the limit and is being skipped.
+        case tooLong
+    }
+
+    let maximumLineBytes: Int
+    private var partial: [UInt8] = []
+    private var isSkippingLongLine = false
+
+    init(maximumLineBytes: Int) {
+        precondition(maximumLineBytes > 0, "line limit \(maximumLineBytes) must be positive")
+        self.maximumLineBytes = maximumLineBytes
+    }
+
+    /// Bytes of an unfinished line held since the last newline.
+    var bufferedBytes: Int { partial.count }
+
+    /// Feeds bytes and calls `body` for each line or overlong line they complete.
+    mutating func append(_ bytes: UnsafeRawBufferPointer, _ body: (Item) -> Void) {
+        let input = bytes.bindMemory(to: UInt8.self)
+        var start = 0
+        while start < input.count {
+            var end = start
+            while end < input.count && input[end] != 0x0A { end += 1 }
+            let foundNewline = end < input.count
+            let piece = UnsafeBufferPointer(rebasing: input[start..<end])
+            if isSkippingLongLine {
+                if foundNewline { isSkippingLongLine = false }
+            } else if partial.count + piece.count > maximumLineBytes {
+                partial.removeAll(keepingCapacity: false)
+                isSkippingLongLine = !foundNewline
+                body(.tooLong)
+            } else if foundNewline {
+                if partial.isEmpty {
+                    if !Self.isBlank(piece) { body(.line(piece)) }
+                } else {
+                    partial.append(contentsOf: piece)
+                    partial.withUnsafeBufferPointer { line in
+                        if !Self.isBlank(line) { body(.line(line)) }
+                    }
+                    partial.removeAll(keepingCapacity: true)
+                }
+            } else {
+                partial.append(contentsOf: piece)
+            }
+            start = foundNewline ? end + 1 : end
+        }
+    }
+
+    /// At end of input: the unfinished last line, if there is one (a client that closes without
+    /// a final newline still gets its last request answered).
+    mutating func finish(_ body: (Item) -> Void) {
+        defer {
+            partial.removeAll()
+            isSkippingLongLine = false
+        }
+        guard !isSkippingLongLine, !partial.isEmpty else { return }
+        partial.withUnsafeBufferPointer { line in
+            if !Self.isBlank(line) { body(.line(line)) }
+        }
+    }
+
+    private static func isBlank(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
+        line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+    }
+}

@@ -1,0 +1,347 @@
+// Tests of the control socket on a real event loop: dispatch, errors for every kind of bad line,
+// pipelining, overlong lines, half-closed clients, connection limits, socket file handling, and a
+// client that never reads being dropped while others are still served.
+
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+import Totem
+@testable import devclusterd
+
+/// Answers `echo` (its arguments), `big` (10 kB), and fails everything else.
+private final class EchoHandler: ControlRequestHandler {
+    func handle(_ request: ControlRequest, reply: ControlReply) {
+        switch request.command {
+        case "echo": reply.succeed(.object(request.arguments))
+        case "big": reply.succeed(.string(String(repeating: "x", count: 10_000)))
+        default: reply.fail(ControlError(.unknownCommand, "no command \(request.command)"))
+        }
+    }
+}
+
+/// The server and its handler (which the server holds weakly), confined to the loop.
+private final class ServerFixture {
+    let handler = EchoHandler()
+    var server: ControlServer?
+}
+
+/// A server at `<temporary>/c.sock` on its own loop, closed and removed after `body`.
+private func withServer(limits: ControlServer.Limits = ControlServer.Limits(),
+                        _ body: (_ path: String, _ loop: EventLoop, _ fixture: LoopBound<ServerFixture>) async throws -> Void) async throws {
+    let directory = try makeTemporaryDirectory()
+    defer { removeDirectory(directory) }
+    let path = directory + "/c.sock"
+    let loop = try EventLoop(name: "control-test")
+    defer {
+        loop.stop()
+        loop.join()
+    }
+    let logs = LogCollector()
+    let logger = logs.makeLogger(level: .warning)
+    let started: Result<LoopBound<ServerFixture>, UnixSocket.Failure>? = await onLoop(loop) {
+        let fixture = ServerFixture()
+        do throws(UnixSocket.Failure) {
+            fixture.server = try ControlServer(path: path, group: nil, eventLoop: loop, logger: logger, limits: limits, handler: fixture.handler)
+            return .success(LoopBound(fixture, eventLoop: loop))
+        } catch {
+            return .failure(error)
+        }
+    }
+    let fixture = try #require(try started?.get())
+    do {
+        try await body(path, loop, fixture)
+    } catch {
+        _ = await onLoop(loop) { fixture.value.server?.close() }
+        throw error
+    }
+    _ = await onLoop(loop) { fixture.value.server?.close() }
+}
+
+/// The response to one raw line.
+private func response(to line: String, path: String) throws -> JSONValue {
+    let client = try ControlClient(path: path, timeout: .seconds(5))
+    try client.sendRaw(Array((line + "\n").utf8))
+    return try JSONParser.parse(client.readLine())
+}
+
+@Suite("Control server", .serialized)
+struct ControlServerTests {
+    @Test func dispatchesRequestsAndAnswersErrors() async throws {
+        try await withServer { path, _, _ in
+            let client = try ControlClient(path: path, timeout: .seconds(5))
+            #expect(try client.call("echo", arguments: ["a": 1]) == .success(["a": 1]))
+            #expect(try client.call("nope") == .failure(ControlError(.unknownCommand, "no command nope")))
+        }
+    }
+
+    @Test func everyMalformedLineGetsASpecificError() async throws {
+        try await withServer { path, _, _ in
+            func error(_ line: String) throws -> (id: JSONValue?, code: String?, message: String?) {
+                let value = try response(to: line, path: path)
+                #expect(value["ok"] == false, "\(line)")
+                return (value["id"], value["error"]?["code"]?.stringValue, value["error"]?["message"]?.stringValue)
+            }
+            let notJSON = try error("{bad")
+            #expect(notJSON.id == .null && notJSON.code == "parse_error")
+            #expect(notJSON.message == "the line is not valid JSON: unexpected \"b\" at byte 1")
+            #expect(try error("[1]").message == "a request must be a JSON object, got an array")
+            #expect(try error(#"{"id":[1],"cmd":"echo"}"#).message == "\"id\" must be a number or a string, got an array")
+            let missing = try error(#"{"id":5}"#)
+            #expect(missing.id == 5 && missing.code == "invalid_request" && missing.message == "missing \"cmd\" (the command name)")
+            #expect(try error(#"{"id":"x","cmd":1}"#).message == "\"cmd\" must be a string, got a number")
+            #expect(try error(#"{"id":5,"cmd":"echo","args":[]}"#).message == "\"args\" must be an object, got an array")
+            #expect(try error(#"{"id":5,"cmd":"echo","extra":1}"#).message == "unknown member \"extra\"; a request has \"id\", \"cmd\" and \"args\"")
+            #expect(try error("\u{FF}").code == "parse_error")
+        }
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        try await withServer { path, _, _ in
+            let client = try ControlClient(path: path, timeout: .seconds(5))
+            var batch = ""
+            for id in 1...200 { batch += #"{"id":\#(id),"cmd":"echo","args":{"n":\#(id)}}"# + "\n" }
+            try client.sendRaw(Array(batch.utf8))
+            for id in 1...200 {
+                let line = try JSONParser.parse(client.readLine())
+                #expect(line == ["id": .integer(Int64(id)), "ok": true, "result": ["n": .integer(Int64(id))]])
+            }
+        }
+    }
+
+    @Test func anOverlongLineIsAnsweredAndTheConnectionStaysUsable() async throws {
+        try await withServer { path, _, _ in
+            let client = try ControlClient(path: path, timeout: .seconds(5))
+            try client.sendRaw(Array(String(repeating: "x", count: 100_000).utf8) + [0x0A])
+            try client.send(ControlRequest(id: 9, command: "echo").json)
+            let first = try JSONParser.parse(client.readLine())
+            #expect(first["id"] == .null && first["error"]?["code"] == "line_too_long")
+            #expect(first["error"]?["message"] == "a request line is longer than 65536 bytes; it was skipped up to the next newline")
+            let second = try JSONParser.parse(client.readLine())
+            #expect(second == ["id": 9, "ok": true, "result": [:]])
+        }
+    }
+
+    @Test func aClientThatClosesItsSideStillGetsItsAnswers() async throws {
+        try await withServer { path, _, _ in
+            let descriptor = try UnixSocket.connect(to: path)
+            defer { _ = close(descriptor) }
+            let request = Array(#"{"id":1,"cmd":"echo"}"#.utf8)  // no final newline
+            _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+            shutdown(descriptor, Int32(SHUT_WR))
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var received: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            for _ in 0..<100 {
+                let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+                guard count > 0 else { break }
+                received += buffer[0..<count]
+            }
+            #expect(String(decoding: received, as: UTF8.self) == #"{"id":1,"ok":true,"result":{}}"# + "\n")
+        }
+    }
+
+    @Test func aClientThatNeverReadsIsDroppedWithoutBlockingOthers() async throws {
+        var limits = ControlServer.Limits()
+        limits.pauseReadingAboveBytes = 64 << 10
+        limits.stallTimeout = .milliseconds(300)
+        try await withServer(limits: limits) { path, loop, fixture in
+            let slow = try ControlClient(path: path, timeout: .seconds(5))
+            // 30,000 answers of about 70 bytes: far more than the kernel's buffers and the pause
+            // mark, so the daemon stops reading this client, waits for it to read, and gives up.
+            // The send blocks once the daemon stops reading, and fails when it hangs up.
+            let request = #"{"id":1,"cmd":"echo","args":{"pad":"0123456789012345678901234567890123456789"}}"# + "\n"
+            let clock = ContinuousClock()
+            let start = clock.now
+            try? slow.sendRaw(Array(String(repeating: request, count: 30_000).utf8))
+            let dropped = await eventually(within: .seconds(10)) {
+                await onLoop(loop) { fixture.value.server?.droppedSlowClients ?? 0 } == 1
+            }
+            #expect(dropped)
+            #expect(clock.now - start >= .milliseconds(250), "dropped before the stall timeout")
+            // The loop kept serving: another client is answered at once.
+            let other = try ControlClient(path: path, timeout: .seconds(2))
+            let answeredAt = clock.now
+            #expect(try other.call("echo", arguments: ["still": "here"]) == .success(["still": "here"]))
+            #expect(clock.now - answeredAt < .seconds(1))
+            #expect(await onLoop(loop) { fixture.value.server?.connectionCount } == 1)
+        }
+    }
+
+    @Test func outputBeyondTheBoundDropsTheClientAtOnce() async throws {
+        var limits = ControlServer.Limits()
+        limits.maximumOutputBytes = 256 << 10
+        try await withServer(limits: limits) { path, loop, fixture in
+            let slow = try ControlClient(path: path, timeout: .seconds(5))
+            // 100 answers of 10 kB from one read: past the bound before the loop comes back.
+            try slow.sendRaw(Array(String(repeating: #"{"id":1,"cmd":"big"}"# + "\n", count: 100).utf8))
+            let dropped = await eventually(within: .seconds(5)) {
+                await onLoop(loop) { fixture.value.server?.droppedSlowClients ?? 0 } == 1
+            }
+            #expect(dropped)
+            let other = try ControlClient(path: path, timeout: .seconds(2))
+            #expect(try other.call("echo") == .success([:]))
+        }
+    }
+
+    @Test func aPipeliningClientThatReadsSlowlyIsPausedNotDropped() async throws {
+        var limits = ControlServer.Limits()
+        limits.pauseReadingAboveBytes = 64 << 10
+        limits.resumeReadingBelowBytes = 16 << 10
+        limits.maximumOutputBytes = 256 << 10
+        limits.stallTimeout = .seconds(5)
+        try await withServer(limits: limits) { path, loop, fixture in
+            let descriptor = try UnixSocket.connect(to: path)
+            defer { _ = close(descriptor) }
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            _ = setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            let count = 30_000
+            // The writer blocks whenever the daemon stops reading; it runs beside the reader.
+            let writer = Task.detached { () -> Bool in
+                var batch: [UInt8] = []
+                for id in 1...count { batch += Array(#"{"id":\#(id),"cmd":"echo","args":{"pad":"0123456789"}}"#.utf8) + [0x0A] }
+                var sent = 0
+                while sent < batch.count {
+                    let result = batch.withUnsafeBytes { send(descriptor, $0.baseAddress! + sent, min(4096, $0.count - sent), Int32(MSG_NOSIGNAL)) }
+                    guard result > 0 else { return false }
+                    sent += result
+                }
+                return true
+            }
+            var framer = LineFramer(maximumLineBytes: 1 << 16)
+            var received = 0
+            var lastID: Int64 = 0
+            var inOrder = true
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var reads = 0
+            while received < count && reads < 1_000_000 {
+                reads += 1
+                let length = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+                guard length > 0 else { break }
+                buffer.withUnsafeBytes { bytes in
+                    framer.append(UnsafeRawBufferPointer(rebasing: bytes[0..<length])) { item in
+                        guard case .line(let line) = item, let id = (try? JSONParser.parse(line))?["id"]?.integerValue else { return }
+                        inOrder = inOrder && id == lastID + 1
+                        lastID = id
+                        received += 1
+                    }
+                }
+                // A slow reader: a pause now and then lets the backlog build up.
+                if reads % 64 == 0 { try await Task.sleep(for: .milliseconds(2)) }
+            }
+            #expect(await writer.value)
+            #expect(received == count && inOrder)
+            #expect(await onLoop(loop) { fixture.value.server?.droppedSlowClients } == 0)
+        }
+    }
+
+    @Test func connectionsBeyondTheLimitAreToldWhy() async throws {
+        var limits = ControlServer.Limits()
+        limits.maximumConnections = 2
+        try await withServer(limits: limits) { path, _, _ in
+            let first = try ControlClient(path: path, timeout: .seconds(5))
+            let second = try ControlClient(path: path, timeout: .seconds(5))
+            #expect(try first.call("echo") == .success([:]))
+            #expect(try second.call("echo") == .success([:]))
+            let third = try ControlClient(path: path, timeout: .seconds(5))
+            let refusal = try JSONParser.parse(third.readLine())
+            #expect(refusal["error"]?["code"] == "too_many_connections")
+        }
+    }
+
+    @Test func theSocketIsPrivateAndNeverStolen() async throws {
+        try await withServer { path, loop, _ in
+            var status = stat()
+            #expect(stat(path, &status) == 0)
+            #expect(status.st_mode & 0o777 == 0o600)
+            #expect(status.st_mode & S_IFMT == S_IFSOCK)
+            // A second server on the same path refuses: a daemon is live there.
+            let logger = LogCollector().makeLogger()
+            let second: String? = await onLoop(loop) {
+                let handler = EchoHandler()
+                do {
+                    let server = try ControlServer(path: path, group: nil, eventLoop: loop, logger: logger, handler: handler)
+                    server.close()
+                    return "listening"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            #expect(second == "\(path): another devclusterd is already listening on this socket")
+        }
+    }
+
+    @Test func aStaleSocketIsReplacedAndAFileIsNot() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeDirectory(directory) }
+        let loop = try EventLoop(name: "control-test")
+        defer {
+            loop.stop()
+            loop.join()
+        }
+        let logger = LogCollector().makeLogger()
+        // A socket file nobody listens on, as a crashed daemon leaves it.
+        let stale = directory + "/stale.sock"
+        let descriptor = try UnixSocket.makeStreamSocket(nonBlocking: false, path: stale)
+        _ = try UnixSocket.withAddress(stale) { bind(descriptor, $0, $1) }
+        _ = close(descriptor)
+        let plain = directory + "/plain"
+        _ = FileManager.default.createFile(atPath: plain, contents: Data("x".utf8))
+        let outcome: [String]? = await onLoop(loop) {
+            var results: [String] = []
+            for path in [stale, plain] {
+                do {
+                    let server = try ControlServer(path: path, group: nil, eventLoop: loop, logger: logger, handler: EchoHandler())
+                    results.append("listening")
+                    server.close()
+                } catch {
+                    results.append("\(error)")
+                }
+            }
+            return results
+        }
+        #expect(outcome == ["listening", "\(plain): exists and is not a socket; refusing to replace it"])
+        #expect(access(stale, F_OK) != 0, "close() removes the socket file")
+        #expect(FileManager.default.fileExists(atPath: plain))
+    }
+
+    @Test func anUnknownGroupIsAClearError() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeDirectory(directory) }
+        let loop = try EventLoop(name: "control-test")
+        defer {
+            loop.stop()
+            loop.join()
+        }
+        let logger = LogCollector().makeLogger()
+        let path = directory + "/g.sock"
+        let message: String? = await onLoop(loop) {
+            do {
+                let server = try ControlServer(path: path, group: "no-such-group-dcd", eventLoop: loop, logger: logger, handler: EchoHandler())
+                server.close()
+                return "listening"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(message == "\(path): control_socket_group \"no-such-group-dcd\" is not a group on this host")
+    }
+
+    @Test func theClientExplainsAMissingDaemon() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeDirectory(directory) }
+        let missing = directory + "/none.sock"
+        #expect(throws: ControlClientError("cannot connect to \(missing): no daemon is running (the socket does not exist)")) {
+            _ = try ControlClient(path: missing)
+        }
+        let stale = directory + "/stale.sock"
+        let descriptor = try UnixSocket.makeStreamSocket(nonBlocking: false, path: stale)
+        _ = try UnixSocket.withAddress(stale) { bind(descriptor, $0, $1) }
+        _ = close(descriptor)
+        #expect(throws: ControlClientError("cannot connect to \(stale): no daemon is running (connection refused)")) {
+            _ = try ControlClient(path: stale)
+        }
+    }
+}

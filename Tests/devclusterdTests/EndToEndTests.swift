@@ -1,0 +1,372 @@
+// The daemon as users run it: real devclusterd processes on 127.0.0.1-3 with their own
+// configurations, state directories and sockets. Rings form, a kill -9 is detected, a restarted
+// node rejoins, a SIGTERM leave is seen faster than a token timeout, different keys or cluster
+// names never share a ring; plus --check-config, keygen and the CLI without a daemon.
+// Every child is killed by PID when the test ends, also when it fails.
+
+import Foundation
+import Glibc
+import Testing
+@testable import devclusterd
+
+/// The devclusterd executable built next to the test binary, or `nil`.
+private let daemonExecutable: String? = {
+    var candidates: [String] = []
+    if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+        candidates.append(FileSystem.parentDirectory(of: executable) + "/devclusterd")
+    }
+    candidates.append(FileSystem.parentDirectory(of: Bundle.main.bundlePath) + "/devclusterd")
+    candidates.append(Bundle.main.bundlePath + "/devclusterd")
+    // Tests/devclusterdTests/EndToEndTests.swift -> <package>/.build/debug/devclusterd
+    let package = FileSystem.parentDirectory(of: FileSystem.parentDirectory(of: FileSystem.parentDirectory(of: #filePath)))
+    candidates.append(package + "/.build/debug/devclusterd")
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+}()
+
+/// The output of a command that ran to completion.
+private struct CommandResult {
+    var status: Int32
+    var output: String
+    var error: String
+}
+
+/// Children started by one test; `killAll` ends every one still running, by PID.
+private final class Children {
+    private var processes: [Process] = []
+
+    func start(_ arguments: [String], log: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(daemonExecutable))
+        process.arguments = arguments
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        processes.append(process)
+        return process
+    }
+
+    /// Waits for `process` to exit, up to `timeout`; kills it if it does not.
+    @discardableResult
+    func waitForExit(_ process: Process, timeout: Duration) async -> Int32? {
+        let exited = await eventually(within: timeout, every: .milliseconds(10)) { !process.isRunning }
+        guard exited else {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    func killAll() {
+        for process in processes where process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        processes.removeAll()
+    }
+}
+
+/// Runs devclusterd with `arguments` to completion (commands that exit by themselves).
+private func runCommand(_ arguments: [String]) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try #require(daemonExecutable))
+    process.arguments = arguments
+    let output = Pipe()
+    let error = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    let outputData = output.fileHandleForReading.readDataToEndOfFile()
+    let errorData = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self),
+                         error: String(decoding: errorData, as: UTF8.self))
+}
+
+/// One daemon's files.
+private struct TestNode {
+    var index: Int
+    var directory: String
+    var configuration: String { directory + "/devcluster.conf" }
+    var socket: String { directory + "/run/devclusterd.sock" }
+    var state: String { directory + "/state" }
+    var log: String { directory + "/daemon.log" }
+    var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+}
+
+/// Writes a configuration for node `index` (1-based) of `count` nodes on 127.0.0.1...
+private func makeNode(_ index: Int, of count: Int, in base: String, port: UInt16, clusterName: String = "e2e",
+                      keyFile: String? = nil, logLevel: String = "info") throws -> TestNode {
+    let node = TestNode(index: index, directory: "\(base)/n\(index)")
+    try FileManager.default.createDirectory(atPath: node.directory, withIntermediateDirectories: true)
+    var text = """
+        [totem]
+        cluster_name = \(clusterName)
+        transport = udpu
+        mcastport = \(port)
+        token = \(EndToEndTests.tokenMilliseconds)
+        token_coefficient = 0
+
+        """
+    if let keyFile { text += "crypto = hmac-sha256\nkeyfile = \(keyFile)\n" }
+    for other in 1...count {
+        text += "\n[node]\nnodeid = \(other)\nname = server\(other)\naddr = 127.0.0.\(other)\n"
+    }
+    text += """
+
+        [options]
+        nodeid = \(index)
+        control_socket = \(node.socket)
+        state_dir = \(node.state)
+        log_level = \(logLevel)
+
+        [device_state]
+        type = event_channel
+        publish_event = device_state
+        subscribe_event = device_state
+
+        """
+    try text.write(toFile: node.configuration, atomically: true, encoding: .utf8)
+    return node
+}
+
+/// The ring and member ids a daemon reports, or `nil` when it does not answer.
+private func membership(_ node: TestNode) -> (ring: String, members: [Int64])? {
+    guard let client = try? ControlClient(path: node.socket, timeout: .seconds(2)),
+          case .success(let result)? = try? client.call("members"),
+          let ring = result["ring"]?.stringValue, let members = result["members"]?.arrayValue
+    else { return nil }
+    return (ring, members.filter { $0["member"] == true }.compactMap { $0["nodeid"]?.integerValue })
+}
+
+/// Whether all `nodes` report one ring made of exactly `members`.
+private func formed(_ nodes: [TestNode], members: [Int64]) -> Bool {
+    let views = nodes.map(membership)
+    guard let first = views[0] else { return false }
+    return views.allSatisfy { $0?.ring == first.ring && $0?.members == members }
+}
+
+private func randomPort() -> UInt16 { UInt16.random(in: 20_000...60_000) }
+
+@Suite("End to end: devclusterd processes", .serialized)
+struct EndToEndTests {
+    /// The test clusters' token timeout; detection of a crash takes about token + consensus (1.2 × token).
+    static let tokenMilliseconds = 500
+
+    @Test func threeDaemonsFormARingDetectFailuresAndSeeGracefulLeavesFast() async throws {
+        try #require(daemonExecutable != nil, "devclusterd was not found next to the test binary; build it with swift build")
+        let base = try makeTemporaryDirectory()
+        let children = Children()
+        defer {
+            children.killAll()
+            removeDirectory(base)
+        }
+        let keygen = try runCommand(["keygen", "--output", base + "/keys/authkey"])
+        #expect(keygen.status == 0, "\(keygen.error)")
+        let port = randomPort()
+        let nodes = try (1...3).map { try makeNode($0, of: 3, in: base, port: port, keyFile: base + "/keys/authkey") }
+        var processes = try nodes.map { try children.start(["--foreground", "--config", $0.configuration], log: $0.log) }
+
+        let ringOfThree = await eventually(within: .seconds(10)) { formed(nodes, members: [1, 2, 3]) }
+        try #require(ringOfThree, "no ring of 3: \(nodes.map(membership)); log of node 1:\n\(nodes[0].logText)")
+
+        // The CLI as a script sees it.
+        let json = try runCommand(["--socket", nodes[0].socket, "members", "--json"])
+        #expect(json.status == 0)
+        let members = try JSONParser.parse(json.output.trimmingCharacters(in: .newlines))
+        #expect(members["members"]?.arrayValue?.map { $0["member"] } == [true, true, true])
+        #expect(members["members"]?.arrayValue?.first?["addresses"] == ["127.0.0.1"])
+        let human = try runCommand(["--config", nodes[1].configuration, "members"])
+        #expect(human.status == 0 && human.output.contains("=== Node Name: server3\n=== ==> ID: 3 (0x3)\n=== ==> Address: 127.0.0.3\n=== ==> Member: Yes\n"))
+        let status = try runCommand(["--socket", nodes[2].socket, "status", "--json"])
+        let statusResult = try JSONParser.parse(status.output.trimmingCharacters(in: .newlines))
+        #expect(statusResult["authentication"] == "hmac-sha256" && statusResult["members"] == 3)
+        #expect(statusResult["node"]?["name"] == "server3")
+        #expect(FileManager.default.fileExists(atPath: nodes[0].state + "/entity_id"))
+
+        // SIGHUP applies the new log level.
+        let debugConfiguration = try String(contentsOfFile: nodes[0].configuration, encoding: .utf8)
+            .replacingOccurrences(of: "log_level = info", with: "log_level = debug")
+        try debugConfiguration.write(toFile: nodes[0].configuration, atomically: true, encoding: .utf8)
+        kill(processes[0].processIdentifier, SIGHUP)
+        let reloaded = await eventually(within: .seconds(5)) {
+            guard let client = try? ControlClient(path: nodes[0].socket, timeout: .seconds(2)),
+                  case .success(let result)? = try? client.call("status") else { return false }
+            return result["log_level"] == "debug"
+        }
+        #expect(reloaded, "log level not applied on SIGHUP:\n\(nodes[0].logText)")
+
+        // kill -9: the others notice by token loss, within the failure-detection time.
+        let clock = ContinuousClock()
+        let killedAt = clock.now
+        kill(processes[2].processIdentifier, SIGKILL)
+        let detected = await eventually(within: .seconds(10), every: .milliseconds(10)) { formed(Array(nodes[0...1]), members: [1, 2]) }
+        let detection = clock.now - killedAt
+        try #require(detected, "the crash of node 3 was not detected: \(nodes.prefix(2).map(membership))")
+        let token = Duration.milliseconds(Self.tokenMilliseconds)
+        #expect(detection < token * 2.2 + .seconds(2), "crash detection took \(detection)")
+        print("devclusterd end to end: kill -9 detected after \(detection) (token \(token))")
+
+        // It rejoins after a restart.
+        processes[2] = try children.start(["--foreground", "--config", nodes[2].configuration], log: nodes[2].log)
+        let rejoined = await eventually(within: .seconds(10)) { formed(nodes, members: [1, 2, 3]) }
+        try #require(rejoined, "node 3 did not rejoin: \(nodes.map(membership))")
+
+        // SIGTERM: a graceful leave, seen by the others faster than a token timeout.
+        let terminatedAt = clock.now
+        kill(processes[2].processIdentifier, SIGTERM)
+        let left = await eventually(within: .seconds(10), every: .milliseconds(2)) { formed(Array(nodes[0...1]), members: [1, 2]) }
+        let leave = clock.now - terminatedAt
+        #expect(left)
+        #expect(leave < token, "the graceful leave took \(leave), a token timeout is \(token)")
+        print("devclusterd end to end: SIGTERM leave seen after \(leave) (token \(token))")
+        #expect(await children.waitForExit(processes[2], timeout: .seconds(5)) == 0)
+        #expect(!FileManager.default.fileExists(atPath: nodes[2].socket), "the socket is removed on exit")
+
+        let log = nodes[0].logText
+        #expect(log.contains(" info  ring 1."))
+        #expect(log.contains(" formed: server1, server2, server3"))
+        #expect(log.contains(" warning server3 failed\n"), "\(log)")
+        #expect(log.contains(" notice server3 left (graceful)\n"), "\(log)")
+        #expect(log.contains(" notice reloaded \(nodes[0].configuration): applied log_level info -> debug\n"), "\(log)")
+        #expect(nodes[2].logText.contains(" notice received SIGTERM: leaving the ring and stopping\n"))
+    }
+
+    @Test func differentKeysOrClusterNamesNeverShareARing() async throws {
+        try #require(daemonExecutable != nil, "devclusterd was not found next to the test binary; build it with swift build")
+        let base = try makeTemporaryDirectory()
+        let children = Children()
+        defer {
+            children.killAll()
+            removeDirectory(base)
+        }
+        for name in ["a", "b"] {
+            let result = try runCommand(["keygen", "--output", "\(base)/\(name).key"])
+            #expect(result.status == 0)
+        }
+        let keyPort = randomPort()
+        let keyed = [
+            try makeNode(1, of: 2, in: base + "/keys", port: keyPort, keyFile: base + "/a.key"),
+            try makeNode(2, of: 2, in: base + "/keys", port: keyPort, keyFile: base + "/b.key"),
+        ]
+        let namePort = keyPort == 60_000 ? keyPort - 1 : keyPort + 1
+        let named = [
+            try makeNode(1, of: 2, in: base + "/names", port: namePort, clusterName: "alpha"),
+            try makeNode(2, of: 2, in: base + "/names", port: namePort, clusterName: "beta"),
+        ]
+        let nodes = keyed + named
+        for node in nodes { _ = try children.start(["--foreground", "--config", node.configuration], log: node.log) }
+        let alone = await eventually(within: .seconds(10)) {
+            nodes.allSatisfy { node in membership(node)?.members == [Int64(node.index)] }
+        }
+        try #require(alone, "\(nodes.map(membership))")
+        // Several token and join periods: each stays alone the whole time.
+        let clock = ContinuousClock()
+        let until = clock.now + .seconds(3)
+        var samples = 0
+        while clock.now < until && samples < 1_000 {
+            samples += 1
+            for node in nodes {
+                let view = membership(node)
+                #expect(view?.members == [Int64(node.index)], "node \(node.directory) joined another: \(String(describing: view))")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(keyed[0].logText.contains("authentication failed for a datagram from 127.0.0.2:\(keyPort)"), "\(keyed[0].logText)")
+        #expect(keyed[0].logText.contains("different cluster key"))
+        let status = try ControlClient(path: keyed[1].socket).call("status")
+        #expect((try status.get()["counters"]?["authentication_failures"]?.integerValue ?? 0) > 0)
+        #expect(named[0].logText.contains("of another cluster"), "\(named[0].logText)")
+    }
+
+    @Test func checkConfigReportsEveryProblemOrOneOKLine() throws {
+        try #require(daemonExecutable != nil, "devclusterd was not found next to the test binary; build it with swift build")
+        let base = try makeTemporaryDirectory()
+        defer { removeDirectory(base) }
+        let good = try makeNode(1, of: 2, in: base, port: 5405)
+        let ok = try runCommand(["--check-config", "--config", good.configuration])
+        #expect(ok.status == 0)
+        #expect(ok.output == "\(good.configuration): OK: cluster \"e2e\", udpu, 2 nodes, this node 1 (server1), crypto none, "
+            + "1 event channel, 0 hints, control socket \(good.socket)\n")
+
+        let bad = base + "/bad.conf"
+        try """
+            [totem]
+            cluster_name = x
+            mcastport = 99999
+            tokn = 1000
+
+            [options]
+            log_level = loud
+            """.write(toFile: bad, atomically: true, encoding: .utf8)
+        let failed = try runCommand(["--check-config", "--config", bad])
+        #expect(failed.status == 1)
+        #expect(failed.output.isEmpty)
+        let lines = failed.error.split(separator: "\n").map(String.init)
+        #expect(lines.contains("\(bad):3: [totem] mcastport: expected a port number 1-65535, got \"99999\""))
+        #expect(lines.contains { $0.hasPrefix("\(bad):4: [totem] tokn: unknown option (did you mean \"token\"?)") })
+        #expect(lines.contains("\(bad):7: [options] log_level: expected one of debug, info, notice, warning, error, got \"loud\""))
+        #expect(lines.last?.hasPrefix("devclusterd: ") == true && lines.last?.hasSuffix(" problems found") == true)
+
+        let keyless = try makeNode(1, of: 2, in: base + "/keyless", port: 5405, keyFile: base + "/missing.key")
+        let missingKey = try runCommand(["--check-config", "--config", keyless.configuration])
+        #expect(missingKey.status == 1)
+        #expect(missingKey.error.hasPrefix("\(keyless.configuration): [totem] keyfile: key file \(base)/missing.key does not exist; "
+            + "create one with \"devclusterd keygen --output \(base)/missing.key\""))
+
+        let missingFile = try runCommand(["--check-config", "--config", base + "/nope.conf"])
+        #expect(missingFile.status == 1)
+        #expect(missingFile.error.hasPrefix("\(base)/nope.conf: cannot read the configuration file: No such file or directory"))
+    }
+
+    @Test func keygenWritesAPrivateKeyAndRefusesToOverwrite() throws {
+        try #require(daemonExecutable != nil, "devclusterd was not found next to the test binary; build it with swift build")
+        let base = try makeTemporaryDirectory()
+        defer { removeDirectory(base) }
+        let path = base + "/etc/devcluster/authkey"
+        let first = try runCommand(["keygen", "--output", path])
+        #expect(first.status == 0, "\(first.error)")
+        #expect(first.output.contains("wrote a new 256-byte cluster key to \(path) (mode 0400)"))
+        var status = stat()
+        #expect(stat(path, &status) == 0 && status.st_mode & 0o777 == 0o400 && status.st_size == 256)
+        #expect(stat(base + "/etc/devcluster", &status) == 0 && status.st_mode & 0o777 == 0o700)
+        let key = try Data(contentsOf: URL(fileURLWithPath: path))
+
+        let again = try runCommand(["keygen", "--output", path])
+        #expect(again.status == 1)
+        #expect(again.error == "devclusterd: keygen: \(path) exists; use --force to replace it (every node of the cluster then needs the new key)\n")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == key)
+
+        let forced = try runCommand(["keygen", "--output", path, "--force"])
+        #expect(forced.status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) != key)
+        #expect(stat(path, &status) == 0 && status.st_mode & 0o777 == 0o400)
+    }
+
+    @Test func theCLIWithoutADaemonSaysSo() throws {
+        try #require(daemonExecutable != nil, "devclusterd was not found next to the test binary; build it with swift build")
+        let base = try makeTemporaryDirectory()
+        defer { removeDirectory(base) }
+        let missing = try runCommand(["--socket", base + "/none.sock", "members"])
+        #expect(missing.status == 1)
+        #expect(missing.error == "devclusterd: cannot connect to \(base)/none.sock: no daemon is running (the socket does not exist)\n")
+
+        // A socket left by a crashed daemon: nobody listens.
+        let node = try makeNode(1, of: 1, in: base, port: 5405)
+        try FileManager.default.createDirectory(atPath: FileSystem.parentDirectory(of: node.socket), withIntermediateDirectories: true)
+        let descriptor = try UnixSocket.makeStreamSocket(nonBlocking: false, path: node.socket)
+        _ = try UnixSocket.withAddress(node.socket) { bind(descriptor, $0, $1) }
+        _ = close(descriptor)
+        let refused = try runCommand(["--config", node.configuration, "status"])
+        #expect(refused.status == 1)
+        #expect(refused.error == "devclusterd: cannot connect to \(node.socket): no daemon is running (connection refused)\n")
+
+        let usage = try runCommand(["membres"])
+        #expect(usage.status == 2)
+        #expect(usage.error.hasPrefix("devclusterd: unknown command \"membres\" (did you mean \"members\"?)"))
+        #expect(usage.error.contains("usage: devclusterd --foreground"))
+    }
+}
