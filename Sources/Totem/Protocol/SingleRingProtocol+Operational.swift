@@ -236,7 +236,7 @@ extension SingleRingProtocol {
 
     mutating func handle(_ message: DataMessage, now: MonotonicInstant) {
         guard message.ringID == ringID else {
-            noteForeignRing(sender: message.sender, reason: .foreignMessage, now: now)
+            noteForeignRing(sender: message.sender, ring: message.ringID, reason: .foreignMessage, now: now)
             return
         }
         if message.isEncapsulated {
@@ -265,9 +265,15 @@ extension SingleRingProtocol {
     }
 
     /// A message or merge detect from another ring: merge with its sender (spec §4.12).
-    mutating func noteForeignRing(sender: NodeID, reason: TransitionReason, now: MonotonicInstant) {
+    /// - Parameter ring: the ring the packet belongs to.
+    mutating func noteForeignRing(sender: NodeID, ring: RingID, reason: TransitionReason, now: MonotonicInstant) {
         switch state {
         case .operational:
+            // Ours: a packet of an older ring from a member of our ring is stale (delayed, or
+            // replayed by an attacker holding a valid authentication code): the sender has
+            // installed our ring since, so there is nothing to merge. Like the spec's rule for
+            // stale JOINs (§4.4), it must not pull the ring into GATHER.
+            if members.contains(sender) && ring.sequence < ringID.sequence { return }
             processorSet.insert(sender)
             enterGather(because: reason, now: now)
         case .gather:
@@ -282,7 +288,7 @@ extension SingleRingProtocol {
 
     mutating func handle(_ mergeDetect: MergeDetect, now: MonotonicInstant) {
         guard mergeDetect.ringID != ringID else { return }
-        noteForeignRing(sender: mergeDetect.sender, reason: .mergeDetected, now: now)
+        noteForeignRing(sender: mergeDetect.sender, ring: mergeDetect.ringID, reason: .mergeDetected, now: now)
     }
 
     // MARK: Delivery (spec §3.9)
