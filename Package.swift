@@ -22,11 +22,22 @@ let package = Package(
         .target(name: "Totem", dependencies: ["CSystem"], swiftSettings: strict),
         .target(name: "TotemSimulation", dependencies: ["Totem"], swiftSettings: strict),
         .executableTarget(name: "totem-sim", dependencies: ["TotemSimulation"], swiftSettings: strict),
+        .target(name: "Membership", dependencies: ["Totem"], swiftSettings: strict),
+        .target(name: "EventService", dependencies: ["Membership", "Totem"], swiftSettings: strict),
+        .target(name: "DeviceState", dependencies: ["EventService", "Membership", "Totem"], swiftSettings: strict),
         .executableTarget(name: "devclusterd", dependencies: ["Totem", "CSystem"], swiftSettings: strict),
+        .executableTarget(
+            name: "DeviceStateBenchmark", dependencies: ["DeviceState", "EventService", "Membership", "Totem"],
+            path: "Benchmarks/DeviceStateBenchmark", swiftSettings: strict),
         // libFuzzer target (scripts/fuzz.sh); a plain build replays saved inputs.
         .executableTarget(name: "PacketFuzzer", dependencies: ["Totem"], swiftSettings: strict),
         .testTarget(name: "TotemTests", dependencies: ["Totem"], swiftSettings: strict),
         .testTarget(name: "TotemSimulationTests", dependencies: ["TotemSimulation", "Totem"], swiftSettings: strict),
         .testTarget(name: "devclusterdTests", dependencies: ["devclusterd", "Totem"], swiftSettings: strict),
+        .testTarget(name: "MembershipTests", dependencies: ["Membership", "Totem"], swiftSettings: strict),
+        .testTarget(name: "EventServiceTests", dependencies: ["EventService", "Membership", "Totem"], swiftSettings: strict),
+        .testTarget(
+            name: "DeviceStateTests", dependencies: ["DeviceState", "EventService", "Membership", "Totem"],
+            swiftSettings: strict),
     ]
 )

@@ -1,0 +1,62 @@
+// Device names, validated and normalized once so that equal devices compare equal everywhere.
+
+/// A device name such as `SIP/1000`, `PJSIP/alice` or `Custom:mystate`, normalized the way
+/// Asterisk compares cache keys (reference §2.3):
+///
+/// - a name starting with `Custom:` in any case is written `Custom:` + the rest, compared exactly
+///   (`func_devstate` publishes `Custom:%s`);
+/// - otherwise, a name containing `/` has its technology part (before the first `/`)
+///   upper-cased in ASCII (`ast_tech_to_upper`): `sip/1000` is `SIP/1000`, the rest is exact;
+/// - any other name (`Provider:data`) is compared exactly.
+///
+/// Valid names (stricter than Asterisk, which accepts anything and reports INVALID later):
+/// 1 to 255 bytes of UTF-8, no control characters, no spaces, no `&` or `,` (hint syntax), and a
+/// non-empty part before and after the first `/` or `:`.
+public struct DeviceName: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// The longest name in bytes.
+    public static let maxBytes = 255
+
+    /// The normalized name.
+    public let rawValue: String
+
+    /// Validates and normalizes `text`.
+    ///
+    /// - Throws: `DeviceStateError.invalidDeviceName` with the reason.
+    public init(parsing text: String) throws(DeviceStateError) {
+        let bytes = Array(text.utf8)
+        guard (1...Self.maxBytes).contains(bytes.count) else {
+            throw .invalidDeviceName(text, reason: "must be 1-\(Self.maxBytes) bytes")
+        }
+        for byte in bytes {
+            guard byte > 0x20, byte != 0x7F, byte != UInt8(ascii: "&"), byte != UInt8(ascii: ",") else {
+                throw .invalidDeviceName(text, reason: "no spaces, control characters, '&' or ','")
+            }
+        }
+        guard let separator = bytes.firstIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: ":") }),
+              separator > 0, separator < bytes.count - 1
+        else {
+            throw .invalidDeviceName(text, reason: "expected TECH/resource or Provider:name")
+        }
+        rawValue = Self.normalized(bytes)
+    }
+
+    private static let customPrefix = Array("custom:".utf8)
+
+    private static func normalized(_ bytes: [UInt8]) -> String {
+        let lower = { (byte: UInt8) in (0x41...0x5A).contains(byte) ? byte + 0x20 : byte }
+        if bytes.count > customPrefix.count, zip(bytes, customPrefix).allSatisfy({ lower($0) == $1 }) {
+            return "Custom:" + String(decoding: bytes[customPrefix.count...], as: UTF8.self)
+        }
+        guard let slash = bytes.firstIndex(of: UInt8(ascii: "/")) else { return String(decoding: bytes, as: UTF8.self) }
+        var upper = bytes
+        for index in 0..<slash where (0x61...0x7A).contains(upper[index]) { upper[index] -= 0x20 }
+        return String(decoding: upper, as: UTF8.self)
+    }
+
+    /// Whether this is a `Custom:` device.
+    public var isCustom: Bool { rawValue.hasPrefix("Custom:") }
+
+    public static func < (lhs: DeviceName, rhs: DeviceName) -> Bool { lhs.rawValue.utf8.lexicographicallyPrecedes(rhs.rawValue.utf8) }
+
+    public var description: String { rawValue }
+}

@@ -1,0 +1,144 @@
+// What the device-state service asks of the daemon, its configuration, errors and snapshots.
+
+import EventService
+import Membership
+import Totem
+
+/// What the device-state service asks the daemon to do, in the order returned.
+///
+/// Execute in order: `persist` must reach stable storage before a later `submit` of the same
+/// batch is handed to the ring, so that a state other servers saw survives our restart.
+public enum DeviceStateEffect: Sendable, Equatable {
+    /// Submit these bytes to the ring (they already carry the service envelope).
+    case submit([UInt8])
+    /// Write this table atomically to the state file (a later one supersedes it).
+    case persist(LocalStateTable)
+    /// A device's cluster-wide state changed: tell device-state subscribers (PBX adapters, CLI
+    /// watchers).
+    case deviceStateChanged(DeviceStateChange)
+    /// A hint's extension state changed: tell its watchers.
+    case extensionStateChanged(ExtensionStateChange)
+    /// A mailbox's cluster-wide counts changed: tell MWI subscribers.
+    case mailboxChanged(MailboxChange)
+    /// An event of type `device_state` or `mwi` carried a payload that does not decode; it was
+    /// ignored (log and count it).
+    case rejectedEvent(EventID, ServiceWireError)
+    /// An event-service effect for a subscription opened through `subscribeEvents` (or the
+    /// confirmation of a `publishEvent`): pass it to that client.
+    case event(EventServiceEffect)
+}
+
+/// The device-state service's configuration, from the daemon's.
+public struct DeviceStateConfiguration: Sendable {
+    /// This node.
+    public var localNode: NodeID
+    /// This server's entity id, which tags its device states.
+    public var entityID: EntityID
+    /// This process's incarnation (greater at every start of this node).
+    public var incarnation: UInt64
+    /// The event channels (`publish_event`/`subscribe_event` with `device_state` and `mwi`).
+    public var channels: [ChannelConfiguration]
+    /// The hints, in configuration order.
+    public var hints: [Hint]
+    /// The local state table read back from the state file (empty on a first start).
+    public var restoredLocalState: LocalStateTable
+
+    /// Creates a configuration.
+    public init(localNode: NodeID, entityID: EntityID, incarnation: UInt64, channels: [ChannelConfiguration],
+                hints: [Hint] = [], restoredLocalState: LocalStateTable = LocalStateTable()) {
+        self.localNode = localNode
+        self.entityID = entityID
+        self.incarnation = incarnation
+        self.channels = channels
+        self.hints = hints
+        self.restoredLocalState = restoredLocalState
+    }
+}
+
+/// Why the device-state service refused its configuration.
+public enum DeviceStateConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The channel configuration is invalid.
+    case channels(ChannelConfigurationError)
+    /// Two hints have the same key.
+    case duplicateHint(HintKey)
+
+    public var description: String {
+        switch self {
+        case .channels(let error): error.description
+        case .duplicateHint(let key): "hint \(key) is configured twice"
+        }
+    }
+}
+
+/// Why a local request was refused. Texts are meant for the CLI user.
+public enum DeviceStateError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A state name that is none of the nine; `valid` lists them.
+    case unknownStateName(String, valid: [String])
+    /// A device name that breaks `DeviceName` rules.
+    case invalidDeviceName(String, reason: String)
+    /// A mailbox that is not `MAILBOX[@CONTEXT]` with valid parts.
+    case invalidMailbox(String)
+    /// A hint key or device list that is not valid.
+    case invalidHint(String, reason: String)
+    /// No hint has this key.
+    case unknownHint(HintKey)
+    /// No channel lets this node publish `mwi`, so it cannot set MWI.
+    case mwiNotPublished
+
+    public var description: String {
+        switch self {
+        case .unknownStateName(let name, let valid):
+            "unknown device state \"\(name)\"; valid states: \(valid.joined(separator: ", "))"
+        case .invalidDeviceName(let name, let reason):
+            "invalid device name \"\(name)\": \(reason)"
+        case .invalidMailbox(let text):
+            "invalid mailbox \"\(text)\": expected MAILBOX@CONTEXT, 1-80 printable characters each, without '@' or spaces"
+        case .invalidHint(let text, let reason):
+            "invalid hint \"\(text)\": \(reason)"
+        case .unknownHint(let key):
+            "no hint \(key)"
+        case .mwiNotPublished:
+            "no event channel publishes mwi on this node"
+        }
+    }
+}
+
+/// What `devstate get` shows: the cluster-wide state and the per-server breakdown.
+public struct DeviceSnapshot: Sendable, Equatable {
+    /// The device.
+    public var device: DeviceName
+    /// The cluster-wide (aggregate) state; INVALID when no server reports the device.
+    public var state: DeviceStateValue
+    /// Each reporting server's state, ascending by entity id.
+    public var servers: [ServerState]
+
+    /// Creates a snapshot.
+    public init(device: DeviceName, state: DeviceStateValue, servers: [ServerState]) {
+        self.device = device
+        self.state = state
+        self.servers = servers
+    }
+}
+
+/// Counters of the device-state service, for `status` and debugging.
+public struct DeviceStateStatistics: Sendable, Equatable {
+    /// Local device-state changes.
+    public var localChanges = 0
+    /// Remote device states applied to the cache.
+    public var remoteStatesApplied = 0
+    /// Device states ignored because their publisher is not a member of the configuration.
+    public var ignoredFromNonMembers = 0
+    /// Device states from another node claiming this server's entity id (a misconfiguration).
+    public var ownEntityConflicts = 0
+    /// MWI updates applied (counts or stamp moved).
+    public var mailboxUpdatesApplied = 0
+    /// MWI updates older than the record held, ignored.
+    public var staleMailboxUpdates = 0
+    /// Events whose payload did not decode.
+    public var rejectedPayloads = 0
+    /// Device-state and MWI messages re-published after joins.
+    public var republished = 0
+
+    /// All zero.
+    public init() {}
+}

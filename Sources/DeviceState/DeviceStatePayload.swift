@@ -1,0 +1,125 @@
+// The payloads of `device_state` and `mwi` events: model and binary format. Owns encoding and
+// bounds-checked decoding; applying them is DeviceStateService's.
+
+import EventService
+import Membership
+import Totem
+
+/// The payload of a device-state service event (inside an `EventMessage`).
+///
+/// Binary format (big-endian), starting at the first payload byte:
+///
+/// ```
+/// size  field
+///   1   format version = 1
+///   1   kind: 1 = device state, 2 = mailbox update, 3 = mailbox re-publication
+/// kind 1 (event type device_state):
+///   1   state code 0...8 (DeviceStateValue)
+///   2   device name length D, 1...255;  D bytes (a valid, normalized DeviceName)
+/// kind 2 (event type mwi):
+///   4   new messages
+///   4   old messages
+///   1   mailbox length M, 1...80;  M bytes
+///   1   context length C, 1...80;  C bytes
+/// kind 3 (event type mwi): as kind 2, then the record's original stamp and origin:
+///   8   ring sequence
+///   8   index
+///   6   origin entity id
+///   4   origin node id (non-zero)
+/// ```
+/// Nothing may follow. Decoding rejects every violation with a `ServiceWireError`.
+public enum DeviceStatePayload: Sendable, Equatable {
+    /// A server's own state of one device.
+    case deviceState(DeviceName, DeviceStateValue)
+    /// A fresh MWI update; its stamp is the ring position where it is delivered.
+    case mailboxUpdate(MailboxName, MailboxCounts)
+    /// A re-published MWI record, with its original stamp and origin.
+    case mailboxRepublication(MailboxRecord)
+
+    /// The format version this build writes and reads.
+    public static let version: UInt8 = 1
+    /// The longest payload: kind 1 with the longest device name (kind 3 needs at most 198).
+    public static let maxBytes = 2 + 1 + 2 + DeviceName.maxBytes
+
+    /// The event type this payload travels as.
+    public var eventType: EventType {
+        switch self {
+        case .deviceState: .deviceState
+        case .mailboxUpdate, .mailboxRepublication: .mwi
+        }
+    }
+
+    /// The payload bytes.
+    public func encoded() -> [UInt8] {
+        var writer = ServiceWireWriter(capacity: 48)
+        writer.write(Self.version)
+        switch self {
+        case .deviceState(let device, let state):
+            writer.write(UInt8(1))
+            writer.write(state.rawValue)
+            writer.writeString(device.rawValue, lengthAs: UInt16.self)
+        case .mailboxUpdate(let mailbox, let counts):
+            writer.write(UInt8(2))
+            Self.write(mailbox, counts, to: &writer)
+        case .mailboxRepublication(let record):
+            writer.write(UInt8(3))
+            Self.write(record.mailbox, record.counts, to: &writer)
+            writer.write(record.stamp.position.ringSequence)
+            writer.write(record.stamp.position.index)
+            writer.write(contentsOf: record.originEntity.octets)
+            writer.write(record.originNode.rawValue)
+        }
+        return writer.bytes
+    }
+
+    private static func write(_ mailbox: MailboxName, _ counts: MailboxCounts, to writer: inout ServiceWireWriter) {
+        writer.write(counts.newMessages)
+        writer.write(counts.oldMessages)
+        writer.writeString(mailbox.mailbox, lengthAs: UInt8.self)
+        writer.writeString(mailbox.context, lengthAs: UInt8.self)
+    }
+
+    /// Decodes payload bytes.
+    ///
+    /// - Throws: `ServiceWireError` for a wrong version or kind, an unknown state code, an
+    ///   invalid device or mailbox name, a zero node id, missing or trailing bytes.
+    public init(decoding bytes: [UInt8]) throws(ServiceWireError) {
+        guard bytes.count <= Self.maxBytes else { throw .oversized(size: bytes.count, limit: Self.maxBytes) }
+        var reader = ServiceWireReader(bytes)
+        let version = try reader.readUInt8()
+        guard version == Self.version else { throw .unsupportedVersion(version, format: "device state") }
+        let kind = try reader.readUInt8()
+        switch kind {
+        case 1:
+            let code = try reader.readUInt8()
+            guard let state = DeviceStateValue(rawValue: code) else { throw .invalidValue(field: "state", value: UInt64(code)) }
+            let text = try reader.readString(lengthAs: UInt16.self, field: "device", minimum: 1, limit: DeviceName.maxBytes)
+            guard let device = try? DeviceName(parsing: text) else { throw .invalidText(field: "device") }
+            self = .deviceState(device, state)
+        case 2:
+            let (mailbox, counts) = try Self.readMailbox(&reader)
+            self = .mailboxUpdate(mailbox, counts)
+        case 3:
+            let (mailbox, counts) = try Self.readMailbox(&reader)
+            let position = RingPosition(ringSequence: try reader.readUInt64(), index: try reader.readUInt64())
+            guard let entity = EntityID(octets: try reader.readBytes(count: 6)) else {
+                preconditionFailure("six bytes always make an entity id")
+            }
+            let rawNode = try reader.readUInt32()
+            guard let node = NodeID(rawValue: rawNode) else { throw .zeroNodeID(field: "origin node") }
+            self = .mailboxRepublication(MailboxRecord(mailbox: mailbox, counts: counts, originEntity: entity, originNode: node,
+                                                       stamp: MailboxStamp(position: position, entity: entity)))
+        default:
+            throw .unknownKind(kind, format: "device state")
+        }
+        try reader.requireEnd()
+    }
+
+    private static func readMailbox(_ reader: inout ServiceWireReader) throws(ServiceWireError) -> (MailboxName, MailboxCounts) {
+        let counts = MailboxCounts(newMessages: try reader.readUInt32(), oldMessages: try reader.readUInt32())
+        let mailbox = try reader.readString(lengthAs: UInt8.self, field: "mailbox", minimum: 1, limit: 80)
+        let context = try reader.readString(lengthAs: UInt8.self, field: "context", minimum: 1, limit: 80)
+        guard let name = try? MailboxName(mailbox: mailbox, context: context) else { throw .invalidText(field: "mailbox") }
+        return (name, counts)
+    }
+}

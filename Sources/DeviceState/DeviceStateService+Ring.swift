@@ -1,0 +1,186 @@
+// Ring inputs of the device-state service: configuration changes (leave drops entries, join
+// re-publishes) and deliveries (per-entity cache updates, MWI latest-wins).
+
+import EventService
+import Membership
+import Totem
+
+extension DeviceStateService {
+    /// Applies a Totem configuration change.
+    ///
+    /// - Every configuration: entries of servers whose node is not a member stop counting at
+    ///   once and the aggregates are recomputed (Asterisk 13.35+; older versions kept them).
+    ///   On TRANSITIONAL this is the moment the leave is known.
+    /// - REGULAR with joined members (or the first REGULAR after start): this server
+    ///   re-publishes its own local device states, and its own MWI publications with their
+    ///   original stamps; if it takes MWI in, also the MWI records whose publisher is not a member
+    ///   any more (so MWI outlives its publisher and still reaches newcomers). Re-publication goes
+    ///   only to channels whose configuration lets this node publish the type.
+    /// - The event service's own join re-publication of retained events is included.
+    ///
+    /// - Returns: The notifications of the leave, then the `submit`s.
+    public mutating func configurationChanged(_ change: ConfigurationChange, now: MonotonicInstant) -> [DeviceStateEffect] {
+        defer { checkInvariants() }
+        var effects: [DeviceStateEffect] = []
+        members = change.members
+        memberSet = Set(change.members)
+        for leave in cache.removeServers(notIn: members, keeping: entityID) {
+            notify(leave, into: &effects)
+        }
+        for effect in events.configurationChanged(change, now: now) { effects.append(Self.translate(effect)) }
+        if change.kind == .regular, !change.joined.isEmpty || !hasPublishedLocalState {
+            republishOwnStates(into: &effects)
+            hasPublishedLocalState = true
+        }
+        return effects
+    }
+
+    /// Applies a ring message addressed to the event service.
+    ///
+    /// - Parameters:
+    ///   - payload: The whole ring payload, envelope byte included.
+    ///   - sender: The node the ring says submitted it.
+    ///   - now: Delivery time (for event retention).
+    /// - Returns: Aggregate, hint and MWI changes it caused; `rejectedEvent` for an event whose
+    ///   device-state payload does not decode; `event` effects for other subscribers.
+    /// - Throws: `ServiceWireError` when the event message itself does not decode (nothing
+    ///   changed but the ring position count, which every node makes alike).
+    public mutating func delivered(payload: [UInt8], from sender: NodeID, now: MonotonicInstant) throws(ServiceWireError) -> [DeviceStateEffect] {
+        defer { checkInvariants() }
+        let eventEffects = try events.delivered(payload: payload, from: sender, now: now)
+        var effects: [DeviceStateEffect] = []
+        for effect in eventEffects {
+            switch effect {
+            case .deliver(let event, let subscriptions):
+                if subscriptions.contains(where: internalSubscriptions.contains) {
+                    if event.type == .deviceState {
+                        applyDeviceState(event, into: &effects)
+                    } else if event.type == .mwi {
+                        applyMailbox(event, into: &effects)
+                    }
+                }
+                let others = subscriptions.filter { !internalSubscriptions.contains($0) }
+                if !others.isEmpty { effects.append(.event(.deliver(event, to: others))) }
+            case .confirmed(let event):
+                if event.type == .mwi {
+                    confirmMailbox(event, into: &effects)
+                } else if event.type != .deviceState {
+                    effects.append(.event(effect))
+                }
+            case .submit, .replayRetained:
+                effects.append(Self.translate(effect))
+            }
+        }
+        return effects
+    }
+
+    // MARK: - Device states
+
+    private mutating func applyDeviceState(_ event: DeliveredEvent, into effects: inout [DeviceStateEffect]) {
+        guard let (device, state) = decode(event, into: &effects, as: { payload in
+            if case .deviceState(let device, let state) = payload { return (device, state) }
+            return nil
+        }) else { return }
+        let publisher = event.id.publisher
+        // Our own states count from the local table; the ring copy of them is ignored (as
+        // Asterisk drops events carrying its own EID).
+        guard event.publisherEntity != entityID else {
+            if publisher != localNode { statistics.ownEntityConflicts += 1 }
+            return
+        }
+        // A message delivered after the TRANSITIONAL configuration may come from a node that
+        // left; its states must not count again.
+        guard memberSet.contains(publisher) else {
+            statistics.ignoredFromNonMembers += 1
+            return
+        }
+        statistics.remoteStatesApplied += 1
+        if let change = cache.set(state, of: device, entity: event.publisherEntity, node: publisher) {
+            notify(change, into: &effects)
+        }
+    }
+
+    // MARK: - MWI
+
+    private mutating func applyMailbox(_ event: DeliveredEvent, into effects: inout [DeviceStateEffect]) {
+        guard let record = decode(event, into: &effects, as: { payload -> MailboxRecord? in
+            switch payload {
+            case .mailboxUpdate(let mailbox, let counts):
+                MailboxRecord(mailbox: mailbox, counts: counts, originEntity: event.publisherEntity, originNode: event.id.publisher,
+                              stamp: MailboxStamp(position: event.position, entity: event.publisherEntity))
+            case .mailboxRepublication(let record):
+                record
+            case .deviceState:
+                nil
+            }
+        }) else { return }
+        let current = mailboxRecords[record.mailbox]
+        if let current, !record.supersedes(current) {
+            statistics.staleMailboxUpdates += 1
+            return
+        }
+        mailboxRecords[record.mailbox] = record
+        statistics.mailboxUpdatesApplied += 1
+        if current?.counts != record.counts {
+            effects.append(.mailboxChanged(MailboxChange(old: current?.counts, new: record)))
+        }
+    }
+
+    /// Our MWI publication came back: remember where, so a later re-publication carries the
+    /// original stamp (and loses against anything newer).
+    private mutating func confirmMailbox(_ event: DeliveredEvent, into effects: inout [DeviceStateEffect]) {
+        guard let mailbox = pendingMailboxPublications.removeValue(forKey: event.id),
+              var entry = localState.mailboxes[mailbox], entry.position == nil
+        else { return }
+        pendingMailboxPublications = pendingMailboxPublications.filter { $0.value != mailbox }
+        entry.position = event.position
+        localState.mailboxes[mailbox] = entry
+        effects.append(.persist(localState))
+    }
+
+    // MARK: - Join re-publication
+
+    private mutating func republishOwnStates(into effects: inout [DeviceStateEffect]) {
+        let before = effects.count
+        for device in localState.devices.keys.sorted() {
+            guard let state = localState.devices[device] else { continue }
+            publish(.deviceState(device, state), attributes: ["device": device.rawValue], on: deviceStateChannels, into: &effects)
+        }
+        for mailbox in localState.mailboxes.keys.sorted() {
+            guard let entry = localState.mailboxes[mailbox] else { continue }
+            if let position = entry.position {
+                let record = MailboxRecord(mailbox: mailbox, counts: entry.counts, originEntity: entityID, originNode: localNode,
+                                           stamp: MailboxStamp(position: position, entity: entityID))
+                publish(.mailboxRepublication(record), attributes: ["mailbox": mailbox.description], on: mailboxChannels, into: &effects)
+            } else {
+                publishFreshMailbox(mailbox, counts: entry.counts, into: &effects)
+            }
+        }
+        if subscribesMailboxes {
+            for mailbox in mailboxRecords.keys.sorted() {
+                guard let record = mailboxRecords[mailbox], !memberSet.contains(record.originNode) else { continue }
+                publish(.mailboxRepublication(record), attributes: ["mailbox": mailbox.description], on: mailboxChannels, into: &effects)
+            }
+        }
+        statistics.republished += effects.count - before
+    }
+
+    // MARK: - Decoding
+
+    private mutating func decode<Value>(_ event: DeliveredEvent, into effects: inout [DeviceStateEffect],
+                                        as extract: (DeviceStatePayload) -> Value?) -> Value? {
+        do {
+            let payload = try DeviceStatePayload(decoding: event.payload)
+            guard let value = extract(payload) else {
+                statistics.rejectedPayloads += 1
+                effects.append(.rejectedEvent(event.id, .unknownKind(event.payload.count > 1 ? event.payload[1] : 0, format: "\(event.type) payload")))
+                return nil
+            }
+            return value
+        } catch {
+            statistics.rejectedPayloads += 1
+            effects.append(.rejectedEvent(event.id, error))
+            return nil
+        }
+    }
+}

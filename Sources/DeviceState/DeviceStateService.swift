@@ -1,0 +1,295 @@
+// The distributed device-state service: local states in, per-entity caches, cluster-wide
+// aggregates, hints and MWI out. Stored state, local requests and queries; ring inputs are in
+// DeviceStateService+Ring.swift. Pure: no I/O, clock, randomness or threads.
+
+import EventService
+import Membership
+import Totem
+
+/// Asterisk's distributed device state and MWI for one server, as a pure state machine.
+///
+/// Inputs: `configurationChanged(_:now:)` for every Totem configuration change;
+/// `delivered(payload:from:now:)` for every ring message whose envelope names
+/// `ServiceID.event`, in ring order; local requests (`setLocalState`, `setMailbox`,
+/// watchers, event subscriptions); `expireEvents(now:)` when `nextEventExpiry` passes.
+/// Outputs: `DeviceStateEffect`s, executed in order. The service owns an
+/// `EventChannelService`: device states and MWI travel as `device_state` and `mwi` events on
+/// the configured channels. See `DistributedDeviceState` for the semantics and decisions.
+public struct DeviceStateService: Sendable {
+    struct HintState: Sendable {
+        var hint: Hint
+        var state: ExtensionState
+        var watchers: Int
+    }
+
+    /// This node.
+    public let localNode: NodeID
+    /// This server's entity id.
+    public let entityID: EntityID
+    /// The event service carrying device states and MWI (read it for `channels`).
+    public internal(set) var events: EventChannelService
+    /// This server's own states, as persisted.
+    public internal(set) var localState: LocalStateTable
+    var cache = EntityCache()
+    /// Members of the current configuration, ascending (and as a set, for lookups).
+    public internal(set) var members: [NodeID] = []
+    var memberSet: Set<NodeID> = []
+    let deviceStateChannels: [ChannelName]
+    let mailboxChannels: [ChannelName]
+    var internalSubscriptions: Set<SubscriptionID> = []
+    let subscribesMailboxes: Bool
+    var mailboxRecords: [MailboxName: MailboxRecord] = [:]
+    /// Our MWI publications not yet delivered back, by event id.
+    var pendingMailboxPublications: [EventID: MailboxName] = [:]
+    let hintOrder: [HintKey]
+    var hints: [HintKey: HintState]
+    let hintsByDevice: [DeviceName: [HintKey]]
+    var hasPublishedLocalState = false
+    /// Counters.
+    public internal(set) var statistics = DeviceStateStatistics()
+
+    /// Creates the service, restoring the local states of a previous run (they count at once,
+    /// and are published at the first REGULAR configuration).
+    ///
+    /// - Throws: `DeviceStateConfigurationError` for a bad channel configuration or duplicate hints.
+    public init(configuration: DeviceStateConfiguration) throws(DeviceStateConfigurationError) {
+        do {
+            events = try EventChannelService(localNode: configuration.localNode, entityID: configuration.entityID,
+                                             incarnation: configuration.incarnation, channels: configuration.channels)
+        } catch {
+            throw .channels(error)
+        }
+        localNode = configuration.localNode
+        entityID = configuration.entityID
+        localState = configuration.restoredLocalState
+        deviceStateChannels = events.channels(publishing: .deviceState)
+        mailboxChannels = events.channels(publishing: .mwi)
+        subscribesMailboxes = !events.channels(subscribing: .mwi).isEmpty
+        var hints: [HintKey: HintState] = [:]
+        var hintsByDevice: [DeviceName: [HintKey]] = [:]
+        for hint in configuration.hints {
+            guard hints[hint.key] == nil else { throw .duplicateHint(hint.key) }
+            hints[hint.key] = HintState(hint: hint, state: .unavailable, watchers: 0)
+            for device in Set(hint.devices) { hintsByDevice[device, default: []].append(hint.key) }
+        }
+        hintOrder = configuration.hints.map(\.key)
+        self.hints = hints
+        self.hintsByDevice = hintsByDevice
+        for type in [EventType.deviceState, .mwi] {
+            for channel in events.channels(subscribing: type) {
+                do {
+                    let (id, _) = try events.subscribe(Subscription(channel: channel, types: [type]), now: .zero)
+                    internalSubscriptions.insert(id)
+                } catch {
+                    preconditionFailure("cannot subscribe \(type) on \(channel), which subscribes it: \(error)")
+                }
+            }
+        }
+        for (device, state) in localState.devices {
+            _ = cache.set(state, of: device, entity: entityID, node: localNode)
+        }
+        for key in hintOrder { _ = reevaluate(key) }
+        checkInvariants()
+    }
+
+    // MARK: - Local requests
+
+    /// Sets this server's own state of `device`: persisted, counted in the aggregate at once,
+    /// and published on every channel that publishes `device_state`.
+    ///
+    /// Setting the state a device already has does nothing (Asterisk does not re-publish an
+    /// unchanged cachable state).
+    ///
+    /// - Returns: `persist`, the `submit`s, then `deviceStateChanged` and `extensionStateChanged`
+    ///   if the aggregate moved.
+    public mutating func setLocalState(_ state: DeviceStateValue, of device: DeviceName) -> [DeviceStateEffect] {
+        defer { checkInvariants() }
+        guard localState.devices[device] != state else { return [] }
+        localState.devices[device] = state
+        statistics.localChanges += 1
+        var effects: [DeviceStateEffect] = [.persist(localState)]
+        publish(.deviceState(device, state), attributes: ["device": device.rawValue], on: deviceStateChannels, into: &effects)
+        if let change = cache.set(state, of: device, entity: entityID, node: localNode) {
+            notify(change, into: &effects)
+        }
+        return effects
+    }
+
+    /// Parses and sets a local state (`devstate set DEVICE STATE`).
+    ///
+    /// - Throws: `DeviceStateError.invalidDeviceName` or `unknownStateName` (listing the valid names).
+    public mutating func setLocalState(device: String, state: String) throws(DeviceStateError) -> [DeviceStateEffect] {
+        let name = try DeviceName(parsing: device)
+        let value = try DeviceStateValue(parsing: state)
+        return setLocalState(value, of: name)
+    }
+
+    /// Publishes MWI counts for `mailbox` (this server is its voicemail server). The
+    /// cluster-wide value changes when the ring delivers it: the latest in ring order wins.
+    ///
+    /// - Returns: `persist`, then the `submit`s.
+    /// - Throws: `DeviceStateError.mwiNotPublished` when no channel publishes `mwi` here.
+    public mutating func setMailbox(_ mailbox: MailboxName, counts: MailboxCounts) throws(DeviceStateError) -> [DeviceStateEffect] {
+        defer { checkInvariants() }
+        guard !mailboxChannels.isEmpty else { throw .mwiNotPublished }
+        localState.mailboxes[mailbox] = LocalStateTable.PublishedMailbox(counts: counts, position: nil)
+        pendingMailboxPublications = pendingMailboxPublications.filter { $0.value != mailbox }
+        var effects: [DeviceStateEffect] = [.persist(localState)]
+        publishFreshMailbox(mailbox, counts: counts, into: &effects)
+        return effects
+    }
+
+    /// Registers a local watcher of a hint (counted in `Watchers`).
+    ///
+    /// - Returns: The hint's row now.
+    /// - Throws: `DeviceStateError.unknownHint`.
+    public mutating func addWatcher(to key: HintKey) throws(DeviceStateError) -> HintRow {
+        guard var state = hints[key] else { throw .unknownHint(key) }
+        state.watchers += 1
+        hints[key] = state
+        return row(state)
+    }
+
+    /// Removes a local watcher of a hint (never below zero).
+    ///
+    /// - Throws: `DeviceStateError.unknownHint`.
+    public mutating func removeWatcher(from key: HintKey) throws(DeviceStateError) {
+        guard var state = hints[key] else { throw .unknownHint(key) }
+        state.watchers = max(0, state.watchers - 1)
+        hints[key] = state
+    }
+
+    /// Opens an event subscription for another client (for example a channel `watch`); its
+    /// deliveries come back as `event` effects. Retained events are replayed at once.
+    ///
+    /// - Throws: `SubscribeError`.
+    public mutating func subscribeEvents(_ subscription: Subscription, now: MonotonicInstant) throws(SubscribeError) -> (id: SubscriptionID, effects: [DeviceStateEffect]) {
+        let (id, effects) = try events.subscribe(subscription, now: now)
+        return (id, effects.map { .event($0) })
+    }
+
+    /// Closes a subscription opened with `subscribeEvents`. Returns whether it was open.
+    @discardableResult
+    public mutating func unsubscribeEvents(_ id: SubscriptionID) -> Bool {
+        guard !internalSubscriptions.contains(id) else { return false }
+        return events.unsubscribe(id)
+    }
+
+    /// Drops retained events whose retention ran out.
+    public mutating func expireEvents(now: MonotonicInstant) {
+        events.expireRetained(now: now)
+    }
+
+    /// When `expireEvents` should next be called, if anything is retained.
+    public var nextEventExpiry: MonotonicInstant? { events.nextExpiry }
+
+    // MARK: - Queries
+
+    /// `devstate get`: the cluster-wide state and per-server breakdown (INVALID and no
+    /// servers for a device nobody reports).
+    public func device(_ device: DeviceName) -> DeviceSnapshot {
+        DeviceSnapshot(device: device, state: cache.aggregate(of: device), servers: cache.servers(of: device))
+    }
+
+    /// `devstate list`: every device some server reports, ascending by name.
+    public var devices: [DeviceSnapshot] {
+        cache.records.keys.sorted().map { device($0) }
+    }
+
+    /// `mwi get`: the cluster-wide record of a mailbox (`nil` if unknown or MWI is not
+    /// subscribed here).
+    public func mailbox(_ mailbox: MailboxName) -> MailboxRecord? { mailboxRecords[mailbox] }
+
+    /// `mwi list`: every known mailbox, ascending (empty when MWI is not subscribed here).
+    public var mailboxes: [MailboxRecord] {
+        mailboxRecords.keys.sorted().compactMap { mailboxRecords[$0] }
+    }
+
+    /// `hints`: one row per hint, in configuration order.
+    public var hintRows: [HintRow] { hintOrder.compactMap { hints[$0].map(row) } }
+
+    /// The row of one hint.
+    public func hintRow(_ key: HintKey) -> HintRow? { hints[key].map(row) }
+
+    /// `channels`: the event channels and their counters.
+    public var channelSummaries: [ChannelSummary] { events.channelSummaries }
+
+    // MARK: - Helpers shared with the ring handlers
+
+    private func row(_ state: HintState) -> HintRow {
+        HintRow(key: state.hint.key, devices: state.hint.deviceList, state: state.state, watchers: state.watchers)
+    }
+
+    /// Publishes `payload` on each of `channels`, appending the `submit`s. The channels come from
+    /// the configuration's publish lists, so a refusal is a bug.
+    @discardableResult
+    mutating func publish(_ payload: DeviceStatePayload, attributes: [String: String], on channels: [ChannelName],
+                          into effects: inout [DeviceStateEffect]) -> [EventID] {
+        var ids: [EventID] = []
+        let bytes = payload.encoded()
+        for channel in channels {
+            do {
+                let (id, published) = try events.publish(on: channel, type: payload.eventType, attributes: attributes, payload: bytes)
+                ids.append(id)
+                for effect in published { effects.append(Self.translate(effect)) }
+            } catch {
+                preconditionFailure("channel \(channel) refused \(payload.eventType), which it publishes: \(error)")
+            }
+        }
+        return ids
+    }
+
+    /// Publishes a fresh MWI update and remembers it until the ring confirms it.
+    mutating func publishFreshMailbox(_ mailbox: MailboxName, counts: MailboxCounts, into effects: inout [DeviceStateEffect]) {
+        let ids = publish(.mailboxUpdate(mailbox, counts), attributes: ["mailbox": mailbox.description], on: mailboxChannels, into: &effects)
+        for id in ids { pendingMailboxPublications[id] = mailbox }
+    }
+
+    /// Appends the aggregate change and the hint changes it causes.
+    mutating func notify(_ change: DeviceStateChange, into effects: inout [DeviceStateEffect]) {
+        effects.append(.deviceStateChanged(change))
+        for key in hintsByDevice[change.device] ?? [] {
+            if let hintChange = reevaluate(key) { effects.append(.extensionStateChanged(hintChange)) }
+        }
+    }
+
+    /// Recomputes a hint (reference §3: aggregate its devices' cluster-wide states, then map).
+    ///
+    /// - Returns: The change, if the extension state moved (watchers are told only then).
+    mutating func reevaluate(_ key: HintKey) -> ExtensionStateChange? {
+        guard var state = hints[key] else { return nil }
+        let new = ExtensionState.of(state.hint.devices.map { cache.aggregate(of: $0) })
+        guard new != state.state else { return nil }
+        let change = ExtensionStateChange(hint: key, old: state.state, new: new, watchers: state.watchers)
+        state.state = new
+        hints[key] = state
+        return change
+    }
+
+    /// An event-service effect as a device-state effect (submits stay submits).
+    static func translate(_ effect: EventServiceEffect) -> DeviceStateEffect {
+        if case .submit(let bytes) = effect { return .submit(bytes) }
+        return .event(effect)
+    }
+
+    /// Checked after every input. Cheap checks always; the full cross-check of the cache
+    /// against the local table and the hints in debug builds (it is linear in the table).
+    func checkInvariants() {
+        precondition(hints.count == hintOrder.count, "\(hints.count) hints, \(hintOrder.count) keys")
+        precondition(members.count == memberSet.count, "member list and set disagree")
+        assert(fullInvariantsHold())
+    }
+
+    private func fullInvariantsHold() -> Bool {
+        cache.checkAggregates()
+        for (device, state) in localState.devices {
+            let own = cache.servers(of: device).first { $0.entity == entityID }
+            precondition(own?.state == state, "own state of \(device) is \(String(describing: own?.state)), table says \(state)")
+        }
+        for key in hintOrder {
+            guard let hint = hints[key] else { return false }
+            precondition(hint.state == ExtensionState.of(hint.hint.devices.map { cache.aggregate(of: $0) }), "stale hint \(key)")
+        }
+        return true
+    }
+}

@@ -1,0 +1,121 @@
+// The per-entity device-state cache (device → entity → state) and the cluster-wide aggregate
+// of each device. Owns replacement, removal and recomputation; not who may write (the service).
+
+import Membership
+import Totem
+
+/// One server's state of one device: what it last published, and the node that published it.
+public struct ServerState: Sendable, Equatable {
+    /// The server's entity id.
+    public var entity: EntityID
+    /// The node that published the state (the entity's node, from the event's publisher field).
+    public var node: NodeID
+    /// The state that server reports.
+    public var state: DeviceStateValue
+
+    /// Creates a per-server state.
+    public init(entity: EntityID, node: NodeID, state: DeviceStateValue) {
+        self.entity = entity
+        self.node = node
+        self.state = state
+    }
+}
+
+/// A change of a device's cluster-wide (aggregate) state.
+public struct DeviceStateChange: Sendable, Equatable {
+    /// The device.
+    public var device: DeviceName
+    /// The aggregate before.
+    public var old: DeviceStateValue
+    /// The aggregate now.
+    public var new: DeviceStateValue
+
+    /// Creates a change.
+    public init(device: DeviceName, old: DeviceStateValue, new: DeviceStateValue) {
+        precondition(old != new, "no change for \(device): \(old)")
+        self.device = device
+        self.old = old
+        self.new = new
+    }
+}
+
+/// device → entity → state, with each device's aggregate kept up to date.
+///
+/// Exactly one slot per (device, entity): a newer state from the same entity replaces the older
+/// (Asterisk's `DEVICE_STATE_CHANGE` cache key). A device with no slot left is dropped; its
+/// aggregate is then INVALID (the empty aggregate).
+struct EntityCache: Sendable {
+    struct Record: Sendable {
+        /// Per-entity states; a handful of servers, so an array beats a dictionary.
+        var servers: [ServerState]
+        var aggregate: DeviceStateValue
+    }
+
+    private(set) var records: [DeviceName: Record] = [:]
+
+    /// The aggregate of `device` (INVALID when no server reports it).
+    func aggregate(of device: DeviceName) -> DeviceStateValue { records[device]?.aggregate ?? .invalid }
+
+    /// The per-server states of `device`, ascending by entity id.
+    func servers(of device: DeviceName) -> [ServerState] {
+        (records[device]?.servers ?? []).sorted { $0.entity < $1.entity }
+    }
+
+    /// Stores `entity`'s state of `device`, replacing its previous one.
+    ///
+    /// - Returns: The aggregate change, if the aggregate moved.
+    mutating func set(_ state: DeviceStateValue, of device: DeviceName, entity: EntityID, node: NodeID) -> DeviceStateChange? {
+        let server = ServerState(entity: entity, node: node, state: state)
+        var record = records[device] ?? Record(servers: [], aggregate: .invalid)
+        if let index = record.servers.firstIndex(where: { $0.entity == entity }) {
+            record.servers[index] = server
+        } else {
+            record.servers.append(server)
+        }
+        return store(record, for: device)
+    }
+
+    /// Removes every slot whose node is not in `members` (sorted ascending), except `keep`'s
+    /// (this node's own entity always counts).
+    ///
+    /// - Returns: The aggregate changes, ascending by device name.
+    mutating func removeServers(notIn members: [NodeID], keeping keep: EntityID) -> [DeviceStateChange] {
+        var changes: [DeviceStateChange] = []
+        for device in records.keys.sorted() {
+            guard var record = records[device] else { continue }
+            let before = record.servers.count
+            record.servers.removeAll { $0.entity != keep && !Self.contains(members, $0.node) }
+            guard record.servers.count != before else { continue }
+            if let change = store(record, for: device) { changes.append(change) }
+        }
+        return changes
+    }
+
+    private mutating func store(_ record: Record, for device: DeviceName) -> DeviceStateChange? {
+        var record = record
+        let old = record.aggregate
+        record.aggregate = DeviceStateAggregate.of(record.servers.map(\.state))
+        records[device] = record.servers.isEmpty ? nil : record
+        return old == record.aggregate ? nil : DeviceStateChange(device: device, old: old, new: record.aggregate)
+    }
+
+    private static func contains(_ sorted: [NodeID], _ node: NodeID) -> Bool {
+        var low = 0
+        var high = sorted.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sorted[middle] < node { low = middle + 1 } else { high = middle }
+        }
+        return low < sorted.count && sorted[low] == node
+    }
+
+    /// Checks that every record's aggregate matches its servers (expensive: tests and debug).
+    func checkAggregates() {
+        for (device, record) in records {
+            precondition(!record.servers.isEmpty, "empty record kept for \(device)")
+            precondition(record.aggregate == DeviceStateAggregate.of(record.servers.map(\.state)),
+                         "stale aggregate \(record.aggregate) for \(device)")
+            precondition(Set(record.servers.map(\.entity)).count == record.servers.count, "two slots for one entity on \(device)")
+        }
+    }
+}

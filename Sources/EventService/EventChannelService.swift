@@ -1,0 +1,316 @@
+// The EVT-like event service: channels, publish/subscribe with filters, retention, join
+// re-publication. Pure: no I/O, no clock (time is `now`), no randomness, no threads.
+
+import Membership
+import Totem
+
+/// Named event channels over the ring, for one node, as a pure state machine.
+///
+/// Inputs: `configurationChanged(_:now:)` for each Totem configuration change;
+/// `delivered(payload:from:now:)` for each ring message whose envelope names
+/// `ServiceID.event`, in ring order; local requests `publish`, `subscribe`, `unsubscribe`;
+/// `expireRetained(now:)` when `nextExpiry` passes. Outputs: `EventServiceEffect`s, executed in
+/// order. See `EventChannels` for the terms and the join re-publication rule.
+public struct EventChannelService: Sendable {
+    struct ChannelState: Sendable {
+        var configuration: ChannelConfiguration
+        var published = 0
+        var delivered = 0
+        var ignored = 0
+        var subscriptions: [SubscriptionID] = []
+    }
+
+    /// This node.
+    public let localNode: NodeID
+    /// This node's entity id, stamped on every event it publishes.
+    public let entityID: EntityID
+    /// This process's incarnation, part of every event id it creates.
+    public let incarnation: UInt64
+    private let channelOrder: [ChannelName]
+    private var channels: [ChannelName: ChannelState]
+    private var subscriptions: [SubscriptionID: Subscription] = [:]
+    private var nextSubscription: UInt64 = 1
+    private var nextCounter: UInt64 = 1
+    private var store = RetentionStore()
+    /// Sequence of the ring whose events are being counted (the last REGULAR configuration's).
+    private var ringSequence: UInt64 = 0
+    /// Index the next event message delivered in that ring gets.
+    private var nextIndex: UInt64 = 0
+    /// Members of the last TRANSITIONAL configuration (`nil` before the first).
+    private var transitionalMembers: [NodeID]?
+    /// Counters.
+    public private(set) var statistics = EventStatistics()
+
+    /// Creates the service.
+    ///
+    /// - Parameters:
+    ///   - localNode: This node.
+    ///   - entityID: This node's entity id.
+    ///   - incarnation: This process's incarnation: greater at every start of this node.
+    ///   - channels: The configured channels, in configuration order.
+    /// - Throws: `ChannelConfigurationError.duplicateChannel` when a name repeats.
+    public init(localNode: NodeID, entityID: EntityID, incarnation: UInt64, channels: [ChannelConfiguration]) throws(ChannelConfigurationError) {
+        var states: [ChannelName: ChannelState] = [:]
+        for channel in channels {
+            guard states[channel.name] == nil else { throw .duplicateChannel(channel.name) }
+            states[channel.name] = ChannelState(configuration: channel)
+        }
+        self.localNode = localNode
+        self.entityID = entityID
+        self.incarnation = incarnation
+        channelOrder = channels.map(\.name)
+        self.channels = states
+        checkInvariants()
+    }
+
+    // MARK: - Queries
+
+    /// What `channels` shows, in configuration order.
+    public var channelSummaries: [ChannelSummary] {
+        let retainedByChannel = Dictionary(grouping: store.entries.values, by: \.event.channel).mapValues(\.count)
+        return channelOrder.compactMap { name in
+            guard let state = channels[name] else { return nil }
+            return ChannelSummary(name: name, publishes: state.configuration.publishes, subscribes: state.configuration.subscribes,
+                                  subscribers: state.subscriptions.count, published: state.published,
+                                  delivered: state.delivered, ignored: state.ignored, retained: retainedByChannel[name] ?? 0)
+        }
+    }
+
+    /// The configuration of `channel`, if configured.
+    public func configuration(of channel: ChannelName) -> ChannelConfiguration? { channels[channel]?.configuration }
+
+    /// Channels whose configuration publishes `type`, in configuration order.
+    public func channels(publishing type: EventType) -> [ChannelName] {
+        channelOrder.filter { channels[$0]?.configuration.publishes.contains(type) == true }
+    }
+
+    /// Channels whose configuration subscribes `type`, in configuration order.
+    public func channels(subscribing type: EventType) -> [ChannelName] {
+        channelOrder.filter { channels[$0]?.configuration.subscribes.contains(type) == true }
+    }
+
+    /// Retained events held now, in ring order (expired ones may linger until the next input).
+    public var retainedEvents: [DeliveredEvent] { store.inPositionOrder.map(\.event) }
+
+    /// When the next retained event (or tombstone) expires: arm a timer and call
+    /// `expireRetained(now:)` then. `nil` when nothing is retained.
+    public var nextExpiry: MonotonicInstant? { store.nextDeadline }
+
+    /// The open subscription `id`, if any.
+    public func subscription(_ id: SubscriptionID) -> Subscription? { subscriptions[id] }
+
+    // MARK: - Local requests
+
+    /// Publishes an event on `channel`: returns its id and the `submit` effect. Local
+    /// subscribers get it when the ring delivers it back, like everyone else.
+    ///
+    /// - Parameters:
+    ///   - channel: A configured channel.
+    ///   - type: A type the channel's configuration publishes.
+    ///   - attributes: Matched by subscription filters (at most `EventLimits.attributes`).
+    ///   - payload: Opaque bytes (at most `EventLimits.payloadBytes`).
+    ///   - retention: How long every node keeps the event after receiving it; `nil` or zero for
+    ///     none. Sub-millisecond parts round up.
+    /// - Throws: `PublishError`; nothing changes on a throw.
+    public mutating func publish(on channel: ChannelName, type: EventType, attributes: [String: String] = [:],
+                                 payload: [UInt8] = [], retention: Duration? = nil) throws(PublishError) -> (id: EventID, effects: [EventServiceEffect]) {
+        defer { checkInvariants() }
+        guard var state = channels[channel] else { throw .unknownChannel(channel) }
+        guard state.configuration.publishes.contains(type) else {
+            throw .typeNotPublished(type, channel: channel, allowed: state.configuration.publishes)
+        }
+        try Self.validate(attributes: attributes, payload: payload)
+        let milliseconds = try Self.milliseconds(of: retention)
+        let id = EventID(publisher: localNode, incarnation: incarnation, counter: nextCounter)
+        let message = EventMessage(kind: .published, id: id, publisherEntity: entityID, channel: channel, type: type,
+                                   retentionMilliseconds: milliseconds, attributes: attributes, payload: payload)
+        nextCounter += 1
+        state.published += 1
+        channels[channel] = state
+        statistics.published += 1
+        return (id, [.submit(message.encoded())])
+    }
+
+    /// Opens a local subscription and replays the matching retained events to it.
+    ///
+    /// - Returns: The new id and one `replayRetained` per matching retained event, in ring order.
+    /// - Throws: `SubscribeError`; nothing changes on a throw.
+    public mutating func subscribe(_ subscription: Subscription, now: MonotonicInstant) throws(SubscribeError) -> (id: SubscriptionID, effects: [EventServiceEffect]) {
+        defer { checkInvariants() }
+        guard var state = channels[subscription.channel] else { throw .unknownChannel(subscription.channel) }
+        let allowed = state.configuration.subscribes
+        for type in subscription.types where !allowed.contains(type) {
+            throw .typeNotSubscribed(type, channel: subscription.channel, allowed: allowed)
+        }
+        guard subscription.filters.allSatisfy({ !$0.attribute.isEmpty }) else { throw .emptyFilterAttribute }
+        store.expire(now: now)
+        let id = SubscriptionID(rawValue: nextSubscription)
+        nextSubscription += 1
+        subscriptions[id] = subscription
+        state.subscriptions.append(id)
+        channels[subscription.channel] = state
+        let replay = store.inPositionOrder.map(\.event).filter { allowed.contains($0.type) && subscription.matches($0) }
+        return (id, replay.map { .replayRetained($0, to: id) })
+    }
+
+    /// Closes a subscription. Returns whether it was open.
+    @discardableResult
+    public mutating func unsubscribe(_ id: SubscriptionID) -> Bool {
+        defer { checkInvariants() }
+        guard let subscription = subscriptions.removeValue(forKey: id) else { return false }
+        channels[subscription.channel]?.subscriptions.removeAll { $0 == id }
+        return true
+    }
+
+    /// Drops retained events whose retention ran out at or before `now`.
+    public mutating func expireRetained(now: MonotonicInstant) {
+        store.expire(now: now)
+    }
+
+    // MARK: - Ring inputs
+
+    /// Applies a Totem configuration change.
+    ///
+    /// TRANSITIONAL: remembers its members. REGULAR: starts counting ring positions in the new
+    /// ring, and if members joined and this node is the lowest member of the preceding
+    /// TRANSITIONAL configuration, re-publishes every retained event it holds.
+    ///
+    /// - Returns: `submit` effects of re-publications, in ring order of the originals.
+    public mutating func configurationChanged(_ change: ConfigurationChange, now: MonotonicInstant) -> [EventServiceEffect] {
+        defer { checkInvariants() }
+        store.expire(now: now)
+        switch change.kind {
+        case .transitional:
+            transitionalMembers = change.members
+            return []
+        case .regular:
+            ringSequence = change.ringID.sequence
+            nextIndex = 0
+            guard !change.joined.isEmpty, transitionalMembers?.first == localNode else { return [] }
+            let effects = republishRetained(now: now)
+            statistics.republished += effects.count
+            return effects
+        }
+    }
+
+    /// Applies a ring message addressed to the event service.
+    ///
+    /// - Parameters:
+    ///   - payload: The whole ring payload, envelope byte included.
+    ///   - sender: The node the ring says submitted it.
+    ///   - now: The time of delivery (retention counts from here).
+    /// - Returns: `confirmed` for our own publication, then `deliver` to the matching local
+    ///   subscriptions if the channel subscribes the type. A known re-publication returns nothing.
+    /// - Throws: `ServiceWireError` for a malformed message, or `senderMismatch` when an
+    ///   original publication names another publisher than its sender. The message still takes a
+    ///   ring position (every member counts it alike).
+    public mutating func delivered(payload: [UInt8], from sender: NodeID, now: MonotonicInstant) throws(ServiceWireError) -> [EventServiceEffect] {
+        defer { checkInvariants() }
+        let service = try ServiceEnvelope.service(of: payload)
+        guard service == .event else { throw .wrongService(expected: .event, actual: service.rawValue) }
+        let position = RingPosition(ringSequence: ringSequence, index: nextIndex)
+        nextIndex += 1
+        let message = try EventMessage(decoding: payload)
+        store.expire(now: now)
+        let event: DeliveredEvent
+        switch message.kind {
+        case .published:
+            guard message.id.publisher == sender else {
+                throw .senderMismatch(claimed: message.id.publisher.rawValue, sender: sender.rawValue)
+            }
+            event = Self.event(from: message, position: position, isRepublished: false, sender: sender)
+        case .republished(let originalPosition):
+            guard !store.isKnown(message.id) else {
+                statistics.duplicatesDropped += 1
+                return []
+            }
+            event = Self.event(from: message, position: originalPosition, isRepublished: true, sender: sender)
+        }
+        statistics.delivered += 1
+        if let retention = event.retention {
+            store.insert(event, expiresAt: now + retention)
+        }
+        var effects: [EventServiceEffect] = []
+        if event.id.publisher == localNode, event.id.incarnation == incarnation, !event.isRepublished {
+            effects.append(.confirmed(event))
+        }
+        guard var state = channels[event.channel] else {
+            statistics.unknownChannel += 1
+            return effects
+        }
+        guard state.configuration.subscribes.contains(event.type) else {
+            state.ignored += 1
+            channels[event.channel] = state
+            return effects
+        }
+        state.delivered += 1
+        channels[event.channel] = state
+        let matching = state.subscriptions.filter { subscriptions[$0]?.matches(event) == true }
+        if !matching.isEmpty { effects.append(.deliver(event, to: matching)) }
+        return effects
+    }
+
+    // MARK: - Helpers
+
+    private func republishRetained(now: MonotonicInstant) -> [EventServiceEffect] {
+        var effects: [EventServiceEffect] = []
+        for entry in store.inPositionOrder {
+            let remaining = entry.expiresAt - now
+            guard remaining > .zero, let milliseconds = try? Self.milliseconds(of: remaining), milliseconds > 0 else { continue }
+            let event = entry.event
+            let message = EventMessage(kind: .republished(originalPosition: event.position), id: event.id,
+                                       publisherEntity: event.publisherEntity, channel: event.channel, type: event.type,
+                                       retentionMilliseconds: milliseconds, attributes: event.attributes, payload: event.payload)
+            effects.append(.submit(message.encoded()))
+        }
+        return effects
+    }
+
+    /// The delivered form of a decoded message.
+    private static func event(from message: EventMessage, position: RingPosition, isRepublished: Bool, sender: NodeID) -> DeliveredEvent {
+        DeliveredEvent(id: message.id, publisherEntity: message.publisherEntity, channel: message.channel, type: message.type,
+                       attributes: message.attributes, payload: message.payload,
+                       retention: message.retentionMilliseconds == 0 ? nil : .milliseconds(Int64(message.retentionMilliseconds)),
+                       position: position, isRepublished: isRepublished, sender: sender)
+    }
+
+    private static func validate(attributes: [String: String], payload: [UInt8]) throws(PublishError) {
+        guard attributes.count <= EventLimits.attributes else {
+            throw .tooManyAttributes(count: attributes.count, limit: EventLimits.attributes)
+        }
+        for (key, value) in attributes.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+            guard (1...EventLimits.attributeKeyBytes).contains(key.utf8.count) else { throw .invalidAttributeKey(key) }
+            guard value.utf8.count <= EventLimits.attributeValueBytes else {
+                throw .attributeValueTooLong(key: key, bytes: value.utf8.count, limit: EventLimits.attributeValueBytes)
+            }
+        }
+        guard payload.count <= EventLimits.payloadBytes else {
+            throw .payloadTooLarge(bytes: payload.count, limit: EventLimits.payloadBytes)
+        }
+    }
+
+    /// Whole milliseconds of `retention`, rounded up; 0 for `nil` or zero.
+    private static func milliseconds(of retention: Duration?) throws(PublishError) -> UInt32 {
+        guard let retention, retention != .zero else { return 0 }
+        guard retention > .zero, retention <= EventLimits.maxRetention else { throw .retentionOutOfRange(retention) }
+        let nanoseconds = retention.totalNanoseconds
+        guard let milliseconds = UInt32(exactly: (nanoseconds + 999_999) / 1_000_000) else { throw .retentionOutOfRange(retention) }
+        return milliseconds
+    }
+
+    /// Checked after every input. A failure is a bug in this file, not bad input.
+    private func checkInvariants() {
+        precondition(nextCounter >= 1, "event counter \(nextCounter)")
+        precondition(channels.count == channelOrder.count, "channel table and order disagree")
+        var open = 0
+        for (name, state) in channels {
+            precondition(state.configuration.name == name, "channel \(name) stored under another name")
+            for id in state.subscriptions {
+                precondition(subscriptions[id]?.channel == name, "subscription \(id) listed on \(name) but not open there")
+            }
+            open += state.subscriptions.count
+        }
+        precondition(open == subscriptions.count, "\(open) listed subscriptions, \(subscriptions.count) open")
+        precondition(store.count <= EventLimits.retainedEvents, "retained \(store.count) events")
+    }
+}

@@ -1,0 +1,133 @@
+// A bounds-checked big-endian cursor over one received service message. Owns reading and the
+// checks every field needs (length, count, UTF-8); knows nothing of any message layout.
+
+/// A cursor over a service message that cannot over-read (STYLE §4).
+///
+/// Every read checks `remaining` first and throws `ServiceWireError.truncated` when bytes are
+/// missing. Lengths and counts are compared with their limits while still in their wire type, so
+/// no unchecked wire value ever takes part in arithmetic. Shared by the three service codecs and
+/// the persisted-state codec of this package; not API for other packages.
+package struct ServiceWireReader {
+    private let bytes: [UInt8]
+    /// Bytes consumed so far.
+    package private(set) var offset: Int
+
+    /// Starts reading `bytes` at `offset` (0 unless the caller already checked a prefix).
+    package init(_ bytes: [UInt8], offset: Int = 0) {
+        precondition(offset >= 0 && offset <= bytes.count, "offset \(offset) outside 0...\(bytes.count)")
+        self.bytes = bytes
+        self.offset = offset
+    }
+
+    /// Bytes not yet read. Never negative.
+    package var remaining: Int { bytes.count - offset }
+
+    /// Throws unless at least `needed` more bytes are available.
+    package func require(_ needed: Int) throws(ServiceWireError) {
+        guard needed <= remaining else { throw .truncated(needed: needed, available: remaining) }
+    }
+
+    /// Throws `trailingBytes` unless every byte has been read.
+    package func requireEnd() throws(ServiceWireError) {
+        guard remaining == 0 else { throw .trailingBytes(remaining) }
+    }
+
+    /// Reads one byte.
+    package mutating func readUInt8() throws(ServiceWireError) -> UInt8 {
+        try require(1)
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    /// Reads a big-endian `UInt16`.
+    package mutating func readUInt16() throws(ServiceWireError) -> UInt16 {
+        try readInteger(as: UInt16.self)
+    }
+
+    /// Reads a big-endian `UInt32`.
+    package mutating func readUInt32() throws(ServiceWireError) -> UInt32 {
+        try readInteger(as: UInt32.self)
+    }
+
+    /// Reads a big-endian `UInt64`.
+    package mutating func readUInt64() throws(ServiceWireError) -> UInt64 {
+        try readInteger(as: UInt64.self)
+    }
+
+    private mutating func readInteger<T: FixedWidthInteger & UnsignedInteger>(as type: T.Type) throws(ServiceWireError) -> T {
+        let size = MemoryLayout<T>.size
+        try require(size)
+        var value: T = 0
+        for index in offset..<(offset + size) {
+            value = value << 8 | T(bytes[index])
+        }
+        offset += size
+        return value
+    }
+
+    /// Reads a length or count of `T`'s width and rejects it, before any arithmetic, when it is
+    /// outside `minimum...limit`.
+    ///
+    /// - Parameters:
+    ///   - type: The wire width (`UInt8.self`, `UInt16.self`, `UInt32.self`).
+    ///   - field: Names the field in the error.
+    ///   - minimum: The smallest acceptable value (0 or 1).
+    ///   - limit: The largest acceptable value.
+    /// - Returns: The value, within `minimum...limit`.
+    /// - Throws: `truncated` if missing, `lengthOutOfRange` if outside the range.
+    package mutating func readLength<T: FixedWidthInteger & UnsignedInteger>(
+        as type: T.Type, field: String, minimum: Int = 0, limit: Int
+    ) throws(ServiceWireError) -> Int {
+        precondition(minimum >= 0 && minimum <= limit, "bad range \(minimum)...\(limit) for \(field)")
+        let raw = try readInteger(as: T.self)
+        // Compare in UInt64, which holds every width used here and every non-negative Int.
+        guard let wide = UInt64(exactly: raw), wide >= UInt64(minimum), wide <= UInt64(limit),
+              let length = Int(exactly: wide)
+        else {
+            throw .lengthOutOfRange(field: field, length: Int(exactly: raw) ?? Int.max, minimum: minimum, maximum: limit)
+        }
+        return length
+    }
+
+    /// Reads a count of `T`'s width and rejects it when above `limit`.
+    package mutating func readCount<T: FixedWidthInteger & UnsignedInteger>(
+        as type: T.Type, field: String, limit: Int
+    ) throws(ServiceWireError) -> Int {
+        precondition(limit >= 0, "negative limit \(limit) for \(field)")
+        let raw = try readInteger(as: T.self)
+        guard let wide = UInt64(exactly: raw), wide <= UInt64(limit), let count = Int(exactly: wide) else {
+            throw .countOutOfRange(field: field, count: Int(exactly: raw) ?? Int.max, limit: limit)
+        }
+        return count
+    }
+
+    /// Copies the next `count` bytes.
+    ///
+    /// - Parameter count: A length already validated by the caller; must not be negative.
+    package mutating func readBytes(count: Int) throws(ServiceWireError) -> [UInt8] {
+        precondition(count >= 0, "negative read length \(count)")
+        try require(count)
+        defer { offset += count }
+        return Array(bytes[offset..<(offset + count)])
+    }
+
+    /// Reads a length-prefixed UTF-8 string.
+    ///
+    /// - Parameters:
+    ///   - lengthType: The wire width of the byte length.
+    ///   - field: Names the field in errors.
+    ///   - minimum: The fewest bytes accepted.
+    ///   - limit: The most bytes accepted.
+    /// - Throws: `truncated`, `lengthOutOfRange` or `invalidUTF8`.
+    package mutating func readString<T: FixedWidthInteger & UnsignedInteger>(
+        lengthAs lengthType: T.Type, field: String, minimum: Int = 0, limit: Int
+    ) throws(ServiceWireError) -> String {
+        let length = try readLength(as: T.self, field: field, minimum: minimum, limit: limit)
+        try require(length)
+        defer { offset += length }
+        guard let text = String(validating: bytes[offset..<(offset + length)], as: UTF8.self) else {
+            throw .invalidUTF8(field: field)
+        }
+        return text
+    }
+}

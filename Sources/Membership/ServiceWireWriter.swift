@@ -1,0 +1,59 @@
+// Big-endian encoding for the service codecs. Owns byte order and length prefixes; the layouts
+// belong to each codec, which asserts the bounds its decoder will check (STYLE §7, paired checks).
+
+/// An append-only big-endian byte buffer.
+///
+/// Writers assert (with `precondition`) that lengths fit their prefixes: values reaching a writer
+/// were validated when they were constructed, so a failure here is a bug, not bad input.
+package struct ServiceWireWriter {
+    /// The bytes written so far.
+    package private(set) var bytes: [UInt8]
+
+    /// Starts an empty buffer with room for `capacity` bytes.
+    package init(capacity: Int = 64) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// Appends one byte.
+    package mutating func write(_ value: UInt8) {
+        bytes.append(value)
+    }
+
+    /// Appends a big-endian `UInt16`.
+    package mutating func write(_ value: UInt16) { writeInteger(value) }
+
+    /// Appends a big-endian `UInt32`.
+    package mutating func write(_ value: UInt32) { writeInteger(value) }
+
+    /// Appends a big-endian `UInt64`.
+    package mutating func write(_ value: UInt64) { writeInteger(value) }
+
+    private mutating func writeInteger<T: FixedWidthInteger & UnsignedInteger>(_ value: T) {
+        var shift = T.bitWidth - 8
+        while shift >= 0 {
+            bytes.append(UInt8(truncatingIfNeeded: value >> shift))
+            shift -= 8
+        }
+    }
+
+    /// Appends raw bytes without a length prefix.
+    package mutating func write(contentsOf other: some Sequence<UInt8>) {
+        bytes.append(contentsOf: other)
+    }
+
+    /// Appends a length of `T`'s width; traps if it does not fit (a bug: values are validated).
+    package mutating func writeLength<T: FixedWidthInteger & UnsignedInteger>(_ length: Int, as type: T.Type) {
+        guard let value = T(exactly: length) else {
+            preconditionFailure("length \(length) does not fit \(T.self)")
+        }
+        writeInteger(value)
+    }
+
+    /// Appends `text` as UTF-8 after a length prefix of `T`'s width.
+    package mutating func writeString<T: FixedWidthInteger & UnsignedInteger>(_ text: String, lengthAs type: T.Type) {
+        let utf8 = text.utf8
+        writeLength(utf8.count, as: T.self)
+        bytes.append(contentsOf: utf8)
+    }
+}
