@@ -1,0 +1,629 @@
+// How a parsed INI file becomes a DaemonConfiguration: option tables, per-section drafts and the
+// cross-section checks. Every problem becomes a ConfigurationError with its file, line and option.
+
+import Foundation
+import Glibc
+import Totem
+
+// MARK: - Reading: the option tables
+
+/// A numeric `[totem]` option that maps onto a `TotemSettings` field.
+struct TotemNumericOption: Sendable {
+    let key: String
+    let range: ClosedRange<Int>
+    let isMilliseconds: Bool
+    /// Stores a checked value.
+    let apply: @Sendable (inout TotemSettings, Int) -> Void
+    /// The value to write back, or `nil` when the setting is derived (not set).
+    let current: @Sendable (TotemSettings) -> Int?
+
+    var expected: String {
+        let unit = isMilliseconds ? " of milliseconds" : ""
+        return "a whole number\(unit) \(range.lowerBound)-\(range.upperBound)"
+    }
+
+    /// Every numeric option, in the order the documentation lists them.
+    static let all: [TotemNumericOption] = [
+        milliseconds("token", 30...600_000, { $0.token = .milliseconds($1) }, { $0.token.wholeMilliseconds }),
+        milliseconds("token_coefficient", 0...600_000, { $0.tokenCoefficient = .milliseconds($1) }, { $0.tokenCoefficient.wholeMilliseconds }),
+        milliseconds("token_retransmit", 1...600_000, { $0.tokenRetransmitOverride = .milliseconds($1) }, { $0.tokenRetransmitOverride?.wholeMilliseconds }),
+        count("token_retransmits_before_loss_const", 1...100, { $0.tokenRetransmitsBeforeLoss = $1 }, { $0.tokenRetransmitsBeforeLoss }),
+        milliseconds("hold", 1...600_000, { $0.holdOverride = .milliseconds($1) }, { $0.holdOverride?.wholeMilliseconds }),
+        milliseconds("join", 1...600_000, { $0.join = .milliseconds($1) }, { $0.join.wholeMilliseconds }),
+        milliseconds("consensus", 1...600_000, { $0.consensusOverride = .milliseconds($1) }, { $0.consensusOverride?.wholeMilliseconds }),
+        milliseconds("merge", 1...600_000, { $0.merge = .milliseconds($1) }, { $0.merge.wholeMilliseconds }),
+        count("window_size", 1...16_384, { $0.windowSize = $1 }, { $0.windowSize }),
+        count("max_messages", 1...16_384, { $0.maxMessages = $1 }, { $0.maxMessages }),
+        count("miss_count_const", 0...1_000, { $0.missCountConstant = $1 }, { $0.missCountConstant }),
+        count("fail_recv_const", 1...1_000_000, { $0.failToReceiveConstant = $1 }, { $0.failToReceiveConstant }),
+        count("seqno_unchanged_const", 1...1_000_000, { $0.sequenceUnchangedConstant = $1 }, { $0.sequenceUnchangedConstant }),
+    ]
+
+    private static func milliseconds(
+        _ key: String, _ range: ClosedRange<Int>,
+        _ apply: @escaping @Sendable (inout TotemSettings, Int) -> Void,
+        _ current: @escaping @Sendable (TotemSettings) -> Int?
+    ) -> TotemNumericOption {
+        TotemNumericOption(key: key, range: range, isMilliseconds: true, apply: apply, current: current)
+    }
+
+    private static func count(
+        _ key: String, _ range: ClosedRange<Int>,
+        _ apply: @escaping @Sendable (inout TotemSettings, Int) -> Void,
+        _ current: @escaping @Sendable (TotemSettings) -> Int?
+    ) -> TotemNumericOption {
+        TotemNumericOption(key: key, range: range, isMilliseconds: false, apply: apply, current: current)
+    }
+}
+
+extension Duration {
+    /// The duration in whole milliseconds, rounded towards zero.
+    var wholeMilliseconds: Int {
+        let (seconds, attoseconds) = components
+        return Int(seconds) * 1_000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+/// The keys each kind of section accepts, in documentation order.
+enum ConfigurationKeys {
+    static let totem = ["cluster_name", "transport", "bindnetaddr", "mcastaddr", "mcastport", "netmtu"]
+        + TotemNumericOption.all.map(\.key) + ["cancel_token_hold_on_retransmit", "keyfile", "crypto"]
+    static let node = ["nodeid", "name", "addr"]
+    static let options = ["nodeid", "entity_id", "control_socket", "control_socket_group", "state_dir", "log_level"]
+    static let eventChannel = ["type", "publish_event", "subscribe_event"]
+    static let sections = ["[totem]", "[node]", "[options]", "[hints]", "or an event channel (a section with \"type = event_channel\")"]
+}
+
+// MARK: - Reading: drafts
+
+/// A value and the line it came from.
+struct Located<Value: Sendable>: Sendable {
+    var value: Value
+    var line: Int
+}
+
+/// `[totem]` as read, before the cross-section checks.
+struct TotemDraft {
+    var sectionLine: Int?
+    var clusterName: String?
+    var hasClusterNameEntry = false
+    var isUnicast = false
+    /// Set when `transport` names no transport; the transport checks then stay silent.
+    var isTransportInvalid = false
+    var transportLine: Int?
+    var bindNetwork: Located<DaemonConfiguration.IPAddress>?
+    var multicastAddress: Located<DaemonConfiguration.IPAddress>?
+    var port = Located(value: 5405, line: 0)
+    var netMTU = 1500
+    var keyFile: Located<String>?
+    var crypto: Located<String>?
+    var settings = TotemSettings()
+    /// Lines of the numeric options that were set, to place `TotemSettings.validate()` problems.
+    var numericOptionLines: [String: Int] = [:]
+}
+
+/// One `[node]` as read.
+struct NodeDraft {
+    var sectionLine: Int
+    var id: Located<NodeID>
+    var name: Located<String>
+    var address: Located<DaemonConfiguration.IPAddress>
+}
+
+/// The `[node]` sections that were read, and whether all of them were valid.
+struct NodeList {
+    var nodes: [NodeDraft]
+    var isComplete: Bool
+}
+
+/// `[options]` as read.
+struct OptionsDraft {
+    var sectionLine: Int?
+    var nodeID: Located<NodeID>?
+    var entityID: DaemonConfiguration.EntityID?
+    var controlSocket: String?
+    var controlSocketGroup: String?
+    var stateDirectory: String?
+    var logLevel = DaemonConfiguration.LogLevel.info
+}
+
+// MARK: - Reading: sections
+
+/// Turns an `INIDocument` into a `DaemonConfiguration`, collecting every problem on the way.
+struct ConfigurationReader {
+    typealias Model = DaemonConfiguration
+
+    let file: String
+    let host: HostEnvironment
+    private(set) var errors: [ConfigurationError] = []
+
+    init(file: String, host: HostEnvironment) {
+        self.file = file
+        self.host = host
+    }
+
+    mutating func fail(_ line: Int?, _ section: String?, _ option: String?, _ reason: ConfigurationError.Reason) {
+        errors.append(ConfigurationError(file: file, line: line, section: section, option: option, reason: reason))
+    }
+
+    mutating func invalid(_ entry: INIEntry, _ section: String, _ expected: String) {
+        fail(entry.line, section, entry.key, .invalidValue(got: entry.value, expected: expected))
+    }
+
+    mutating func report(_ syntaxError: INISyntaxError) {
+        switch syntaxError.kind {
+        case .duplicateKey(let key, let section, _):
+            fail(syntaxError.line, section, key, .syntax(syntaxError.kind))
+        default:
+            fail(syntaxError.line, nil, nil, .syntax(syntaxError.kind))
+        }
+    }
+
+    /// Reported only if reading produced no configuration and no error, which is a bug here.
+    func internalInconsistency() -> ConfigurationError {
+        ConfigurationError(file: file, line: nil, section: nil, option: nil,
+                           reason: .invalidValue(got: "", expected: "a configuration (internal error: nothing was reported)"))
+    }
+
+    /// Reads every section, then resolves what depends on several of them.
+    mutating func read(_ document: INIDocument) -> DaemonConfiguration? {
+        var totem = TotemDraft()
+        var nodes: [NodeDraft] = []
+        var options = OptionsDraft()
+        var channels: [Model.EventChannel] = []
+        var hints: [Model.Hint] = []
+        var firstLines: [String: Int] = [:]
+        var nodeSectionCount = 0
+        for section in document.sections {
+            let name = section.normalizedName
+            if name != "node" {
+                if let firstLine = firstLines[name] {
+                    fail(section.line, section.name, nil, .repeatedSection(firstLine: firstLine))
+                    continue
+                }
+                firstLines[name] = section.line
+            }
+            switch name {
+            case "totem": totem = readTotem(section)
+            case "node":
+                nodeSectionCount += 1
+                if nodeSectionCount == WireLimits.maxNodes + 1 {
+                    let total = document.sections.count(where: { $0.normalizedName == "node" })
+                    fail(section.line, "node", nil, .tooManyNodes(count: total, limit: WireLimits.maxNodes))
+                }
+                if let node = readNode(section) { nodes.append(node) }
+            case "options": options = readOptions(section)
+            case "hints": hints = readHints(section)
+            default:
+                if let channel = readEventChannel(section) { channels.append(channel) }
+            }
+        }
+        // A [node] that was rejected would make the node-list checks report consequences of
+        // that one error (a missing node list, this node not listed); they wait for a clean list.
+        let nodeList = NodeList(nodes: nodes, isComplete: nodes.count == nodeSectionCount)
+        return resolve(totem: totem, nodeList: nodeList, options: options, channels: channels, hints: hints)
+    }
+
+    private mutating func rejectUnknownKeys(in section: INISection, named sectionName: String, valid: [String]) {
+        for entry in section.entries where !valid.contains(entry.normalizedKey) {
+            let suggestion = Self.closest(to: entry.normalizedKey, among: valid)
+            fail(entry.line, sectionName, entry.key, .unknownOption(validOptions: valid, suggestion: suggestion))
+        }
+    }
+
+    private mutating func readTotem(_ section: INISection) -> TotemDraft {
+        rejectUnknownKeys(in: section, named: "totem", valid: ConfigurationKeys.totem)
+        var draft = TotemDraft(sectionLine: section.line)
+        draft.port.line = section.line
+        for entry in section.entries {
+            switch entry.normalizedKey {
+            case "cluster_name":
+                draft.hasClusterNameEntry = true
+                if Self.isValidClusterName(entry.value) { draft.clusterName = entry.value }
+                else { invalid(entry, "totem", "1-64 printable ASCII characters") }
+            case "transport":
+                draft.transportLine = entry.line
+                switch entry.value.lowercased() {
+                case "udp": draft.isUnicast = false
+                case "udpu": draft.isUnicast = true
+                default:
+                    draft.isTransportInvalid = true
+                    invalid(entry, "totem", "\"udp\" (multicast) or \"udpu\" (unicast to each [node])")
+                }
+            case "bindnetaddr":
+                if let address = Model.IPAddress(entry.value) { draft.bindNetwork = Located(value: address, line: entry.line) }
+                else { invalid(entry, "totem", "an IPv4 or IPv6 address") }
+            case "mcastaddr":
+                if let address = Model.IPAddress(entry.value), address.isMulticast {
+                    draft.multicastAddress = Located(value: address, line: entry.line)
+                } else {
+                    invalid(entry, "totem", "a multicast address (224.0.0.0-239.255.255.255 or ff00::/8)")
+                }
+            case "mcastport":
+                if let port = Self.decimal(entry.value, in: 1...65_535) { draft.port = Located(value: port, line: entry.line) }
+                else { invalid(entry, "totem", "a port number 1-65535") }
+            case "netmtu":
+                if let mtu = Self.decimal(entry.value, in: 576...65_535) { draft.netMTU = mtu }
+                else { invalid(entry, "totem", "a whole number of bytes 576-65535") }
+            case "cancel_token_hold_on_retransmit":
+                if let flag = Self.boolean(entry.value) { draft.settings.cancelHoldOnRetransmit = flag }
+                else { invalid(entry, "totem", "yes or no") }
+            case "keyfile":
+                if Self.isAbsolutePath(entry.value) { draft.keyFile = Located(value: entry.value, line: entry.line) }
+                else { invalid(entry, "totem", "an absolute path") }
+            case "crypto":
+                let name = entry.value.lowercased()
+                if ["none", "hmac-sha256", "chacha20-poly1305"].contains(name) { draft.crypto = Located(value: name, line: entry.line) }
+                else { invalid(entry, "totem", "\"hmac-sha256\", \"chacha20-poly1305\" or \"none\"") }
+            default:
+                guard let option = TotemNumericOption.all.first(where: { $0.key == entry.normalizedKey }) else { continue }
+                if let value = Self.decimal(entry.value, in: option.range) {
+                    option.apply(&draft.settings, value)
+                    draft.numericOptionLines[option.key] = entry.line
+                } else {
+                    invalid(entry, "totem", option.expected)
+                }
+            }
+        }
+        return draft
+    }
+
+    private mutating func readNode(_ section: INISection) -> NodeDraft? {
+        rejectUnknownKeys(in: section, named: "node", valid: ConfigurationKeys.node)
+        let id = readNodeID(section.entry("nodeid"), section: "node", sectionLine: section.line, required: true)
+        var address: Located<Model.IPAddress>?
+        if let entry = section.entry("addr") {
+            if let value = Model.IPAddress(entry.value) {
+                address = Located(value: value, line: entry.line)
+            } else {
+                fail(entry.line, "node", entry.key, .invalidValue(got: entry.value, expected: "an IPv4 or IPv6 address"))
+            }
+        } else {
+            fail(section.line, "node", "addr", .missingOption(expected: "the node's IPv4 or IPv6 address"))
+        }
+        var name: Located<String>?
+        if let entry = section.entry("name") {
+            if Model.isValidName(entry.value) { name = Located(value: entry.value, line: entry.line) }
+            else { fail(entry.line, "node", entry.key, .invalidValue(got: entry.value, expected: "1-64 printable ASCII characters without spaces")) }
+        }
+        guard let id, let address else { return nil }
+        return NodeDraft(sectionLine: section.line, id: id,
+                         name: name ?? Located(value: Model.defaultNodeName(id.value), line: section.line),
+                         address: address)
+    }
+
+    private mutating func readNodeID(_ entry: INIEntry?, section: String, sectionLine: Int?, required: Bool) -> Located<NodeID>? {
+        let expected = "a node id 1-4294967294 (0 and 4294967295 are reserved)"
+        guard let entry else {
+            if required { fail(sectionLine, section, "nodeid", .missingOption(expected: expected)) }
+            return nil
+        }
+        guard let value = Self.decimal(entry.value, in: 1...0xFFFF_FFFE), let raw = UInt32(exactly: value),
+              let id = NodeID(rawValue: raw)
+        else {
+            fail(entry.line, section, entry.key, .invalidValue(got: entry.value, expected: expected))
+            return nil
+        }
+        return Located(value: id, line: entry.line)
+    }
+
+    private mutating func readOptions(_ section: INISection) -> OptionsDraft {
+        rejectUnknownKeys(in: section, named: "options", valid: ConfigurationKeys.options)
+        var draft = OptionsDraft(sectionLine: section.line)
+        draft.nodeID = readNodeID(section.entry("nodeid"), section: "options", sectionLine: section.line, required: false)
+        for entry in section.entries {
+            switch entry.normalizedKey {
+            case "entity_id":
+                if let id = Model.EntityID(parsing: entry.value) { draft.entityID = id }
+                else { invalid(entry, "options", "six hex octets separated by \":\" (like 01:23:45:67:89:ab)") }
+            case "control_socket":
+                if Self.isAbsolutePath(entry.value), entry.value.utf8.count <= HostEnvironment.maximumSocketPathBytes {
+                    draft.controlSocket = entry.value
+                } else {
+                    invalid(entry, "options", "an absolute path of at most \(HostEnvironment.maximumSocketPathBytes) bytes (a Unix socket address)")
+                }
+            case "control_socket_group":
+                if Model.isValidName(entry.value) { draft.controlSocketGroup = entry.value }
+                else { invalid(entry, "options", "a group name") }
+            case "state_dir":
+                if Self.isAbsolutePath(entry.value) { draft.stateDirectory = entry.value }
+                else { invalid(entry, "options", "an absolute path") }
+            case "log_level":
+                if let level = Model.LogLevel(rawValue: entry.value.lowercased()) { draft.logLevel = level }
+                else { invalid(entry, "options", "one of " + Model.LogLevel.allCases.map(\.rawValue).joined(separator: ", ")) }
+            default:
+                continue
+            }
+        }
+        return draft
+    }
+
+    private mutating func readEventChannel(_ section: INISection) -> Model.EventChannel? {
+        guard let type = section.entry("type") else {
+            fail(section.line, nil, nil, .unknownSection(section.name, expected: ConfigurationKeys.sections))
+            return nil
+        }
+        rejectUnknownKeys(in: section, named: section.name, valid: ConfigurationKeys.eventChannel)
+        guard type.value.lowercased() == "event_channel" else {
+            fail(type.line, section.name, type.key, .invalidValue(got: type.value, expected: "\"event_channel\""))
+            return nil
+        }
+        var isValid = true
+        if !Model.isValidName(section.name) {
+            fail(section.line, section.name, nil, .invalidValue(
+                got: section.name, expected: "a channel name of 1-64 printable ASCII characters without spaces"))
+            isValid = false
+        }
+        let publishes = readEventTypes(section.entry("publish_event"), section: section.name)
+        let subscribes = readEventTypes(section.entry("subscribe_event"), section: section.name)
+        guard isValid, let publishes, let subscribes else { return nil }
+        return Model.EventChannel(name: section.name, publishes: publishes, subscribes: subscribes)
+    }
+
+    /// A comma-separated list of event types; `[]` when absent, `nil` after reporting a problem.
+    private mutating func readEventTypes(_ entry: INIEntry?, section: String) -> [Model.EventType]? {
+        guard let entry else { return [] }
+        let valid = Model.EventType.allCases.map(\.rawValue).joined(separator: ", ")
+        var types: [Model.EventType] = []
+        for item in entry.value.split(separator: ",", omittingEmptySubsequences: false) {
+            let name = INIParser.trimmed(item)
+            guard let type = Model.EventType(rawValue: name.lowercased()) else {
+                fail(entry.line, section, entry.key, .invalidValue(
+                    got: name, expected: "event types separated by commas, each one of \(valid)"))
+                return nil
+            }
+            guard !types.contains(type) else {
+                fail(entry.line, section, entry.key, .duplicateListItem(name))
+                return nil
+            }
+            types.append(type)
+        }
+        return types
+    }
+
+    private mutating func readHints(_ section: INISection) -> [Model.Hint] {
+        var hints: [Model.Hint] = []
+        for entry in section.entries {
+            let parts = entry.key.split(separator: "@", omittingEmptySubsequences: false)
+            guard parts.count == 2, let exten = parts.first, let context = parts.last,
+                  Self.isWord(exten), Self.isWord(context)
+            else {
+                fail(entry.line, "hints", entry.key, .invalidValue(
+                    got: entry.key, expected: "a hint key EXTEN@CONTEXT (like 1234@devstate_test)"))
+                continue
+            }
+            let devices = entry.value.split(separator: "&", omittingEmptySubsequences: false).map { INIParser.trimmed($0) }
+            guard devices.allSatisfy({ Self.isWord($0) }) else {
+                fail(entry.line, "hints", entry.key, .invalidValue(
+                    got: entry.value, expected: "devices separated by \"&\" (like SIP/1234&Custom:mystate)"))
+                continue
+            }
+            hints.append(Model.Hint(exten: String(exten), context: String(context), devices: devices))
+        }
+        return hints
+    }
+}
+
+// MARK: - Reading: what depends on several sections
+
+extension ConfigurationReader {
+    fileprivate mutating func resolve(
+        totem: TotemDraft, nodeList: NodeList, options: OptionsDraft,
+        channels: [Model.EventChannel], hints: [Model.Hint]
+    ) -> DaemonConfiguration? {
+        let nodes = nodeList.nodes
+        if !totem.hasClusterNameEntry {
+            fail(totem.sectionLine, "totem", "cluster_name", .missingOption(expected: "1-64 printable ASCII characters naming the cluster"))
+        }
+        checkUniqueness(of: nodes)
+        checkAddressFamilies(totem: totem, nodes: nodes)
+        let localID = nodeList.isComplete ? resolveLocalNodeID(totem: totem, nodes: nodes, options: options) : nil
+        let transport = nodeList.isComplete ? resolveTransport(totem: totem, nodes: nodes, localID: localID) : nil
+        let crypto = resolveCrypto(totem)
+        let settings = resolveSettings(totem, nodeCount: nodes.count)
+        let paths = host.defaultPaths()
+        guard errors.isEmpty, let clusterName = totem.clusterName, let localID, let transport, let crypto,
+              let port = UInt16(exactly: totem.port.value)
+        else { return nil }
+        return DaemonConfiguration(
+            totem: Model.TotemSection(clusterName: clusterName, transport: transport, port: port,
+                                      netMTU: totem.netMTU, crypto: crypto, settings: settings),
+            nodes: nodes.map { Model.Node(id: $0.id.value, name: $0.name.value, address: $0.address.value) },
+            options: Model.Options(nodeID: localID, entityID: options.entityID,
+                                   controlSocket: options.controlSocket ?? paths.controlSocket,
+                                   controlSocketGroup: options.controlSocketGroup,
+                                   stateDirectory: options.stateDirectory ?? paths.stateDirectory,
+                                   logLevel: options.logLevel),
+            eventChannels: channels, hints: hints)
+    }
+
+    /// Node ids, names and addresses are unique; each duplicate names the earlier line.
+    private mutating func checkUniqueness(of nodes: [NodeDraft]) {
+        for (index, node) in nodes.enumerated() {
+            let earlier = nodes[..<index]
+            if let first = earlier.first(where: { $0.id.value == node.id.value }) {
+                fail(node.id.line, "node", "nodeid", .duplicateValue("node id \(node.id.value)", firstLine: first.id.line))
+            }
+            if let first = earlier.first(where: { $0.name.value == node.name.value }) {
+                fail(node.name.line, "node", "name", .duplicateValue("name \"\(node.name.value)\"", firstLine: first.name.line))
+            }
+            if let first = earlier.first(where: { $0.address.value == node.address.value }) {
+                fail(node.address.line, "node", "addr", .duplicateValue("address \(node.address.value)", firstLine: first.address.line))
+            }
+        }
+    }
+
+    /// One cluster speaks one address family: every address must match the first one given.
+    private mutating func checkAddressFamilies(totem: TotemDraft, nodes: [NodeDraft]) {
+        var addresses: [(option: String, section: String, address: Located<Model.IPAddress>)] =
+            nodes.map { ("addr", "node", $0.address) }
+        if let bind = totem.bindNetwork { addresses.append(("bindnetaddr", "totem", bind)) }
+        if let group = totem.multicastAddress { addresses.append(("mcastaddr", "totem", group)) }
+        guard let anchor = addresses.first else { return }
+        for other in addresses.dropFirst() where other.address.value.isIPv4 != anchor.address.value.isIPv4 {
+            let reference = anchor.section == "node" ? "the [node] addr \(anchor.address.value)" : "\(anchor.option) \(anchor.address.value)"
+            fail(other.address.line, other.section, other.option, .addressFamilyMismatch(
+                address: other.address.value.description, reference: reference, referenceLine: anchor.address.line))
+        }
+    }
+
+    /// This server's node id (spec of `Options.nodeID`); `nil` after reporting why it is unknown.
+    private mutating func resolveLocalNodeID(totem: TotemDraft, nodes: [NodeDraft], options: OptionsDraft) -> NodeID? {
+        if let configured = options.nodeID {
+            if !nodes.isEmpty && !nodes.contains(where: { $0.id.value == configured.value }) {
+                fail(configured.line, "options", "nodeid",
+                     .nodeNotListed(configured.value.rawValue, listed: nodes.map(\.id.value.rawValue)))
+            }
+            return configured.value
+        }
+        if !nodes.isEmpty {
+            let interfaces = host.interfaceAddresses()
+            let local = nodes.filter { node in interfaces.contains { $0.owns(node.address.value) } }
+            switch local.count {
+            case 1: return local[0].id.value
+            case 0: fail(options.sectionLine, "options", "nodeid",
+                         .localNodeNotFound(localAddresses: interfaces.map(\.address.description)))
+            default: fail(options.sectionLine, "options", "nodeid",
+                          .localNodeAmbiguous(candidates: local.map(\.id.value.rawValue)))
+            }
+            return nil
+        }
+        // No node list: udpu is reported by the transport check; udp derives the id, as
+        // corosync does, from the IPv4 address of the interface in bindnetaddr's network.
+        guard !totem.isUnicast, let bind = totem.bindNetwork else { return nil }
+        guard bind.value.isIPv4 else {
+            fail(bind.line, "totem", "bindnetaddr", .cannotDeriveNodeID(fromAddress: bind.value.description))
+            return nil
+        }
+        let interfaces = host.interfaceAddresses()
+        guard let interface = interfaces.first(where: { $0.address.sharesPrefix(with: bind.value, length: $0.prefixLength) }) else {
+            fail(bind.line, "totem", "bindnetaddr", .noInterfaceInNetwork(
+                network: bind.value.description, localAddresses: interfaces.map(\.address.description)))
+            return nil
+        }
+        guard let raw = interface.address.ipv4Value, raw != UInt32.max, let id = NodeID(rawValue: raw) else {
+            fail(bind.line, "totem", "bindnetaddr", .cannotDeriveNodeID(fromAddress: interface.address.description))
+            return nil
+        }
+        return id
+    }
+
+    private mutating func resolveTransport(totem: TotemDraft, nodes: [NodeDraft], localID: NodeID?) -> Model.Transport? {
+        if totem.isTransportInvalid { return nil }
+        if totem.isUnicast {
+            if nodes.isEmpty { fail(totem.transportLine ?? totem.sectionLine, "totem", "transport", .unicastWithoutNodes) }
+            if let bind = totem.bindNetwork { fail(bind.line, "totem", "bindnetaddr", .onlyForMulticastTransport) }
+            if let group = totem.multicastAddress { fail(group.line, "totem", "mcastaddr", .onlyForMulticastTransport) }
+            return .udpu
+        }
+        if totem.port.value < 2 {
+            fail(totem.port.line, "totem", "mcastport", .invalidValue(
+                got: String(totem.port.value), expected: "a port number 2-65535 (udp also sends from the port below)"))
+        }
+        let localAddress = nodes.first { $0.id.value == localID }?.address.value
+        guard let bindNetwork = totem.bindNetwork?.value ?? localAddress else {
+            if nodes.isEmpty {
+                fail(totem.sectionLine, "totem", "bindnetaddr", .missingOption(
+                    expected: "the network to bind on (udp needs bindnetaddr or a [node] list naming this server)"))
+            }
+            return nil
+        }
+        let group = totem.multicastAddress?.value ?? Model.defaultMulticastAddress(
+            clusterName: totem.clusterName ?? "", ipv6: !bindNetwork.isIPv4)
+        return .udp(bindNetwork: bindNetwork, multicastAddress: group)
+    }
+
+    private mutating func resolveCrypto(_ totem: TotemDraft) -> Model.Crypto? {
+        switch (totem.crypto?.value, totem.keyFile) {
+        case (nil, nil): return Model.Crypto.none
+        case (nil, let keyFile?), ("hmac-sha256", let keyFile?): return .hmacSHA256(keyFile: keyFile.value)
+        case ("chacha20-poly1305", let keyFile?): return .chaCha20Poly1305(keyFile: keyFile.value)
+        case ("none", nil): return Model.Crypto.none
+        case ("none", let keyFile?):
+            fail(totem.crypto?.line, "totem", "crypto", .keyFileWithoutCrypto(keyFileLine: keyFile.line))
+            return nil
+        case (let name?, nil):
+            fail(totem.crypto?.line, "totem", "crypto", .cryptoNeedsKeyFile(crypto: name))
+            return nil
+        case (_?, _?):
+            return nil  // An unknown name was reported while reading [totem].
+        }
+    }
+
+    /// Applies the node count and turns each `TotemSettings.validate()` problem into an error,
+    /// placed on the line of the option it starts with when the file sets that option.
+    private mutating func resolveSettings(_ totem: TotemDraft, nodeCount: Int) -> TotemSettings {
+        var settings = totem.settings
+        settings.configuredNodeCount = nodeCount
+        for problem in settings.validate() {
+            let firstWord = String(problem.prefix { $0.isLetter || $0 == "_" })
+            if let line = totem.numericOptionLines[firstWord] {
+                fail(line, "totem", firstWord, .totemSettings(problem))
+            } else {
+                fail(totem.sectionLine, "totem", nil, .totemSettings(problem))
+            }
+        }
+        return settings
+    }
+}
+
+// MARK: - Reading: values
+
+extension ConfigurationReader {
+    /// A decimal number without sign in `range`, or `nil`.
+    static func decimal(_ text: String, in range: ClosedRange<Int>) -> Int? {
+        guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+        let significant = text.drop { $0 == "0" }
+        // At most 18 digits fit an Int without overflow; longer is out of any range we use.
+        guard significant.utf8.count <= 18 else { return nil }
+        guard let value = significant.isEmpty ? 0 : Int(significant), range.contains(value) else { return nil }
+        return value
+    }
+
+    static func boolean(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "yes", "on", "true", "1": true
+        case "no", "off", "false", "0": false
+        default: nil
+        }
+    }
+
+    static func isAbsolutePath(_ text: String) -> Bool { text.hasPrefix("/") && !text.utf8.contains(0) }
+
+    static func isValidClusterName(_ text: String) -> Bool {
+        (1...64).contains(text.utf8.count) && text.utf8.allSatisfy { (0x20...0x7E).contains($0) }
+    }
+
+    /// Non-empty and without whitespace.
+    static func isWord<Text: StringProtocol>(_ text: Text) -> Bool {
+        !text.isEmpty && !text.contains { $0.isWhitespace }
+    }
+
+    /// The candidate within edit distance 2 of `word` (transpositions count 1), closest first.
+    static func closest(to word: String, among candidates: [String]) -> String? {
+        let scored = candidates.map { ($0, editDistance(Array(word), Array($0))) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= 2 else { return nil }
+        return best.0
+    }
+
+    /// Optimal string alignment distance: insertions, deletions, substitutions and adjacent
+    /// transpositions each cost 1.
+    static func editDistance(_ left: [Character], _ right: [Character]) -> Int {
+        if left.isEmpty { return right.count }
+        if right.isEmpty { return left.count }
+        var table = [[Int]](repeating: [Int](repeating: 0, count: right.count + 1), count: left.count + 1)
+        for i in 0...left.count { table[i][0] = i }
+        for j in 0...right.count { table[0][j] = j }
+        for i in 1...left.count {
+            for j in 1...right.count {
+                let cost = left[i - 1] == right[j - 1] ? 0 : 1
+                var distance = min(table[i - 1][j] + 1, table[i][j - 1] + 1, table[i - 1][j - 1] + cost)
+                if i > 1, j > 1, left[i - 1] == right[j - 2], left[i - 2] == right[j - 1] {
+                    distance = min(distance, table[i - 2][j - 2] + 1)
+                }
+                table[i][j] = distance
+            }
+        }
+        return table[left.count][right.count]
+    }
+}
