@@ -25,7 +25,9 @@ let package = Package(
         .target(name: "Membership", dependencies: ["Totem"], swiftSettings: strict),
         .target(name: "EventService", dependencies: ["Membership", "Totem"], swiftSettings: strict),
         .target(name: "DeviceState", dependencies: ["EventService", "Membership", "Totem"], swiftSettings: strict),
-        .executableTarget(name: "devclusterd", dependencies: ["Totem", "CSystem"], swiftSettings: strict),
+        .executableTarget(
+            name: "devclusterd", dependencies: ["Totem", "CSystem", "Membership", "EventService", "DeviceState"],
+            swiftSettings: strict),
         .executableTarget(
             name: "DeviceStateBenchmark", dependencies: ["DeviceState", "EventService", "Membership", "Totem"],
             path: "Benchmarks/DeviceStateBenchmark", swiftSettings: strict),

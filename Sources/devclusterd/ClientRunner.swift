@@ -14,6 +14,7 @@ enum ClientRunner {
             Console.error("devclusterd: \(error)\n")
             return 1
         }
+        if invocation.command == .watch { return watch(path: path, json: invocation.json) }
         let outcome: Result<JSONValue, ControlError>
         do {
             let client = try ControlClient(path: path)
@@ -25,19 +26,49 @@ enum ClientRunner {
         }
         switch outcome {
         case .success(let result):
+            // status: 2 when this partition is not quorate, so scripts can tell.
+            let exitStatus: Int32 = invocation.command == .status && result["quorum"]?["quorate"]?.boolValue == false ? 2 : 0
             if invocation.json {
                 Console.output(result.encoded + "\n")
-                return 0
+                return exitStatus
             }
             do {
                 Console.output(try OutputFormatter.format(invocation.command, result: result))
-                return 0
+                return exitStatus
             } catch {
                 Console.error("devclusterd: \(invocation.command.name): \(error)\n")
                 return 1
             }
         case .failure(let error):
             Console.error("devclusterd: \(invocation.command.name): \(error.message) (\(error.code.rawValue))\n")
+            return 1
+        }
+    }
+
+    /// `watch`: subscribes and prints one line per change until interrupted or the daemon goes.
+    private static func watch(path: String, json: Bool) -> Int32 {
+        do {
+            let client = try ControlClient(path: path)
+            switch try client.call("watch") {
+            case .success: break
+            case .failure(let error):
+                Console.error("devclusterd: watch: \(error.message) (\(error.code.rawValue))\n")
+                return 1
+            }
+            // Bounded only by the daemon: each pass waits for a line or the receive timeout.
+            while true {
+                guard let line = try client.nextLine() else { continue }
+                guard let message = try? JSONParser.parse(line), let event = message["event"]?.stringValue,
+                      let data = message["data"]
+                else { continue }
+                if json {
+                    Console.output(JSONValue.object(["event": .string(event), "data": data]).encoded + "\n")
+                } else if let text = OutputFormatter.watchLine(event: event, data: data) {
+                    Console.output(text + "\n")
+                }
+            }
+        } catch {
+            Console.error("devclusterd: watch: \(error)\n")
             return 1
         }
     }

@@ -42,10 +42,30 @@ enum ClientCommand: Equatable, CaseIterable {
     case channels
     case settings
     case debug(enabled: Bool)
+    /// `devstate set DEVICE STATE`: this server's own state of a device.
+    case devstateSet(device: String, state: String)
+    /// `devstate get DEVICE`: the cluster-wide state and each server's.
+    case devstateGet(device: String)
+    /// `devstate list`: every device some server reports.
+    case devstateList
+    /// `hints`: like `core show hints`.
+    case hints
+    /// `mwi set MAILBOX[@CONTEXT] NEW OLD`: publish message counts.
+    case mwiSet(mailbox: String, new: UInt32, old: UInt32)
+    /// `mwi get MAILBOX[@CONTEXT]`.
+    case mwiGet(mailbox: String)
+    /// `mwi list`.
+    case mwiList
+    /// `watch`: one line per change until interrupted.
+    case watch
+    /// `ping`: each member's round trip through the ring.
+    case ping
 
-    static let allCases: [ClientCommand] = [.status, .members, .channels, .settings, .debug(enabled: true)]
+    static let allCases: [ClientCommand] = [
+        .status, .members, .channels, .settings, .debug(enabled: true), .devstateList, .hints, .mwiList, .watch, .ping,
+    ]
 
-    /// The command word on the command line and in the protocol.
+    /// The command word on the command line.
     var name: String {
         switch self {
         case .status: "status"
@@ -53,6 +73,11 @@ enum ClientCommand: Equatable, CaseIterable {
         case .channels: "channels"
         case .settings: "settings"
         case .debug: "debug"
+        case .devstateSet, .devstateGet, .devstateList: "devstate"
+        case .hints: "hints"
+        case .mwiSet, .mwiGet, .mwiList: "mwi"
+        case .watch: "watch"
+        case .ping: "ping"
         }
     }
 
@@ -60,7 +85,26 @@ enum ClientCommand: Equatable, CaseIterable {
     var request: ControlRequest {
         switch self {
         case .debug(let enabled): ControlRequest(id: 1, command: name, arguments: ["enabled": .bool(enabled)])
+        case .devstateSet(let device, let state):
+            ControlRequest(id: 1, command: "devstate_set", arguments: ["device": .string(device), "state": .string(state)])
+        case .devstateGet(let device): ControlRequest(id: 1, command: "devstate_get", arguments: ["device": .string(device)])
+        case .devstateList: ControlRequest(id: 1, command: "devstate_list")
+        case .mwiSet(let mailbox, let new, let old):
+            ControlRequest(id: 1, command: "mwi_set", arguments: ["mailbox": .string(mailbox), "new": .number(new), "old": .number(old)])
+        case .mwiGet(let mailbox): ControlRequest(id: 1, command: "mwi_get", arguments: ["mailbox": .string(mailbox)])
+        case .mwiList: ControlRequest(id: 1, command: "mwi_list")
         default: ControlRequest(id: 1, command: name)
+        }
+    }
+
+    /// How many words after the command word it consumes (more are a usage error).
+    var argumentWords: Int {
+        switch self {
+        case .debug, .devstateList, .mwiList: 1
+        case .devstateGet, .mwiGet: 2
+        case .devstateSet: 3
+        case .mwiSet: 4
+        default: 0
         }
     }
 }
@@ -89,6 +133,50 @@ enum CommandLineParser {
     ]
 
     private static let commandWords = ClientCommand.allCases.map(\.name) + ["keygen"]
+
+    /// `devstate set|get|list ...`.
+    private static func devstate(_ rest: ArraySlice<String>) throws(UsageError) -> ClientCommand {
+        let usage = "devstate set DEVICE STATE, devstate get DEVICE or devstate list"
+        guard let action = rest.first else { throw UsageError("devstate needs an action: \(usage)") }
+        let operands = Array(rest.dropFirst())
+        switch action {
+        case "set":
+            guard operands.count >= 2 else { throw UsageError("devstate set needs DEVICE and STATE (e.g. devstate set Custom:mystate INUSE)") }
+            return .devstateSet(device: operands[0], state: operands[1])
+        case "get":
+            guard let device = operands.first else { throw UsageError("devstate get needs DEVICE (e.g. devstate get Custom:mystate)") }
+            return .devstateGet(device: device)
+        case "list":
+            return .devstateList
+        default:
+            throw UsageError("unknown devstate action \"\(action)\"; use \(usage)")
+        }
+    }
+
+    /// `mwi set|get|list ...`.
+    private static func mwi(_ rest: ArraySlice<String>) throws(UsageError) -> ClientCommand {
+        let usage = "mwi set MAILBOX[@CONTEXT] NEW OLD, mwi get MAILBOX[@CONTEXT] or mwi list"
+        guard let action = rest.first else { throw UsageError("mwi needs an action: \(usage)") }
+        let operands = Array(rest.dropFirst())
+        switch action {
+        case "set":
+            guard operands.count >= 3 else { throw UsageError("mwi set needs MAILBOX[@CONTEXT] NEW OLD (e.g. mwi set 1234@default 2 5)") }
+            func count(_ text: String, _ what: String) throws(UsageError) -> UInt32 {
+                guard let value = UInt32(text) else {
+                    throw UsageError("mwi set: \(what) must be a whole number 0...\(UInt32.max), got \"\(text)\"")
+                }
+                return value
+            }
+            return .mwiSet(mailbox: operands[0], new: try count(operands[1], "NEW"), old: try count(operands[2], "OLD"))
+        case "get":
+            guard let mailbox = operands.first else { throw UsageError("mwi get needs MAILBOX[@CONTEXT] (e.g. mwi get 1234@default)") }
+            return .mwiGet(mailbox: mailbox)
+        case "list":
+            return .mwiList
+        default:
+            throw UsageError("unknown mwi action \"\(action)\"; use \(usage)")
+        }
+    }
 
     /// Reads the arguments (without the program name).
     ///
@@ -187,6 +275,11 @@ enum CommandLineParser {
         case "members": command = .members
         case "channels": command = .channels
         case "settings": command = .settings
+        case "devstate": command = try devstate(rest)
+        case "mwi": command = try mwi(rest)
+        case "hints": command = .hints
+        case "watch": command = .watch
+        case "ping": command = .ping
         case "debug":
             guard let setting = rest.first else { throw UsageError("debug needs \"on\" or \"off\"") }
             switch setting {
@@ -199,7 +292,7 @@ enum CommandLineParser {
             throw UsageError("unknown command \"\(word)\"" + (suggestion.map { " (did you mean \"\($0)\"?)" } ?? "")
                 + "; commands: " + commandWords.joined(separator: ", "))
         }
-        let extras = command.name == "debug" ? rest.dropFirst() : rest
+        let extras = rest.dropFirst(command.argumentWords)
         if let extra = extras.first { throw UsageError("unexpected argument \"\(extra)\" after \(word)") }
         try allow(["--config", "--socket", "--json"], for: "\"\(word)\"")
         let target: ClientInvocation.Target
@@ -232,6 +325,16 @@ enum CommandLineParser {
           channels        the event channels and the event types this node publishes and subscribes to
           settings        the effective Totem timers and constants
           debug on|off    debug logging on, or back to the configured log level
+          devstate set DEVICE STATE   set this server's state of DEVICE (NOT_INUSE, INUSE, BUSY,
+                          INVALID, UNAVAILABLE, RINGING, RINGINUSE, ONHOLD, UNKNOWN)
+          devstate get DEVICE         the cluster-wide state of DEVICE and each server's
+          devstate list   every device some server reports, with its cluster-wide state
+          hints           the hints and their extension states (like core show hints)
+          mwi set MAILBOX[@CONTEXT] NEW OLD   publish message counts (context default: default)
+          mwi get MAILBOX[@CONTEXT]           the cluster-wide counts of a mailbox
+          mwi list        every known mailbox
+          watch           print each membership, device, extension and MWI change until interrupted
+          ping            each member's round trip through the ring
           keygen          write a new random cluster key (mode 0400)
 
         Options:
@@ -251,7 +354,8 @@ enum CommandLineParser {
         Signals to the daemon: SIGTERM or SIGINT leave the ring and exit; SIGHUP re-reads the
         configuration file (log_level applies at once; other changes are logged and need a restart).
 
-        Exit status: 0 success, 1 failure, 2 usage error.
+        Exit status: 0 success, 1 failure, 2 usage error; status exits 2 when the partition is
+        not quorate.
 
         """
 }

@@ -103,6 +103,16 @@ final class ControlClient {
         }
     }
 
+    /// The next line, or `nil` when none came within the receive timeout (for `watch`).
+    func nextLine() throws(ControlClientError) -> [UInt8]? {
+        do {
+            return try readLine()
+        } catch {
+            if error.message.hasSuffix("did not answer in time") { return nil }
+            throw error
+        }
+    }
+
     /// Reads the next line.
     func readLine() throws(ControlClientError) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)

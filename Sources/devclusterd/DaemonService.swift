@@ -52,6 +52,21 @@ enum ServiceTag {
     static let membership: UInt8 = 1
     /// Events of the event service (device state and MWI travel in them).
     static let events: UInt8 = 2
+    /// The daemon's own `ping` requests and replies (not a cluster service of its own).
+    static let ping: UInt8 = 3
+
+    /// The whole ring message from a tag and the payload the seam handed over without it.
+    ///
+    /// The one place where the seam (which strips the tag before `delivered`) meets the
+    /// services of the Membership, EventService and DeviceState modules, which parse the whole
+    /// message, envelope byte included (the tags equal their `ServiceID` raw values).
+    static func wholeMessage(tag: UInt8, payload: ArraySlice<UInt8>) -> [UInt8] {
+        var message = [UInt8]()
+        message.reserveCapacity(payload.count + 1)
+        message.append(tag)
+        message.append(contentsOf: payload)
+        return message
+    }
 }
 
 /// What the daemon offers its services: the configuration, identity, ring state, logging and
@@ -128,6 +143,25 @@ final class ServiceContext {
         message.append(contentsOf: payload)
         try node.submit(message, delivery: delivery)
     }
+
+    /// Queues a message that already starts with its tag (the services' `submit` effects carry
+    /// their envelope byte), for agreed delivery.
+    ///
+    /// - Throws: `SubmitError`, as `submit(_:tag:delivery:)`. An empty message is a bug (traps).
+    func submit(enveloped message: [UInt8], delivery: DeliveryMode = .agreed) throws(SubmitError) {
+        guard let node else { throw .notRunning }
+        precondition(!message.isEmpty, "a ring message needs its tag")
+        try node.submit(message, delivery: delivery)
+    }
+
+    // MARK: Reports the cluster services add to the built-in commands
+
+    /// `members` from the membership service (directory, view, quorum); `nil`: from the ring.
+    var membersReport: (() -> JSONValue)?
+    /// `channels` from the event service (configuration and counters); `nil`: configuration only.
+    var channelsReport: (() -> JSONValue)?
+    /// The `quorum` member of `status`; `nil`: not reported.
+    var quorumReport: (() -> JSONValue)?
 
     // MARK: Used by the Daemon
 

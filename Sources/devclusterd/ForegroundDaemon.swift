@@ -38,6 +38,7 @@ enum ForegroundDaemon {
     private struct Prepared: Sendable {
         var runtime: NodeRuntimeConfiguration
         var entityID: DaemonConfiguration.EntityID
+        var cluster: ClusterSetup
     }
 
     /// Directories, entity id, key and runtime configuration; `nil` after logging why not.
@@ -82,10 +83,19 @@ enum ForegroundDaemon {
         } else {
             logger.info("datagrams protected with \(key.mode.rawValue) (key file \(configuration.totem.crypto.keyFile ?? ""))")
         }
+        let cluster: ClusterSetup
+        do {
+            cluster = try ClusterSetup.make(configuration: configuration, entityID: entity.id) { logger.warning($0) }
+        } catch {
+            logger.error("not started: \(error)")
+            return nil
+        }
+        logger.info("incarnation \(cluster.incarnation); restored \(cluster.restoredDevices) local device state(s) and "
+            + "\(cluster.restoredMailboxes) mailbox(es) from \(cluster.stateFilePath)")
         let filter = RuntimeLogFilter(logger: logger)
         do {
             let runtime = try configuration.runtimeConfiguration(file: file, authentication: key.mode, key: key.key, log: filter.handler)
-            return Prepared(runtime: runtime, entityID: entity.id)
+            return Prepared(runtime: runtime, entityID: entity.id, cluster: cluster)
         } catch {
             logger.error("not started: \(error)")
             return nil
@@ -131,7 +141,8 @@ enum ForegroundDaemon {
         loop.execute {
             let context = ServiceContext(configuration: configuration, origin: origin, runtimeConfiguration: prepared.runtime,
                                          entityID: prepared.entityID, logger: logger, eventLoop: loop, isDebugForced: debug)
-            let daemon = Daemon(context: context, services: [NodeService()]) { exitStatus.set($0) }
+            let hub = ClusterHub(setup: prepared.cluster)
+            let daemon = Daemon(context: context, services: [NodeService()] + hub.services()) { exitStatus.set($0) }
             do {
                 try daemon.openControlSocket()
                 try daemon.watchSignals()

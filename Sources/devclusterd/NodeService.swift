@@ -34,15 +34,28 @@ final class NodeService: DaemonService {
                 "commands": .array(context.availableCommands.map { .string($0) }),
             ]))
         case "status":
-            reply.succeed(ClusterReport.status(ClusterReport.StatusInput(
+            var status = ClusterReport.status(ClusterReport.StatusInput(
                 configuration: context.configuration, runtime: context.runtimeConfiguration, entityID: context.entityID,
                 ringID: context.ringID, ringMembers: context.members, state: context.membershipState,
                 statistics: context.statistics, uptime: MonotonicClock.now() - context.startedAt,
-                logLevel: context.effectiveLogLevel, controlClients: context.controlClientCount())))
+                logLevel: context.effectiveLogLevel, controlClients: context.controlClientCount()))
+            if let quorum = context.quorumReport?(), case .object(var object) = status {
+                object.set("quorum", quorum)
+                status = .object(object)
+            }
+            reply.succeed(status)
         case "members":
+            if let report = context.membersReport {
+                reply.succeed(report())
+                return
+            }
             reply.succeed(ClusterReport.members(configuration: context.configuration, ringID: context.ringID,
                                                 ringMembers: context.members, state: context.membershipState))
         case "channels":
+            if let report = context.channelsReport {
+                reply.succeed(report())
+                return
+            }
             reply.succeed(ClusterReport.channels(configuration: context.configuration))
         case "settings":
             reply.succeed(ClusterReport.settings(context.runtimeConfiguration))

@@ -25,6 +25,154 @@ enum OutputFormatter {
         case .status: try status(result)
         case .settings: try settings(result)
         case .debug: try debug(result)
+        case .devstateSet: try devstateSet(result)
+        case .devstateGet: try devstateGet(result)
+        case .devstateList: try devstateList(result)
+        case .hints: try hints(result)
+        case .mwiSet: try mwiSet(result)
+        case .mwiGet: try mwiGet(result)
+        case .mwiList: try mwiList(result)
+        case .watch: ""
+        case .ping: try ping(result)
+        }
+    }
+
+    // MARK: Device state, hints, MWI
+
+    /// `devstate set`: what was set and the cluster-wide state now.
+    static func devstateSet(_ result: JSONValue) throws(FormatError) -> String {
+        guard let device = result["device"]?.stringValue, let state = result["state"]?.stringValue else {
+            throw FormatError("the daemon's answer has no \"device\" and \"state\"")
+        }
+        return "\(device): set on this server; cluster-wide state \(state)\n"
+    }
+
+    /// `devstate get`: the cluster-wide state, then one line per reporting server.
+    static func devstateGet(_ result: JSONValue) throws(FormatError) -> String {
+        guard let device = result["device"]?.stringValue, let state = result["state"]?.stringValue else {
+            throw FormatError("the daemon's answer has no \"device\" and \"state\"")
+        }
+        var text = "\(device): \(state)"
+        if let human = result["text"]?.stringValue { text += " (\(human))" }
+        text += "\n"
+        let servers = result["servers"]?.arrayValue ?? []
+        if servers.isEmpty { text += "  no server reports this device\n" }
+        for server in servers {
+            let name = server["name"]?.stringValue ?? "?"
+            let entity = server["entity_id"]?.stringValue ?? "?"
+            text += "  \(name) (\(entity)): \(server["state"]?.stringValue ?? "?")\n"
+        }
+        return text
+    }
+
+    /// `devstate list`, in the style of Asterisk's `devstate list`.
+    static func devstateList(_ result: JSONValue) throws(FormatError) -> String {
+        guard let devices = result["devices"]?.arrayValue else { throw FormatError("the daemon's answer has no \"devices\" list") }
+        var text = "\n--- Cluster-wide Device States ---\n---\n"
+        for device in devices {
+            text += "--- Name: '\(device["device"]?.stringValue ?? "?")'  State: '\(device["state"]?.stringValue ?? "?")'\n"
+        }
+        text += "---\n--- \(devices.count) device(s) ---\n\n"
+        return text
+    }
+
+    /// `hints`, like `core show hints`.
+    static func hints(_ result: JSONValue) throws(FormatError) -> String {
+        guard let hints = result["hints"]?.arrayValue else { throw FormatError("the daemon's answer has no \"hints\" list") }
+        func pad(_ text: String, _ width: Int, left: Bool) -> String {
+            let padding = String(repeating: " ", count: max(0, width - text.count))
+            return left ? text + padding : padding + text
+        }
+        func cut(_ text: String, _ width: Int) -> String { pad(String(text.prefix(width)), width, left: true) }
+        var lines = ["    -= Registered Asterisk Dial Plan Hints =-"]
+        for hint in hints {
+            guard let exten = hint["exten"]?.stringValue, let context = hint["context"]?.stringValue else {
+                throw FormatError("a hint in the daemon's answer lacks \"exten\" or \"context\"")
+            }
+            let devices = hint["devices"]?.stringValue ?? ""
+            let state = hint["state"]?.stringValue ?? "?"
+            let watchers = hint["watchers"]?.integerValue ?? 0
+            // The layout of DeviceState.HintRow (the seed's core show hints).
+            lines.append("   " + pad(exten, 20, left: false) + "@" + cut(context, 20) + ": " + cut(devices, 20)
+                + "  State:" + cut(state, 15) + " Watchers " + pad(String(watchers), 2, left: false))
+        }
+        lines.append("----------------")
+        lines.append("- \(hints.count) hints registered")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private static func mailboxLine(_ result: JSONValue) throws(FormatError) -> String {
+        guard let mailbox = result["mailbox"]?.stringValue, let context = result["context"]?.stringValue,
+              let new = result["new"]?.integerValue, let old = result["old"]?.integerValue
+        else { throw FormatError("the daemon's answer lacks \"mailbox\", \"context\", \"new\" or \"old\"") }
+        return "\(mailbox)@\(context): \(new) new, \(old) old (Messages-Waiting: \(new > 0 ? "yes" : "no"))"
+    }
+
+    /// `mwi set`.
+    static func mwiSet(_ result: JSONValue) throws(FormatError) -> String {
+        try mailboxLine(result) + ", published\n"
+    }
+
+    /// `mwi get`.
+    static func mwiGet(_ result: JSONValue) throws(FormatError) -> String {
+        let line = try mailboxLine(result)
+        return line + (result["known"]?.boolValue == false ? ", no update seen in the cluster" : "") + "\n"
+    }
+
+    /// `mwi list`.
+    static func mwiList(_ result: JSONValue) throws(FormatError) -> String {
+        guard let mailboxes = result["mailboxes"]?.arrayValue else { throw FormatError("the daemon's answer has no \"mailboxes\" list") }
+        var text = ""
+        for mailbox in mailboxes { text += try mailboxLine(mailbox) + "\n" }
+        return text + "\(mailboxes.count) mailbox(es)\n"
+    }
+
+    /// `ping`: one line per member.
+    static func ping(_ result: JSONValue) throws(FormatError) -> String {
+        guard let nodes = result["nodes"]?.arrayValue else { throw FormatError("the daemon's answer has no \"nodes\" list") }
+        var text = ""
+        for node in nodes {
+            let name = node["name"]?.stringValue ?? "?"
+            let id = node["nodeid"]?.integerValue ?? 0
+            if let rtt = node["rtt_ms"]?.doubleValue {
+                let micro = Int64((rtt * 1_000).rounded())
+                let fraction = String(micro % 1_000)
+                text += "\(name) (node \(id)): \(micro / 1_000).\(String(repeating: "0", count: 3 - fraction.count) + fraction) ms\n"
+            } else {
+                text += "\(name) (node \(id)): no reply within \(result["timeout_ms"]?.integerValue ?? 0) ms\n"
+            }
+        }
+        return text
+    }
+
+    /// One pushed event of `watch`, as one line; `nil` for an event this version does not know.
+    static func watchLine(event: String, data: JSONValue) -> String? {
+        func text(_ key: String) -> String { data[key]?.stringValue ?? "?" }
+        switch event {
+        case "device":
+            return "device \(text("device")) \(text("state")) (was \(text("previous")))"
+        case "extension":
+            return "extension \(text("exten"))@\(text("context")) \(text("state")) (was \(text("previous")))"
+        case "mwi":
+            let new = data["new"]?.integerValue ?? 0
+            let old = data["old"]?.integerValue ?? 0
+            return "mwi \(text("mailbox"))@\(text("context")) \(new) new, \(old) old"
+        case "membership":
+            switch text("change") {
+            case "joined", "left":
+                return "membership \(text("name")) \(text("change")) (view \(data["view"]?.integerValue ?? 0))"
+            case "view":
+                let members = data["members"]?.arrayValue?.compactMap(\.integerValue).map(String.init).joined(separator: ", ") ?? ""
+                return "membership view \(data["view"]?.integerValue ?? 0) installed, ring \(text("ring")): nodes \(members)"
+            case "identified":
+                return "membership \(text("name")) identified (entity id \(text("entity_id")))"
+            case "quorum":
+                return "membership \(data["quorum"]?["text"]?.stringValue ?? "quorum changed")"
+            default:
+                return "membership \(data.encoded)"
+            }
+        default:
+            return nil
         }
     }
 
@@ -117,6 +265,7 @@ enum OutputFormatter {
         block.item("Ring", result["ring"]?.stringValue ?? "none")
         block.item("State", text("state"))
         block.item("Members", "\(number(result["members"])) of \(number(result["configured_nodes"])) configured nodes")
+        if let quorum = result["quorum"]?["text"]?.stringValue { block.item("Quorum", quorum) }
         if let transport = result["transport"] {
             var description = transport["mode"]?.stringValue ?? "unknown"
             if let address = transport["address"]?.stringValue { description += " on \(address)" }

@@ -68,7 +68,7 @@ struct CommandLineTests {
     }
 
     @Test func rejectsUnknownCommandsWithASuggestion() {
-        #expect(usageError("memebrs") == "unknown command \"memebrs\" (did you mean \"members\"?); commands: status, members, channels, settings, debug, keygen")
+        #expect(usageError("memebrs") == "unknown command \"memebrs\" (did you mean \"members\"?); commands: status, members, channels, settings, debug, devstate, hints, mwi, watch, ping, keygen")
         #expect(usageError("frobnicate")?.hasPrefix("unknown command \"frobnicate\"; commands:") == true)
     }
 

@@ -10,7 +10,7 @@ import Testing
 @testable import devclusterd
 
 /// The devclusterd executable built next to the test binary, or `nil`.
-private let daemonExecutable: String? = {
+let daemonExecutable: String? = {
     var candidates: [String] = []
     if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
         candidates.append(FileSystem.parentDirectory(of: executable) + "/devclusterd")
@@ -24,14 +24,14 @@ private let daemonExecutable: String? = {
 }()
 
 /// The output of a command that ran to completion.
-private struct CommandResult {
+struct CommandResult {
     var status: Int32
     var output: String
     var error: String
 }
 
 /// Children started by one test; `killAll` ends every one still running, by PID.
-private final class Children {
+final class Children {
     private var processes: [Process] = []
 
     func start(_ arguments: [String], log: String) throws -> Process {
@@ -70,7 +70,7 @@ private final class Children {
 }
 
 /// Runs devclusterd with `arguments` to completion (commands that exit by themselves).
-private func runCommand(_ arguments: [String]) throws -> CommandResult {
+func runCommand(_ arguments: [String]) throws -> CommandResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try #require(daemonExecutable))
     process.arguments = arguments
@@ -87,7 +87,7 @@ private func runCommand(_ arguments: [String]) throws -> CommandResult {
 }
 
 /// One daemon's files.
-private struct TestNode {
+struct TestNode {
     var index: Int
     var directory: String
     var configuration: String { directory + "/devcluster.conf" }
@@ -98,8 +98,9 @@ private struct TestNode {
 }
 
 /// Writes a configuration for node `index` (1-based) of `count` nodes on 127.0.0.1...
-private func makeNode(_ index: Int, of count: Int, in base: String, port: UInt16, clusterName: String = "e2e",
-                      keyFile: String? = nil, logLevel: String = "info") throws -> TestNode {
+func makeNode(_ index: Int, of count: Int, in base: String, port: UInt16, clusterName: String = "e2e",
+                      keyFile: String? = nil, logLevel: String = "info", channels: String? = nil,
+                      extra: String = "", configuredEntity: Bool = false) throws -> TestNode {
     let node = TestNode(index: index, directory: "\(base)/n\(index)")
     try FileManager.default.createDirectory(atPath: node.directory, withIntermediateDirectories: true)
     var text = """
@@ -122,19 +123,24 @@ private func makeNode(_ index: Int, of count: Int, in base: String, port: UInt16
         control_socket = \(node.socket)
         state_dir = \(node.state)
         log_level = \(logLevel)
+        \(configuredEntity ? "entity_id = 02:00:00:00:00:\(index < 10 ? "0" : "")\(index)" : "")
 
+
+        """
+    text += channels ?? """
         [device_state]
         type = event_channel
         publish_event = device_state
         subscribe_event = device_state
 
         """
+    text += extra
     try text.write(toFile: node.configuration, atomically: true, encoding: .utf8)
     return node
 }
 
 /// The ring and member ids a daemon reports, or `nil` when it does not answer.
-private func membership(_ node: TestNode) -> (ring: String, members: [Int64])? {
+func membership(_ node: TestNode) -> (ring: String, members: [Int64])? {
     guard let client = try? ControlClient(path: node.socket, timeout: .seconds(2)),
           case .success(let result)? = try? client.call("members"),
           let ring = result["ring"]?.stringValue, let members = result["members"]?.arrayValue
@@ -143,13 +149,13 @@ private func membership(_ node: TestNode) -> (ring: String, members: [Int64])? {
 }
 
 /// Whether all `nodes` report one ring made of exactly `members`.
-private func formed(_ nodes: [TestNode], members: [Int64]) -> Bool {
+func formed(_ nodes: [TestNode], members: [Int64]) -> Bool {
     let views = nodes.map(membership)
     guard let first = views[0] else { return false }
     return views.allSatisfy { $0?.ring == first.ring && $0?.members == members }
 }
 
-private func randomPort() -> UInt16 { UInt16.random(in: 20_000...60_000) }
+func randomPort() -> UInt16 { UInt16.random(in: 20_000...60_000) }
 
 @Suite("End to end: devclusterd processes", .serialized)
 struct EndToEndTests {

@@ -1,0 +1,705 @@
+// The cluster services inside the daemon: runs MembershipService and DeviceStateService (which
+// owns the EventChannelService) on the loop thread, executes their effects (ring submits with a
+// backlog for a full send queue, coalesced atomic writes of the local state table, pushes to
+// watchers), answers their control commands, and the ring `ping`. Service logic stays in the
+// services; this file only wires.
+
+import DeviceState
+import EventService
+import Membership
+import Totem
+
+/// The cluster services of one daemon. Loop thread only.
+final class ClusterHub {
+    private(set) var membership: MembershipService
+    private(set) var deviceState: DeviceStateService
+    let incarnation: UInt64
+    private let stateFilePath: String
+    private var context: ServiceContext?
+
+    // Ring submits waiting for room in the send queue, oldest first.
+    private var backlog: [[UInt8]] = []
+    private var backlogHead = 0
+    private var backlogTimer: EventLoop.TimerID?
+    /// Messages dropped because the backlog was full.
+    private(set) var backlogDropped = 0
+    /// The most messages kept waiting; beyond it the oldest are dropped (and logged).
+    static let backlogLimit = 100_000
+    /// How often a backlog is retried.
+    static let backlogRetry = Duration.milliseconds(5)
+
+    // The local state table: the latest not yet written, and the bytes last written.
+    private var pendingTable: LocalStateTable?
+    private var lastWritten: [UInt8]?
+    private var persistTimer: EventLoop.TimerID?
+    /// Writes not followed by a submit wait this long, so that bursts make one write.
+    static let persistDelay = Duration.milliseconds(50)
+    private(set) var stateFileWrites = 0
+
+    // Watchers (`watch`, `subscribe`): per connection, the topics it wants.
+    private struct Watcher {
+        weak var connection: ControlConnection?
+        var topics: Set<Topic>
+    }
+    private var watchers: [ObjectIdentifier: Watcher] = [:]
+
+    /// What a watcher can ask for.
+    enum Topic: String, CaseIterable, Sendable {
+        case membership, device, `extension`, mwi
+    }
+
+    // Pings waiting for replies, by id.
+    private struct PendingPing {
+        var reply: ControlReply
+        var sentAt: MonotonicInstant
+        var expected: Set<NodeID>
+        var results: [NodeID: Duration] = [:]
+        var timer: EventLoop.TimerID
+    }
+    private var pings: [UInt64: PendingPing] = [:]
+    private var nextPing: UInt64 = 1
+    /// How long `ping` waits for the members' replies.
+    static let pingTimeout = Duration.seconds(2)
+
+    init(setup: ClusterSetup) {
+        membership = setup.membership
+        deviceState = setup.deviceState
+        incarnation = setup.incarnation
+        stateFilePath = setup.stateFilePath
+    }
+
+    /// The three DaemonServices that put this hub on the seam (one per ring tag).
+    func services() -> [DaemonService] {
+        [MembershipAdapter(hub: self), DeviceStateAdapter(hub: self), PingAdapter(hub: self)]
+    }
+
+    fileprivate func start(_ context: ServiceContext) {
+        guard self.context == nil else { return }
+        self.context = context
+        context.membersReport = { [unowned self] in membersReport() }
+        context.channelsReport = { [unowned self] in channelsReport() }
+        context.quorumReport = { [unowned self] in .object(Self.json(membership.quorum)) }
+    }
+
+    fileprivate func stop() {
+        flushPersist()
+        for (_, ping) in pings {
+            context?.eventLoop.removeTimer(ping.timer)
+            ping.reply.fail(ControlError(.unavailable, "the daemon is stopping"))
+        }
+        pings.removeAll()
+        if let timer = backlogTimer { context?.eventLoop.removeTimer(timer) }
+        backlogTimer = nil
+        if let timer = persistTimer { context?.eventLoop.removeTimer(timer) }
+        persistTimer = nil
+    }
+
+    // MARK: Ring inputs
+
+    fileprivate func configurationChanged(_ change: ConfigurationChange) {
+        execute(membership.configurationChanged(change))
+        execute(deviceState.configurationChanged(change, now: MonotonicClock.now()))
+        if change.kind == .regular {
+            // A ping waits only for nodes still in the ring.
+            for (id, var ping) in pings {
+                ping.expected.formIntersection(change.members)
+                pings[id] = ping
+                finishPingIfComplete(id)
+            }
+        }
+    }
+
+    fileprivate func deliveredMembership(_ message: [UInt8], from sender: NodeID) {
+        do {
+            execute(try membership.delivered(payload: message, from: sender))
+        } catch {
+            context?.logger.warning("ignored a membership message from \(context?.name(of: sender) ?? "\(sender)"): \(error)")
+        }
+    }
+
+    fileprivate func deliveredEvent(_ message: [UInt8], from sender: NodeID) {
+        do {
+            execute(try deviceState.delivered(payload: message, from: sender, now: MonotonicClock.now()))
+        } catch {
+            context?.logger.warning("ignored an event message from \(context?.name(of: sender) ?? "\(sender)"): \(error)")
+        }
+    }
+
+    // MARK: Effects
+
+    private func execute(_ effects: [MembershipEffect]) {
+        for effect in effects {
+            switch effect {
+            case .submit(let bytes): submit(bytes)
+            case .notify(let change): notify(change)
+            }
+        }
+    }
+
+    private func execute(_ effects: [DeviceStateEffect]) {
+        for effect in effects {
+            switch effect {
+            case .submit(let bytes):
+                // The table must be on disk before a state others see goes out.
+                flushPersist()
+                submit(bytes)
+            case .persist(let table):
+                pendingTable = table
+                schedulePersist()
+            case .deviceStateChanged(let change):
+                context?.logger.debug("device \(change.device): \(change.old.name) -> \(change.new.name)")
+                push(.device, event: "device", data: [
+                    "device": .string(change.device.rawValue), "state": .string(change.new.name),
+                    "previous": .string(change.old.name),
+                ])
+            case .extensionStateChanged(let change):
+                push(.extension, event: "extension", data: [
+                    "exten": .string(change.hint.exten), "context": .string(change.hint.context),
+                    "devices": .string(deviceState.hintRow(change.hint)?.devices ?? ""),
+                    "state": .string(change.new.name), "previous": .string(change.old.name),
+                ])
+            case .mailboxChanged(let change):
+                var data = Self.json(change.new)
+                if let old = change.old {
+                    data.set("previous_new", .number(old.newMessages))
+                    data.set("previous_old", .number(old.oldMessages))
+                }
+                push(.mwi, event: "mwi", data: data)
+            case .rejectedEvent(let id, let error):
+                context?.logger.warning("ignored event \(id): its payload does not decode: \(error)")
+            case .event:
+                // No other event subscriptions are opened through the daemon yet.
+                break
+            }
+        }
+    }
+
+    private func notify(_ change: MembershipChange) {
+        guard let context else { return }
+        var data: JSONObject
+        switch change {
+        case .joined(let node, let view):
+            data = ["change": "joined", "nodeid": .number(node.rawValue), "name": .string(context.name(of: node)), "view": .number(view)]
+        case .left(let node, let view):
+            data = ["change": "left", "nodeid": .number(node.rawValue), "name": .string(context.name(of: node)), "view": .number(view)]
+        case .viewInstalled(let view):
+            data = ["change": "view", "view": .number(view.number), "ring": .string(view.ringID.description),
+                    "members": .array(view.members.map { .number($0.rawValue) })]
+        case .nodeIdentified(let record):
+            data = ["change": "identified", "nodeid": .number(record.id.rawValue), "name": .string(record.name),
+                    "entity_id": record.entityID.map { .string($0.description) } ?? .null]
+        case .quorumChanged(let quorum):
+            data = ["change": "quorum", "quorum": .object(Self.json(quorum))]
+            if quorum.isQuorate {
+                context.logger.notice("quorum regained: \(quorum)")
+            } else {
+                context.logger.warning("quorum lost: \(quorum)")
+            }
+        }
+        push(.membership, event: "membership", data: data)
+    }
+
+    private func push(_ topic: Topic, event: String, data: JSONObject) {
+        guard !watchers.isEmpty else { return }
+        for (key, watcher) in watchers {
+            guard let connection = watcher.connection, connection.isOpen else {
+                watchers.removeValue(forKey: key)
+                continue
+            }
+            if watcher.topics.contains(topic) { connection.push(event: event, data: .object(data)) }
+        }
+    }
+
+    // MARK: Ring submits and the backlog
+
+    /// Submits a whole message (its tag first); keeps it for later when the send queue is full.
+    private func submit(_ message: [UInt8]) {
+        guard let context, !message.isEmpty else { return }
+        guard backlogHead == backlog.count else {
+            enqueue(message)
+            return
+        }
+        do {
+            try context.submit(enveloped: message)
+        } catch {
+            switch error {
+            case .tryAgain:
+                enqueue(message)
+            case .messageTooLarge(let size, let limit):
+                context.logger.error("dropped a ring message of \(size) bytes: larger than \(limit) bytes")
+            case .notRunning:
+                context.logger.debug("dropped a ring message: the node is not running")
+            }
+        }
+    }
+
+    private func enqueue(_ message: [UInt8]) {
+        if backlog.count - backlogHead >= Self.backlogLimit {
+            backlogHead += 1
+            backlogDropped += 1
+            if backlogDropped == 1 || backlogDropped % 1_000 == 0 {
+                context?.logger.warning("ring send backlog full (\(Self.backlogLimit) messages): \(backlogDropped) oldest dropped so far")
+            }
+        }
+        backlog.append(message)
+        armBacklogTimer()
+    }
+
+    private func armBacklogTimer() {
+        guard let context else { return }
+        let timer = backlogTimer ?? context.eventLoop.makeTimer { [unowned self] in drainBacklog() }
+        backlogTimer = timer
+        context.eventLoop.arm(timer, at: MonotonicClock.now() + Self.backlogRetry)
+    }
+
+    /// Messages waiting for room in the send queue.
+    var backlogCount: Int { backlog.count - backlogHead }
+
+    private func drainBacklog() {
+        guard let context else { return }
+        while backlogHead < backlog.count {
+            do {
+                try context.submit(enveloped: backlog[backlogHead])
+            } catch {
+                if case .tryAgain = error {
+                    armBacklogTimer()
+                    compactBacklog()
+                    return
+                }
+                context.logger.debug("dropped a queued ring message: \(error)")
+            }
+            backlogHead += 1
+        }
+        backlog.removeAll(keepingCapacity: false)
+        backlogHead = 0
+    }
+
+    private func compactBacklog() {
+        guard backlogHead > 1_024, backlogHead * 2 > backlog.count else { return }
+        backlog.removeSubrange(0..<backlogHead)
+        backlogHead = 0
+    }
+
+    // MARK: The local state table
+
+    private func schedulePersist() {
+        guard let context else { return }
+        let timer = persistTimer ?? context.eventLoop.makeTimer { [unowned self] in flushPersist() }
+        persistTimer = timer
+        context.eventLoop.arm(timer, at: MonotonicClock.now() + Self.persistDelay)
+    }
+
+    /// Writes the pending table now (atomically; nothing when it equals what is on disk).
+    func flushPersist() {
+        guard let table = pendingTable else { return }
+        pendingTable = nil
+        if let timer = persistTimer { context?.eventLoop.disarm(timer) }
+        let bytes = table.encoded()
+        guard bytes != lastWritten else { return }
+        do {
+            try FileSystem.writeAtomically(bytes, to: stateFilePath, mode: 0o600)
+            lastWritten = bytes
+            stateFileWrites += 1
+        } catch {
+            context?.logger.error("cannot write the local state file: \(error); local states will not survive a restart")
+        }
+    }
+
+    // MARK: Reports
+
+    private func membersReport() -> JSONValue {
+        guard let context else { return .null }
+        let local = membership.localNode
+        let nodes: [JSONValue] = membership.nodes.map { node in
+            var entry: JSONObject = [
+                "nodeid": .number(node.id.rawValue),
+                "name": .string(node.name),
+                "addresses": .array(node.addresses.map { .string($0.description) }),
+                "member": .bool(node.isMember),
+                "configured": .bool(node.isConfigured),
+                "entity_id": node.entityID.map { .string($0.description) } ?? .null,
+                "member_since_view": node.memberSinceView.map { .number($0) } ?? .null,
+            ]
+            if node.id == local { entry.set("local", .bool(true)) }
+            return .object(entry)
+        }
+        return .object([
+            "ring": context.ringID.map { .string($0.description) } ?? .null,
+            "state": .string(context.membershipState.rawValue),
+            "view": membership.view.map { .number($0.number) } ?? .null,
+            "quorum": .object(Self.json(membership.quorum)),
+            "members": .array(nodes),
+        ])
+    }
+
+    private func channelsReport() -> JSONValue {
+        let channels: [JSONValue] = deviceState.channelSummaries.map { summary in
+            .object([
+                "name": .string(summary.name.rawValue),
+                "publish": .array(summary.publishes.map { .string($0.rawValue) }),
+                "subscribe": .array(summary.subscribes.map { .string($0.rawValue) }),
+                "subscribers": .number(summary.subscribers),
+                "published": .number(summary.published),
+                "delivered": .number(summary.delivered),
+                "ignored": .number(summary.ignored),
+                "retained": .number(summary.retained),
+            ])
+        }
+        return .object(["channels": .array(channels)])
+    }
+
+    static func json(_ quorum: Quorum) -> JSONObject {
+        [
+            "quorate": .bool(quorum.isQuorate),
+            "present": .number(quorum.presentCount),
+            "configured": .number(quorum.configuredCount),
+            "text": .string(quorum.description),
+        ]
+    }
+
+    static func json(_ snapshot: DeviceSnapshot, name: (NodeID) -> String) -> JSONObject {
+        [
+            "device": .string(snapshot.device.rawValue),
+            "state": .string(snapshot.state.name),
+            "text": .string(snapshot.state.text),
+            "servers": .array(snapshot.servers.map { server in
+                .object([
+                    "entity_id": .string(server.entity.description),
+                    "nodeid": .number(server.node.rawValue),
+                    "name": .string(name(server.node)),
+                    "state": .string(server.state.name),
+                ])
+            }),
+        ]
+    }
+
+    static func json(_ row: HintRow) -> JSONObject {
+        [
+            "exten": .string(row.key.exten), "context": .string(row.key.context), "devices": .string(row.devices),
+            "state": .string(row.state.name), "watchers": .number(row.watchers),
+        ]
+    }
+
+    static func json(_ record: MailboxRecord) -> JSONObject {
+        [
+            "mailbox": .string(record.mailbox.mailbox), "context": .string(record.mailbox.context),
+            "new": .number(record.counts.newMessages), "old": .number(record.counts.oldMessages),
+            "waiting": .bool(record.counts.hasWaitingMessages),
+            "origin_entity_id": .string(record.originEntity.description),
+            "origin_nodeid": .number(record.originNode.rawValue),
+        ]
+    }
+
+    // MARK: Control commands
+
+    static let deviceCommands = [
+        "devstate_set", "devstate_get", "devstate_list", "hints", "mwi_set", "mwi_get", "mwi_list",
+        "watch", "subscribe", "unsubscribe", "snapshot",
+    ]
+
+    fileprivate func handle(_ request: ControlRequest, reply: ControlReply) {
+        guard let context else {
+            reply.fail(ControlError(.unavailable, "the daemon is still starting"))
+            return
+        }
+        let arguments = Arguments(request: request)
+        do throws(ControlError) {
+            switch request.command {
+            case "devstate_set":
+                try arguments.allow(["device", "state"])
+                let device = try arguments.string("device")
+                let state = try arguments.string("state")
+                do {
+                    let name = try DeviceName(parsing: device)
+                    let value = try DeviceStateValue(parsing: state)
+                    execute(deviceState.setLocalState(value, of: name))
+                    reply.succeed(.object(Self.json(deviceState.device(name), name: context.name(of:))))
+                } catch {
+                    throw ControlError(.invalidArgument, error.description)
+                }
+            case "devstate_get":
+                try arguments.allow(["device"])
+                let name = try Self.deviceName(try arguments.string("device"))
+                reply.succeed(.object(Self.json(deviceState.device(name), name: context.name(of:))))
+            case "devstate_list":
+                try arguments.allow([])
+                reply.succeed(.object(["devices": .array(deviceState.devices.map { .object(Self.json($0, name: context.name(of:))) })]))
+            case "hints":
+                try arguments.allow([])
+                reply.succeed(.object(["hints": .array(deviceState.hintRows.map { .object(Self.json($0)) })]))
+            case "mwi_set":
+                try arguments.allow(["mailbox", "new", "old"])
+                let mailbox = try Self.mailboxName(try arguments.string("mailbox"))
+                let new = try arguments.count("new")
+                let old = try arguments.count("old")
+                do {
+                    execute(try deviceState.setMailbox(mailbox, counts: MailboxCounts(newMessages: new, oldMessages: old)))
+                } catch {
+                    throw ControlError(.invalidArgument, error.description)
+                }
+                reply.succeed(.object([
+                    "mailbox": .string(mailbox.mailbox), "context": .string(mailbox.context),
+                    "new": .number(new), "old": .number(old), "published": .bool(true),
+                ]))
+            case "mwi_get":
+                try arguments.allow(["mailbox"])
+                let mailbox = try Self.mailboxName(try arguments.string("mailbox"))
+                guard let record = deviceState.mailbox(mailbox) else {
+                    // Unknown is zero messages, as app_voicemail reports an empty mailbox.
+                    reply.succeed(.object([
+                        "mailbox": .string(mailbox.mailbox), "context": .string(mailbox.context),
+                        "new": 0, "old": 0, "waiting": false, "known": false,
+                    ]))
+                    return
+                }
+                var object = Self.json(record)
+                object.set("known", .bool(true))
+                reply.succeed(.object(object))
+            case "mwi_list":
+                try arguments.allow([])
+                reply.succeed(.object(["mailboxes": .array(deviceState.mailboxes.map { .object(Self.json($0)) })]))
+            case "watch", "subscribe":
+                try arguments.allow(["topics", "snapshot"])
+                let topics = try arguments.topics()
+                let wantsSnapshot = try arguments.bool("snapshot") ?? false
+                guard let connection = reply.connection else {
+                    throw ControlError(.unavailable, "\(request.command) needs a control connection")
+                }
+                let key = ObjectIdentifier(connection)
+                watchers[key] = Watcher(connection: connection, topics: topics)
+                connection.onClose { [weak self] in self?.watchers.removeValue(forKey: key) }
+                var result: JSONObject = ["topics": .array(Topic.allCases.filter(topics.contains).map { .string($0.rawValue) })]
+                if wantsSnapshot { result.set("snapshot", snapshot()) }
+                reply.succeed(.object(result))
+            case "unsubscribe":
+                try arguments.allow([])
+                let removed = reply.connection.map { watchers.removeValue(forKey: ObjectIdentifier($0)) != nil } ?? false
+                reply.succeed(.object(["unsubscribed": .bool(removed)]))
+            case "snapshot":
+                try arguments.allow([])
+                reply.succeed(snapshot())
+            default:
+                throw ControlError(.unknownCommand, "the device-state service has no command \"\(request.command)\"")
+            }
+        } catch {
+            reply.fail(error)
+        }
+    }
+
+    /// Everything an adapter needs to start from: members, devices, hints, mailboxes.
+    private func snapshot() -> JSONValue {
+        guard let context else { return .null }
+        return .object([
+            "members": membersReport(),
+            "devices": .array(deviceState.devices.map { .object(Self.json($0, name: context.name(of:))) }),
+            "hints": .array(deviceState.hintRows.map { .object(Self.json($0)) }),
+            "mailboxes": .array(deviceState.mailboxes.map { .object(Self.json($0)) }),
+        ])
+    }
+
+    private static func deviceName(_ text: String) throws(ControlError) -> DeviceName {
+        do {
+            return try DeviceName(parsing: text)
+        } catch {
+            throw ControlError(.invalidArgument, error.description)
+        }
+    }
+
+    private static func mailboxName(_ text: String) throws(ControlError) -> MailboxName {
+        do {
+            return try MailboxName(parsing: text)
+        } catch {
+            throw ControlError(.invalidArgument, error.description)
+        }
+    }
+
+    // MARK: Ping
+
+    /// Ping message: tag, kind (1 request, 2 reply), 8-byte id, 4-byte origin node id.
+    private static func pingMessage(kind: UInt8, id: UInt64, origin: NodeID) -> [UInt8] {
+        var bytes: [UInt8] = [ServiceTag.ping, kind]
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: id >> UInt64(shift))) }
+        for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: origin.rawValue >> UInt32(shift))) }
+        return bytes
+    }
+
+    fileprivate func handlePing(_ request: ControlRequest, reply: ControlReply) {
+        guard let context else {
+            reply.fail(ControlError(.unavailable, "the daemon is still starting"))
+            return
+        }
+        if let unexpected = request.arguments.keys.first {
+            reply.fail(ControlError(.invalidArgument, "ping takes no arguments, got \"\(unexpected)\""))
+            return
+        }
+        guard context.node?.isRunning == true, !context.members.isEmpty else {
+            reply.fail(ControlError(.unavailable, "this node is not in a ring"))
+            return
+        }
+        let id = nextPing
+        nextPing += 1
+        let timer = context.eventLoop.makeTimer { [unowned self] in finishPing(id) }
+        pings[id] = PendingPing(reply: reply, sentAt: MonotonicClock.now(), expected: Set(context.members), timer: timer)
+        context.eventLoop.arm(timer, at: MonotonicClock.now() + Self.pingTimeout)
+        submit(Self.pingMessage(kind: 1, id: id, origin: context.localNodeID))
+    }
+
+    fileprivate func deliveredPing(_ payload: ArraySlice<UInt8>, from sender: NodeID) {
+        guard let context else { return }
+        let bytes = Array(payload)
+        guard bytes.count == 13, bytes[0] == 1 || bytes[0] == 2 else {
+            context.logger.debug("ignored a malformed ping from \(context.name(of: sender))")
+            return
+        }
+        let id = bytes[1...8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let originRaw = bytes[9...12].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        guard let origin = NodeID(rawValue: originRaw) else { return }
+        let local = context.localNodeID
+        if bytes[0] == 1 {
+            if origin == local {
+                recordPing(id, from: local)
+            } else if sender == origin {
+                submit(Self.pingMessage(kind: 2, id: id, origin: origin))
+            }
+        } else if origin == local {
+            recordPing(id, from: sender)
+        }
+    }
+
+    private func recordPing(_ id: UInt64, from node: NodeID) {
+        guard var ping = pings[id], ping.results[node] == nil else { return }
+        ping.results[node] = MonotonicClock.now() - ping.sentAt
+        pings[id] = ping
+        finishPingIfComplete(id)
+    }
+
+    private func finishPingIfComplete(_ id: UInt64) {
+        guard let ping = pings[id], ping.expected.isSubset(of: Set(ping.results.keys)) else { return }
+        finishPing(id)
+    }
+
+    private func finishPing(_ id: UInt64) {
+        guard let context, let ping = pings.removeValue(forKey: id) else { return }
+        context.eventLoop.removeTimer(ping.timer)
+        let nodes = ping.expected.union(ping.results.keys).sorted()
+        let results: [JSONValue] = nodes.map { node in
+            var entry: JSONObject = ["nodeid": .number(node.rawValue), "name": .string(context.name(of: node))]
+            if let rtt = ping.results[node] {
+                entry.set("rtt_ms", .double(Double(rtt.totalNanoseconds) / 1_000_000))
+            } else {
+                entry.set("rtt_ms", .null)
+            }
+            return .object(entry)
+        }
+        ping.reply.succeed(.object(["timeout_ms": .number(Self.pingTimeout.totalMilliseconds), "nodes": .array(results)]))
+    }
+}
+
+/// Reading a request's arguments with specific errors.
+private struct Arguments {
+    let request: ControlRequest
+
+    func allow(_ names: Set<String>) throws(ControlError) {
+        for key in request.arguments.keys where !names.contains(key) {
+            let expected = names.isEmpty ? "no arguments" : "only " + names.sorted().map { "\"\($0)\"" }.joined(separator: ", ")
+            throw ControlError(.invalidArgument, "\(request.command) takes \(expected), got \"\(key)\"")
+        }
+    }
+
+    func string(_ name: String) throws(ControlError) -> String {
+        guard let value = request.arguments[name] else {
+            throw ControlError(.invalidArgument, "\(request.command) needs \"\(name)\"")
+        }
+        guard let text = value.stringValue else {
+            throw ControlError(.invalidArgument, "\"\(name)\" must be a string, got \(value.typeName)")
+        }
+        return text
+    }
+
+    func count(_ name: String) throws(ControlError) -> UInt32 {
+        guard let value = request.arguments[name] else {
+            throw ControlError(.invalidArgument, "\(request.command) needs \"\(name)\" (a message count)")
+        }
+        guard let number = value.integerValue, let count = UInt32(exactly: number) else {
+            throw ControlError(.invalidArgument, "\"\(name)\" must be a whole number 0...\(UInt32.max), got \(value.encoded.prefix(40))")
+        }
+        return count
+    }
+
+    func bool(_ name: String) throws(ControlError) -> Bool? {
+        guard let value = request.arguments[name] else { return nil }
+        guard let flag = value.boolValue else {
+            throw ControlError(.invalidArgument, "\"\(name)\" must be true or false, got \(value.typeName)")
+        }
+        return flag
+    }
+
+    func topics() throws(ControlError) -> Set<ClusterHub.Topic> {
+        guard let value = request.arguments["topics"] else { return Set(ClusterHub.Topic.allCases) }
+        let valid = ClusterHub.Topic.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let list = value.arrayValue, !list.isEmpty else {
+            throw ControlError(.invalidArgument, "\"topics\" must be a non-empty list of: \(valid)")
+        }
+        var topics = Set<ClusterHub.Topic>()
+        for item in list {
+            guard let text = item.stringValue, let topic = ClusterHub.Topic(rawValue: text) else {
+                throw ControlError(.invalidArgument, "unknown topic \(item.encoded.prefix(40)); topics: \(valid)")
+            }
+            topics.insert(topic)
+        }
+        return topics
+    }
+}
+
+// MARK: - The adapters on the seam
+
+/// Membership announcements (tag 1); `members`, `status` and quorum come through ServiceContext.
+private final class MembershipAdapter: DaemonService {
+    let name = "membership"
+    let commands: [String] = []
+    let messageTag: UInt8? = ServiceTag.membership
+    private let hub: ClusterHub
+
+    init(hub: ClusterHub) { self.hub = hub }
+
+    func start(_ context: ServiceContext) { hub.start(context) }
+    func configurationChanged(_ change: ConfigurationChange) { hub.configurationChanged(change) }
+    func delivered(_ payload: ArraySlice<UInt8>, from sender: NodeID) {
+        hub.deliveredMembership(ServiceTag.wholeMessage(tag: ServiceTag.membership, payload: payload), from: sender)
+    }
+    func handle(_ request: ControlRequest, reply: ControlReply) {
+        reply.fail(ControlError(.unknownCommand, "the membership service has no command \"\(request.command)\""))
+    }
+    func stop() { hub.stop() }
+}
+
+/// Events (tag 2): device state, hints and MWI, and their commands.
+private final class DeviceStateAdapter: DaemonService {
+    let name = "devstate"
+    let commands = ClusterHub.deviceCommands
+    let messageTag: UInt8? = ServiceTag.events
+    private let hub: ClusterHub
+
+    init(hub: ClusterHub) { self.hub = hub }
+
+    func start(_ context: ServiceContext) { hub.start(context) }
+    // The hub hears configuration changes once, through the membership adapter.
+    func delivered(_ payload: ArraySlice<UInt8>, from sender: NodeID) {
+        hub.deliveredEvent(ServiceTag.wholeMessage(tag: ServiceTag.events, payload: payload), from: sender)
+    }
+    func handle(_ request: ControlRequest, reply: ControlReply) { hub.handle(request, reply: reply) }
+}
+
+/// The daemon's ring ping (tag 3).
+private final class PingAdapter: DaemonService {
+    let name = "ping"
+    let commands = ["ping"]
+    let messageTag: UInt8? = ServiceTag.ping
+    private let hub: ClusterHub
+
+    init(hub: ClusterHub) { self.hub = hub }
+
+    func start(_ context: ServiceContext) { hub.start(context) }
+    func delivered(_ payload: ArraySlice<UInt8>, from sender: NodeID) { hub.deliveredPing(payload, from: sender) }
+    func handle(_ request: ControlRequest, reply: ControlReply) { hub.handlePing(request, reply: reply) }
+}
