@@ -262,6 +262,13 @@ public final class RingNode {
     /// Hands every non-token packet of the batch to the core and holds tokens back.
     private func processReceived(_ count: Int) {
         for entry in 0..<count where !receiveBatch.isDropped(at: entry) {
+            // Our own datagram, looped back by the network: the in-memory loop delivered it
+            // already. The header is in clear in every authentication mode.
+            if let header = WireCodec.peekHeader(UnsafeRawBufferPointer(receiveBatch.bytes(at: entry))),
+               header.sender == nodeID.rawValue {
+                counters.ownDatagramsDropped += 1
+                continue
+            }
             guard let packet = authenticateAndDecode(entry) else { continue }
             switch packet {
             case .token, .commitToken:

@@ -9,6 +9,9 @@ public struct RuntimeStatistics: Sendable, Equatable {
     public var transport = TransportStatistics()
     /// Datagrams that failed authentication (forged, corrupted, another key or cluster).
     public var authenticationFailures = 0
+    /// Own datagrams the network looped back (udp multicast loop), dropped: the in-memory loop
+    /// already delivered them.
+    public var ownDatagramsDropped = 0
     /// Authenticated datagrams the wire codec rejected, by kind (`foreignCluster`, `truncated`, ...).
     public var decodeErrors: [String: Int] = [:]
     /// Packets decoded from the network and handed to the core.

@@ -11,14 +11,15 @@ import Glibc
 ///   to the group out of that interface with the configured TTL;
 /// - a **unicast socket** bound to this node's address, receiving tokens and sending them.
 ///
-/// `IP_MULTICAST_LOOP` is on, unlike corosync, which turns it off and delivers its own
-/// multicasts through an AF_UNIX socket pair: with the loop off the kernel hides a host's
-/// multicasts from all of that host's sockets, so several nodes sharing one host or network
-/// namespace (tests, the netns harness) would not hear each other. With it on, a node receives
-/// its own multicasts through the group socket, in the same queue as everyone else's.
+/// `IP_MULTICAST_LOOP` is on, unlike corosync, which turns it off: with the loop off the kernel
+/// hides a host's multicasts from all of that host's sockets, so several nodes sharing one host
+/// or network namespace (tests, the netns harness) would not hear each other. A node's own
+/// multicasts still reach its core through the runtime's in-memory loop, as corosync's socket
+/// pair does, so it hears itself even when its interface is down (a singleton ring must form
+/// then); the copies the kernel loops back are dropped by the runtime (their header names us).
 public final class MulticastTransport: Transport {
     public let maxDatagramBytes: Int
-    public var loopsBackOwnMulticasts: Bool { true }
+    public var loopsBackOwnMulticasts: Bool { false }
     public let channels: [ReceiveChannel]
     public private(set) var setupReport: [String] = []
 
