@@ -36,10 +36,15 @@ let package = Package(
         .testTarget(name: "TotemTests", dependencies: ["Totem"], swiftSettings: strict),
         .testTarget(name: "TotemSimulationTests", dependencies: ["TotemSimulation", "Totem"], swiftSettings: strict),
         .testTarget(name: "devclusterdTests", dependencies: ["devclusterd", "Totem"], swiftSettings: strict),
-        .testTarget(name: "MembershipTests", dependencies: ["Membership", "Totem"], swiftSettings: strict),
-        .testTarget(name: "EventServiceTests", dependencies: ["EventService", "Membership", "Totem"], swiftSettings: strict),
+        // Seeded generator and fuzz mutations shared by the service test targets.
+        .target(name: "ServiceTestSupport", path: "Tests/ServiceTestSupport", swiftSettings: strict),
+        .testTarget(name: "MembershipTests", dependencies: ["Membership", "Totem", "ServiceTestSupport"], swiftSettings: strict),
         .testTarget(
-            name: "DeviceStateTests", dependencies: ["DeviceState", "EventService", "Membership", "Totem"],
+            name: "EventServiceTests", dependencies: ["EventService", "Membership", "Totem", "ServiceTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "DeviceStateTests",
+            dependencies: ["DeviceState", "EventService", "Membership", "Totem", "ServiceTestSupport"],
             swiftSettings: strict),
     ]
 )

@@ -2,6 +2,7 @@
 // including a node that joins late, a node that leaves, and a restarted node.
 
 import Testing
+import ServiceTestSupport
 import EventService
 import Membership
 import Totem

@@ -2,6 +2,7 @@
 // seeded fuzz tests.
 
 import Testing
+import ServiceTestSupport
 import EventService
 import Membership
 import Totem

@@ -2,6 +2,7 @@
 // decoder check, and a seeded fuzz test.
 
 import Testing
+import ServiceTestSupport
 import Membership
 import Totem
 @testable import EventService

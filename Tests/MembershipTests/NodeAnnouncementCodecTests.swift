@@ -2,6 +2,7 @@
 // a seeded fuzz test.
 
 import Testing
+import ServiceTestSupport
 import Totem
 @testable import Membership
 

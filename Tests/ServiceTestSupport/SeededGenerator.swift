@@ -1,11 +1,12 @@
-// A deterministic random source for the seeded fuzz tests (SplitMix64).
+// Shared by the service test targets: a deterministic random source for the seeded fuzz tests
+// (SplitMix64) and the mutations those tests apply to valid encodings.
 
-struct SeededGenerator: RandomNumberGenerator {
+public struct SeededGenerator: RandomNumberGenerator {
     private var state: UInt64
 
-    init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var mixed = state
         mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -16,8 +17,8 @@ struct SeededGenerator: RandomNumberGenerator {
 
 /// Mutations a fuzz test applies to a valid encoding: truncation, bit flips, byte overwrites
 /// (including 0xFF runs that turn counts and lengths into their maximum), insertion, extension.
-enum Mutation {
-    static func mutate(_ bytes: [UInt8], using generator: inout SeededGenerator) -> [UInt8] {
+public enum Mutation {
+    public static func mutate(_ bytes: [UInt8], using generator: inout SeededGenerator) -> [UInt8] {
         var result = bytes
         let rounds = Int.random(in: 1...3, using: &generator)
         for _ in 0..<rounds {
