@@ -17,9 +17,6 @@ final class Daemon: ControlRequestHandler {
     private var summaryTimer: EventLoop.TimerID?
     private let summaryInterval: Duration
     private var lastSummary = SummaryCounters()
-    /// A LEAVE was received since the last regular configuration: nodes missing from the next
-    /// configuration left gracefully rather than failed.
-    private var sawLeaveSinceLastRing = false
     private(set) var isStopping = false
     /// Called once when the daemon has stopped, with the process exit status.
     private let onStopped: @Sendable (Int32) -> Void
@@ -96,8 +93,8 @@ final class Daemon: ControlRequestHandler {
         case .configurationChanged(let change):
             logMembership(change)
             for service in services { service.configurationChanged(change) }
-        case .stateChanged(_, let reason):
-            if reason == .leaveReceived { sawLeaveSinceLastRing = true }
+        case .stateChanged:
+            break
         }
     }
 
@@ -118,7 +115,7 @@ final class Daemon: ControlRequestHandler {
         switch change.kind {
         case .transitional:
             for node in change.left where node != local {
-                if sawLeaveSinceLastRing {
+                if change.leftGracefully.contains(node) {
                     context.logger.notice("\(context.name(of: node)) left (graceful)")
                 } else {
                     context.logger.warning("\(context.name(of: node)) failed")
@@ -128,7 +125,6 @@ final class Daemon: ControlRequestHandler {
             let joined = change.joined.filter { $0 != local }
             let suffix = joined.isEmpty ? "" : " (joined: \(context.names(of: joined)))"
             context.logger.info("ring \(change.ringID) formed: \(context.names(of: change.members))\(suffix)")
-            sawLeaveSinceLastRing = false
         }
     }
 

@@ -71,10 +71,13 @@ private func withDaemon(_ body: (EventLoop, LoopBound<DaemonFixture>, LogCollect
     try await body(loop, fixture, logs)
 }
 
-private func change(_ kind: ConfigurationChange.Kind, _ sequence: UInt64, _ members: [UInt32], left: [UInt32] = [], joined: [UInt32] = []) -> RingEvent {
+private func change(
+    _ kind: ConfigurationChange.Kind, _ sequence: UInt64, _ members: [UInt32], left: [UInt32] = [], joined: [UInt32] = [],
+    leftGracefully: [UInt32] = []
+) -> RingEvent {
     .configurationChanged(ConfigurationChange(kind: kind, ringID: RingID(representative: NodeID(1), sequence: sequence),
                                               members: members.map { NodeID($0) }, left: left.map { NodeID($0) },
-                                              joined: joined.map { NodeID($0) }))
+                                              joined: joined.map { NodeID($0) }, leftGracefully: leftGracefully.map { NodeID($0) }))
 }
 
 @Suite("Daemon")
@@ -86,7 +89,7 @@ struct DaemonTests {
                 daemon.handle(change(.transitional, 12, [1, 2]))
                 daemon.handle(change(.regular, 12, [1, 2, 3], joined: [3]))
                 daemon.handle(.stateChanged(.gather, .leaveReceived))
-                daemon.handle(change(.transitional, 16, [1, 3], left: [2]))
+                daemon.handle(change(.transitional, 16, [1, 3], left: [2], leftGracefully: [2]))
                 daemon.handle(change(.regular, 16, [1, 3]))
                 daemon.handle(.stateChanged(.gather, .tokenLost))
                 daemon.handle(change(.transitional, 20, [1], left: [3]))

@@ -17,13 +17,18 @@ public struct ConfigurationChange: Sendable, Equatable {
     public var left: [NodeID]
     /// Regular: members of the new ring that were not in the transitional configuration.
     public var joined: [NodeID]
+    /// Transitional: the nodes of `left` that announced a graceful leave (the others failed).
+    public var leftGracefully: [NodeID]
 
-    public init(kind: Kind, ringID: RingID, members: [NodeID], left: [NodeID], joined: [NodeID]) {
+    public init(
+        kind: Kind, ringID: RingID, members: [NodeID], left: [NodeID], joined: [NodeID], leftGracefully: [NodeID] = []
+    ) {
         self.kind = kind
         self.ringID = ringID
         self.members = members
         self.left = left
         self.joined = joined
+        self.leftGracefully = leftGracefully
     }
 }
 

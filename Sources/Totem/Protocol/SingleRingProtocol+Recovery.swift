@@ -159,7 +159,8 @@ extension SingleRingProtocol {
         let left = members.filter { !transitional.contains($0) }
         let joined = newMembers.filter { !transitional.contains($0) }
         output.append(.configurationChanged(ConfigurationChange(
-            kind: .transitional, ringID: ringID, members: transitionalMembers, left: left, joined: [])))
+            kind: .transitional, ringID: ringID, members: transitionalMembers, left: left, joined: [],
+            leftGracefully: left.filter { leaveSet.contains($0) })))
 
         // 3. The rest of the old ring. Up to the first gap everything is delivered (every
         //    transitional member holds it); after the gap only messages from transitional

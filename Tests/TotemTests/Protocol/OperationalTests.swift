@@ -203,6 +203,7 @@ struct OperationalTests {
         let transitional = cluster.configurations[one]?.last { $0.kind == .transitional }
         #expect(transitional?.members == [one, two])
         #expect(transitional?.left == [three])
+        #expect(transitional?.leftGracefully == [], "a crashed node did not leave gracefully")
     }
 
     @Test("§3.10: a JOIN arriving after a long pause is dropped as stale")

@@ -144,6 +144,7 @@ struct StartupAndMembershipTests {
         #expect(cluster.formedOneRing(of: [one, two]))
         let transitional = cluster.configurations[one]?.last { $0.kind == .transitional }
         #expect(transitional?.left == [three])
+        #expect(transitional?.leftGracefully == [three], "the leaver is reported as leaving gracefully")
         #expect(cluster.now - leaveAt <= .milliseconds(100))
     }
 
