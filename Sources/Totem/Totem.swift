@@ -40,6 +40,15 @@
 ///   node send, and frames are built then. Packing therefore adds no latency, and a message that
 ///   straddles a configuration change is simply framed again, whole, in the new ring, while every
 ///   receiver drops incomplete assemblies at each REGULAR configuration (spec §5.3 "ours").
+/// - GATHER restarts (answering with a JOIN) only when a JOIN changed our proc or fail set;
+///   the spec restarts it for every JOIN it cannot agree with, which lets two gatherers that
+///   distrust each other's fail lists ping-pong JOINs at network speed.
+/// - At install, a safe old-ring message is delivered in the old regular configuration only if a
+///   transitional member already delivered it there (known from the commit token), so every
+///   node moving to the new ring splits old-ring messages between regular and transitional alike.
+/// - A commit token must name its lowest member as representative; a multicast or merge detect
+///   of an older ring from a current member is stale (delayed or replayed) and ignored.
+/// - The transitional configuration says which departed nodes left gracefully (`leftGracefully`).
 /// - There is no application-level sync barrier (`transAck`) in Totem: the layers above
 ///   re-synchronise by re-publishing after a REGULAR configuration, so the core behaves as if
 ///   `transAck()` were called right after it, and one send queue and one set of reassembly
