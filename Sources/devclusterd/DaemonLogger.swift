@@ -99,20 +99,7 @@ final class DaemonLogger: Sendable {
 
     /// Writes each line with one `write(2)` to standard error, so lines from two threads do not mix.
     static let standardError: Sink = { line in
-        var bytes = Array(line.utf8)
-        var written = 0
-        var attempts = 0
-        while written < bytes.count && attempts < 100 {
-            attempts += 1
-            let result = bytes.withUnsafeMutableBytes { Glibc.write(STDERR_FILENO, $0.baseAddress! + written, $0.count - written) }
-            if result > 0 {
-                written += result
-            } else if result < 0 && errno == EINTR {
-                continue
-            } else {
-                return
-            }
-        }
+        Console.write(line, to: STDERR_FILENO, attempts: 100)
     }
 
     /// `CLOCK_REALTIME`.

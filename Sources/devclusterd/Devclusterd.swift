@@ -45,11 +45,13 @@ enum Console {
     static func output(_ text: String) { write(text, to: STDOUT_FILENO) }
     static func error(_ text: String) { write(text, to: STDERR_FILENO) }
 
-    private static func write(_ text: String, to descriptor: Int32) {
+    /// Writes `text` with as many `write(2)` calls as it takes, at most `attempts`; gives up on
+    /// an error other than EINTR.
+    static func write(_ text: String, to descriptor: Int32, attempts limit: Int = 10_000) {
         let bytes = Array(text.utf8)
         var written = 0
         var attempts = 0
-        while written < bytes.count && attempts < 10_000 {
+        while written < bytes.count && attempts < limit {
             attempts += 1
             let result = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + written, $0.count - written) }
             if result > 0 {

@@ -3,6 +3,7 @@
 // atomically. No policy about which paths are used.
 
 import Glibc
+import Totem
 
 /// Why a file-system step failed, with the path and the system's reason.
 struct FileSystemError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -94,22 +95,14 @@ enum FileSystem {
             throw .system("open", path)
         }
         defer { _ = close(descriptor) }
-        var bytes = [UInt8](repeating: 0, count: limit + 1)
-        var filled = 0
-        var attempts = 0
-        while filled < bytes.count && attempts < 10_000 {
-            attempts += 1
-            let result = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + filled, $0.count - filled) }
-            if result > 0 {
-                filled += result
-            } else if result == 0 {
-                break
-            } else if errno != EINTR {
-                throw .system("read", path)
-            }
+        let bytes: [UInt8]
+        do {
+            bytes = try readBounded(descriptor, limit: limit)
+        } catch {
+            throw .system("read", path, code: error.code)
         }
-        guard filled <= limit else { throw FileSystemError(path, "is larger than \(limit) bytes") }
-        return Array(bytes[0..<filled])
+        guard bytes.count <= limit else { throw FileSystemError(path, "is larger than \(limit) bytes") }
+        return bytes
     }
 
     /// Replaces `path` with `bytes` so that a crash leaves the old or the new content, never a

@@ -46,18 +46,6 @@ enum NamespacePrerequisites {
     }
 }
 
-/// The devclusterd executable built next to the test binary, or `nil`.
-let namespaceDaemonExecutable: String? = {
-    var candidates: [String] = []
-    if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-        candidates.append(FileSystem.parentDirectory(of: executable) + "/devclusterd")
-    }
-    candidates.append(FileSystem.parentDirectory(of: Bundle.main.bundlePath) + "/devclusterd")
-    candidates.append(Bundle.main.bundlePath + "/devclusterd")
-    let package = FileSystem.parentDirectory(of: FileSystem.parentDirectory(of: FileSystem.parentDirectory(of: #filePath)))
-    candidates.append(package + "/.build/debug/devclusterd")
-    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-}()
 
 // MARK: - Bounded commands
 
@@ -234,7 +222,7 @@ final class NamespaceCluster {
     /// (`clusterNames[i - 1]` for node i), and starts every daemon.
     func setUp(clusterNames: [String]) async throws {
         let ip = try #require(NamespacePrerequisites.ip)
-        let daemon = try #require(namespaceDaemonExecutable, "devclusterd was not found next to the test binary; build it with swift build")
+        let daemon = try #require(daemonExecutable, "devclusterd was not found next to the test binary; build it with swift build")
         let base = try makeTemporaryDirectory()
         self.base = base
 
@@ -313,7 +301,7 @@ final class NamespaceCluster {
     /// `ip netns exec` execs the daemon in place, so the child's PID is the daemon's.
     func start(_ index: Int) throws {
         let ip = try #require(NamespacePrerequisites.ip)
-        let daemon = try #require(namespaceDaemonExecutable)
+        let daemon = try #require(daemonExecutable)
         let node = nodes[index - 1]
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ip)
@@ -338,7 +326,7 @@ final class NamespaceCluster {
 
     /// `devclusterd --socket PATH members --json`, parsed; `nil` when the CLI fails.
     func membership(_ index: Int) async -> MembershipView? {
-        guard let daemon = namespaceDaemonExecutable else { return nil }
+        guard let daemon = daemonExecutable else { return nil }
         let result = await Tool.run(daemon, ["--socket", nodes[index - 1].socket, "members", "--json"], timeout: .seconds(5))
         guard result.succeeded,
               let value = try? JSONParser.parse(result.output.trimmingCharacters(in: .whitespacesAndNewlines)),

@@ -108,7 +108,7 @@ struct NamespaceTests {
         print("devclusterd netns: ring of 3 over udp multicast (\(cluster.groupAddress)) formed \(clock.now - started) after setup began")
 
         // It really is the multicast transport on the namespaces' addresses.
-        let daemon = try #require(namespaceDaemonExecutable)
+        let daemon = try #require(daemonExecutable)
         let status = await Tool.run(daemon, ["--socket", cluster.nodes[0].socket, "status", "--json"])
         try #require(status.succeeded, "\(status)")
         let report = try JSONParser.parse(status.output.trimmingCharacters(in: .whitespacesAndNewlines))

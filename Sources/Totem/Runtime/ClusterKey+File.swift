@@ -13,23 +13,16 @@ extension ClusterKey {
         guard descriptor >= 0 else { throw .unreadable(path: path, code: errno) }
         defer { _ = close(descriptor) }
         // Read one byte more than allowed to tell "exactly the maximum" from "too long".
-        var bytes = [UInt8](repeating: 0, count: maximumBytes + 1)
-        var filled = 0
-        var attempts = 0
-        while filled < bytes.count && attempts < 10_000 {
-            attempts += 1
-            let result = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + filled, $0.count - filled) }
-            if result > 0 {
-                filled += result
-            } else if result == 0 {
-                break
-            } else if errno != EINTR {
-                throw .unreadable(path: path, code: errno)
-            }
+        let bytes: [UInt8]
+        do {
+            bytes = try readBounded(descriptor, limit: maximumBytes)
+        } catch {
+            throw .unreadable(path: path, code: error.code)
         }
+        let filled = bytes.count
         guard filled >= minimumBytes else { throw .tooShort(path: path, length: filled, minimum: minimumBytes) }
         guard filled <= maximumBytes else { throw .tooLong(path: path, length: filled, maximum: maximumBytes) }
-        return try ClusterKey(bytes: Array(bytes[0..<filled]))
+        return try ClusterKey(bytes: bytes)
     }
 
     /// A new random key of `byteCount` bytes (256 by default) from /dev/urandom.
