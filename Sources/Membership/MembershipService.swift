@@ -74,6 +74,20 @@ public struct MembershipService: Sendable {
     /// The record of `node`, if known.
     public func node(_ node: NodeID) -> NodeRecord? { directory[node] }
 
+    /// Current members that announced one entity id, one group per shared id (ascending by the
+    /// groups' first node). Their device states overwrite each other's (one cache slot per
+    /// entity, as in Asterisk): every server needs its own. Daemons on one host that derive the
+    /// id from the same MAC address end up here.
+    public var entityConflicts: [EntityConflict] {
+        var byEntity: [EntityID: [NodeID]] = [:]
+        for record in directory.all where record.isMember {
+            if let entity = record.entityID { byEntity[entity, default: []].append(record.id) }
+        }
+        return byEntity.filter { $0.value.count > 1 }
+            .map { EntityConflict(entityID: $0.key, nodes: $0.value.sorted()) }
+            .sorted { $0.nodes[0] < $1.nodes[0] }
+    }
+
     /// The quorum state of the current configuration.
     public var quorum: Quorum {
         let present = configuredIDs.filter { currentMembers.contains($0) }.count
@@ -158,6 +172,19 @@ public enum MembershipEffect: Sendable, Equatable {
 }
 
 /// Why `MembershipService.init` refused its configuration.
+/// Members sharing one entity id (see `MembershipService.entityConflicts`).
+public struct EntityConflict: Sendable, Equatable {
+    /// The shared id.
+    public var entityID: EntityID
+    /// The members announcing it, ascending (two or more).
+    public var nodes: [NodeID]
+
+    public init(entityID: EntityID, nodes: [NodeID]) {
+        self.entityID = entityID
+        self.nodes = nodes
+    }
+}
+
 public enum MembershipConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The node list names the same id twice.
     case duplicateNode(NodeID)

@@ -63,6 +63,9 @@ final class ClusterHub {
     /// How often held clients are checked when no delivery comes to check them.
     static let releaseCheckInterval = Duration.milliseconds(2)
 
+    /// Entity-id conflicts already logged.
+    private var reportedEntityConflicts: [EntityConflict] = []
+
     // Pings waiting for replies, by id.
     private struct PendingPing {
         var reply: ControlReply
@@ -226,6 +229,22 @@ final class ClusterHub {
             }
         }
         push(.membership, event: "membership", data: data)
+        switch change {
+        case .nodeIdentified, .viewInstalled: logNewEntityConflicts()
+        default: break
+        }
+    }
+
+    /// Logs each group of members sharing an entity id once, when it appears.
+    private func logNewEntityConflicts() {
+        guard let context else { return }
+        let conflicts = membership.entityConflicts
+        for conflict in conflicts where !reportedEntityConflicts.contains(conflict) {
+            let nodes = conflict.nodes.map { "\(context.name(of: $0)) (node \($0))" }.joined(separator: ", ")
+            context.logger.error("entity id \(conflict.entityID) is used by \(nodes): their device states overwrite each "
+                + "other; give each server its own entity_id in [options] (daemons on one host derive the same id from its MAC address)")
+        }
+        reportedEntityConflicts = conflicts
     }
 
     private func push(_ topic: Topic, event: String, data: JSONObject) {
@@ -413,6 +432,10 @@ final class ClusterHub {
             "view": membership.view.map { .number($0.number) } ?? .null,
             "quorum": .object(Self.json(membership.quorum)),
             "members": .array(nodes),
+            "entity_conflicts": .array(membership.entityConflicts.map { conflict in
+                .object(["entity_id": .string(conflict.entityID.description),
+                         "nodes": .array(conflict.nodes.map { .number($0.rawValue) })])
+            }),
         ])
     }
 

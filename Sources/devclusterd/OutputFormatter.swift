@@ -213,6 +213,11 @@ enum OutputFormatter {
         let state = result["state"]?.stringValue ?? "unknown"
         let memberCount = members.count { $0["member"]?.boolValue == true }
         block.line("Ring: \(ring) (\(state)), \(memberCount) of \(members.count) nodes are members")
+        for conflict in result["entity_conflicts"]?.arrayValue ?? [] {
+            let nodes = conflict["nodes"]?.arrayValue?.compactMap(\.integerValue).map(String.init).joined(separator: ", ") ?? "?"
+            block.line("WARNING: nodes \(nodes) share entity id \(conflict["entity_id"]?.stringValue ?? "?"); "
+                + "their device states overwrite each other (set entity_id in [options])")
+        }
         block.blank()
         for member in members {
             guard let id = member["nodeid"]?.integerValue, let name = member["name"]?.stringValue else {

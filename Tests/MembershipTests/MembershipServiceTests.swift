@@ -123,6 +123,22 @@ struct MembershipServiceTests {
         #expect(service.announcementsReceived == 2)
     }
 
+    @Test("members announcing our entity id (or one another's) are reported as conflicts; leavers are not")
+    func reportsEntityConflicts() throws {
+        var service = try Self.makeService()
+        _ = Self.apply(Configurations.change(from: [], to: [1, 2, 3], sequence: 4), to: &service)
+        #expect(service.entityConflicts.isEmpty)
+        _ = try service.delivered(payload: NodeAnnouncement(node: NodeID(2), entityID: Self.entity2, name: "beta", addresses: []).encoded(),
+                                  from: NodeID(2))
+        #expect(service.entityConflicts.isEmpty)
+        // gamma derived the same id as alpha (one host, one MAC address).
+        _ = try service.delivered(payload: NodeAnnouncement(node: NodeID(3), entityID: Self.entity1, name: "gamma", addresses: []).encoded(),
+                                  from: NodeID(3))
+        #expect(service.entityConflicts == [EntityConflict(entityID: Self.entity1, nodes: [NodeID(1), NodeID(3)])])
+        _ = Self.apply(Configurations.change(from: [1, 2, 3], to: [1, 2], sequence: 8), to: &service)
+        #expect(service.entityConflicts.isEmpty)
+    }
+
     @Test("without a node list, names and addresses come from announcements")
     func namesWithoutList() throws {
         var service = try Self.makeService(configured: [])
