@@ -34,15 +34,19 @@ struct CommandResult {
 final class Children {
     private var processes: [Process] = []
 
-    func start(_ arguments: [String], log: String) throws -> Process {
+    /// Starts devclusterd with `arguments`, standard output written to a new file `log` and
+    /// standard error to `errorLog` (the same file when not given).
+    func start(_ arguments: [String], log: String, errorLog: String? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try #require(daemonExecutable))
         process.arguments = arguments
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        handle.seekToEndOfFile()
+        func emptyFile(_ path: String) throws -> FileHandle {
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+            return try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        }
+        let handle = try emptyFile(log)
         process.standardOutput = handle
-        process.standardError = handle
+        process.standardError = try errorLog.map(emptyFile) ?? handle
         try process.run()
         processes.append(process)
         return process
