@@ -47,8 +47,9 @@
 ///
 /// ## Departures from Asterisk
 /// - Unknown state names are errors listing the valid ones (Asterisk maps them to UNKNOWN).
-/// - A device nobody reports is INVALID (the empty aggregate); Asterisk's `Custom:` provider
-///   would read astdb and report UNKNOWN.
+/// - A `Custom:` device nobody reports is UNKNOWN (hint Idle), as Asterisk's `Custom` provider
+///   reports a name without an astdb entry; any other device nobody reports is INVALID (the empty
+///   aggregate, hint Unavailable), as for a device no channel driver claims.
 /// - Device names are validated and normalized once (`DeviceName`); hints compare devices by
 ///   that normalized name (Asterisk compares hint parts case-insensitively).
 /// - No non-cachable states: every state is cached.

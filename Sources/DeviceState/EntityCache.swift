@@ -43,7 +43,7 @@ public struct DeviceStateChange: Sendable, Equatable {
 ///
 /// Exactly one slot per (device, entity): a newer state from the same entity replaces the older
 /// (Asterisk's `DEVICE_STATE_CHANGE` cache key). A device with no slot left is dropped; its
-/// aggregate is then INVALID (the empty aggregate).
+/// state is then `unreported(device)`.
 struct EntityCache: Sendable {
     struct Record: Sendable {
         /// Per-entity states; a handful of servers, so an array beats a dictionary.
@@ -54,7 +54,13 @@ struct EntityCache: Sendable {
     private(set) var records: [DeviceName: Record] = [:]
 
     /// The aggregate of `device` (INVALID when no server reports it).
-    func aggregate(of device: DeviceName) -> DeviceStateValue { records[device]?.aggregate ?? .invalid }
+    func aggregate(of device: DeviceName) -> DeviceStateValue { records[device]?.aggregate ?? Self.unreported(device) }
+
+    /// The state of a device no server reports. `Custom:` devices are UNKNOWN (extension state
+    /// Idle), as Asterisk's `Custom` provider answers for a name it has no astdb entry for; any
+    /// other device is INVALID (the empty aggregate, extension state Unavailable): no provider
+    /// here knows it, as Asterisk says of a device no channel driver claims.
+    static func unreported(_ device: DeviceName) -> DeviceStateValue { device.isCustom ? .unknown : .invalid }
 
     /// The per-server states of `device`, ascending by entity id.
     func servers(of device: DeviceName) -> [ServerState] {
@@ -66,7 +72,7 @@ struct EntityCache: Sendable {
     /// - Returns: The aggregate change, if the aggregate moved.
     mutating func set(_ state: DeviceStateValue, of device: DeviceName, entity: EntityID, node: NodeID) -> DeviceStateChange? {
         let server = ServerState(entity: entity, node: node, state: state)
-        var record = records[device] ?? Record(servers: [], aggregate: .invalid)
+        var record = records[device] ?? Record(servers: [], aggregate: Self.unreported(device))
         if let index = record.servers.firstIndex(where: { $0.entity == entity }) {
             record.servers[index] = server
         } else {
@@ -94,7 +100,7 @@ struct EntityCache: Sendable {
     private mutating func store(_ record: Record, for device: DeviceName) -> DeviceStateChange? {
         var record = record
         let old = record.aggregate
-        record.aggregate = DeviceStateAggregate.of(record.servers.map(\.state))
+        record.aggregate = record.servers.isEmpty ? Self.unreported(device) : DeviceStateAggregate.of(record.servers.map(\.state))
         records[device] = record.servers.isEmpty ? nil : record
         return old == record.aggregate ? nil : DeviceStateChange(device: device, old: old, new: record.aggregate)
     }

@@ -185,14 +185,19 @@ struct DeviceStateServiceTests {
     @Test("hints: re-evaluated on device changes, watchers told only when the extension state changes")
     func hintsOnlyOnChange() throws {
         let hint = Builders.hint("100@office", "SIP/100&Custom:dnd100")
-        var service = try Builders.service(1, hints: [hint, Builders.seedHint])
-        #expect(service.hintRows.map(\.state) == [.unavailable, .unavailable])
+        let sipOnly = Builders.hint("101@office", "SIP/101")
+        var service = try Builders.service(1, hints: [hint, sipOnly, Builders.seedHint])
+        // Nobody reports anything yet: Custom: devices are UNKNOWN (Idle), others INVALID
+        // (Unavailable); UNKNOWN beats INVALID in the aggregate.
+        #expect(service.device(Builders.device("Custom:dnd100")).state == .unknown)
+        #expect(service.device(Builders.device("SIP/100")).state == .invalid)
+        #expect(service.hintRows.map(\.state) == [.idle, .unavailable, .idle])
+        let ringing = service.setLocalState(.ringing, of: Builders.device("SIP/101"))
+        #expect(Builders.extensionChanges(ringing) == [ExtensionStateChange(hint: sipOnly.key, old: .unavailable, new: .ringing, watchers: 0)])
+        // NOT_INUSE + UNKNOWN is NOT_INUSE: the device aggregate moved, the hint (Idle) did not.
         let idle = service.setLocalState(.notInUse, of: Builders.device("SIP/100"))
-        #expect(Builders.extensionChanges(idle) == [ExtensionStateChange(hint: hint.key, old: .unavailable, new: .idle, watchers: 0)])
-        // UNKNOWN + NOT_INUSE is still NOT_INUSE: the device aggregate moved, the hint did not.
-        let unknown = service.setLocalState(.unknown, of: Builders.device("Custom:dnd100"))
-        #expect(Builders.deviceChanges(unknown).count == 1)
-        #expect(Builders.extensionChanges(unknown).isEmpty)
+        #expect(Builders.deviceChanges(idle).count == 1)
+        #expect(Builders.extensionChanges(idle).isEmpty)
         _ = try service.addWatcher(to: hint.key)
         let busy = service.setLocalState(.busy, of: Builders.device("Custom:dnd100"))
         #expect(Builders.extensionChanges(busy) == [ExtensionStateChange(hint: hint.key, old: .idle, new: .busy, watchers: 1)])
