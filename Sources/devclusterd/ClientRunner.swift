@@ -47,6 +47,9 @@ enum ClientRunner {
 
     /// `watch`: subscribes and prints one line per change until interrupted or the daemon goes.
     private static func watch(path: String, json: Bool) -> Int32 {
+        // Runs until Ctrl-C or kill: make sure those can end it (exit by the signal, 130 / 143).
+        SignalWatcher.unblock([SIGINT, SIGTERM, SIGHUP])
+        var isStreaming = false
         do {
             let client = try ControlClient(path: path)
             switch try client.call("watch") {
@@ -55,6 +58,7 @@ enum ClientRunner {
                 Console.error("devclusterd: watch: \(error.message) (\(error.code.rawValue))\n")
                 return 1
             }
+            isStreaming = true
             // Bounded only by the daemon: each pass waits for a line or the receive timeout.
             while true {
                 guard let line = try client.nextLine() else { continue }
@@ -68,7 +72,11 @@ enum ClientRunner {
                 }
             }
         } catch {
-            Console.error("devclusterd: watch: \(error)\n")
+            if isStreaming, error.message.hasSuffix("closed the connection without answering") {
+                Console.error("devclusterd: watch: the daemon at \(path) closed the connection (it stopped or restarted)\n")
+            } else {
+                Console.error("devclusterd: watch: \(error)\n")
+            }
             return 1
         }
     }

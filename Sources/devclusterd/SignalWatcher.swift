@@ -32,6 +32,17 @@ final class SignalWatcher {
         _ = Glibc.signal(SIGPIPE, SIG_IGN)
     }
 
+    /// Unblocks `signals` for the calling thread, so that their default action (ending the
+    /// process) runs: a client started by a parent that blocked them (test runners, some
+    /// supervisors) would otherwise ignore Ctrl-C and `kill`. Dispositions are left alone (a
+    /// background job's ignored SIGINT stays ignored).
+    static func unblock(_ signals: [Int32]) {
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for signal in signals { sigaddset(&mask, signal) }
+        pthread_sigmask(SIG_UNBLOCK, &mask, nil)
+    }
+
     /// Opens the signalfd and watches it. Loop thread only.
     ///
     /// - Parameter onSignal: called on the loop thread with each signal number received.
