@@ -92,6 +92,7 @@ final class Daemon: ControlRequestHandler {
             route(message)
         case .configurationChanged(let change):
             logMembership(change)
+            if change.kind == .regular { context.installed(change) }
             for service in services { service.configurationChanged(change) }
         case .stateChanged:
             break

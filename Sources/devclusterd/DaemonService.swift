@@ -123,10 +123,19 @@ final class ServiceContext {
 
     // MARK: Ring
 
-    /// The current (or last) ring; `nil` before the node started.
-    var ringID: RingID? { node?.ringID }
-    /// Members of the current (or last) ring, ascending.
-    var members: [NodeID] { node?.members ?? [] }
+    /// The last installed (regular) ring, or the ring being formed before the first; `nil`
+    /// before the node started. While a new ring is formed (gather, commit, recovery) the core
+    /// already names the new ring but still has the old members: reports would pair one ring's
+    /// id with another's members, so they show the installed ring until the new one is.
+    var ringID: RingID? { installedRing?.id ?? node?.ringID }
+    /// Members of the ring `ringID` names, ascending.
+    var members: [NodeID] { installedRing?.members ?? node?.members ?? [] }
+    private var installedRing: (id: RingID, members: [NodeID])?
+
+    /// Records a regular configuration as the installed ring (the Daemon calls it).
+    func installed(_ change: ConfigurationChange) {
+        installedRing = (change.ringID, change.members)
+    }
     /// The membership state; `gather` before the node started.
     var membershipState: MembershipState { node?.state ?? .gather }
     /// A snapshot of the runtime's counters.
