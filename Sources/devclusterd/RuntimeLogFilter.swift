@@ -128,7 +128,7 @@ struct DroppedDatagram: Equatable {
         case .authentication:
             let cause = reason.hasPrefix("datagram of ")
                 ? "the sender probably runs with another crypto setting (crypto = none, or another mode)"
-                : "the sender probably uses a different cluster key (keyfile) or a different cluster_name"
+                : "the sender probably uses a different cluster key (keyfile)"
             return "authentication failed for a datagram from \(source)\(about): \(reason); \(cause)"
         case .foreignCluster:
             return "ignored a datagram from \(source)\(about) of another cluster (\(reason)); "

@@ -224,7 +224,7 @@ struct OutputTests {
         filter.handle(.notice, "node 1: regular configuration 1.12: members [1, 2]", now: start)
         filter.handle(.info, "node 1 entered operational (recovery completed)", now: start)
         filter.handle(.info, "node 1 left the ring", now: start)
-        let cause = "the sender probably uses a different cluster key (keyfile) or a different cluster_name"
+        let cause = "the sender probably uses a different cluster key (keyfile)"
         #expect(logs.messages == [
             "warning authentication failed for a datagram from 127.0.0.2:5405 (type token, sender 2, cluster 0x1234): "
                 + "authentication code does not match; \(cause)",

@@ -2,6 +2,8 @@
 // authenticator and the core's timers, and executes the core's effects (Effect.swift's contract).
 // Decides nothing about the protocol: every decision is the core's.
 
+import Glibc
+
 
 /// What a running node reports to the layer above, on the event-loop thread.
 public enum RingEvent: Sendable, Equatable {
@@ -40,6 +42,8 @@ public final class RingNode {
     private let logHandler: LogHandler
     private let logLevel: LogLevel
     private var dropLog = LogRateLimiter(interval: .seconds(1))
+    /// Send errors already logged (the transport counts them; the log says so once a second).
+    private var sendErrorsLogged = 0
     private var eventHandler: ((RingEvent) -> Void)?
 
     private var registrations: [EventLoop.Registration] = []
@@ -266,10 +270,20 @@ public final class RingNode {
         for entry in 0..<count where !receiveBatch.isDropped(at: entry) {
             // Our own datagram, looped back by the network: the in-memory loop delivered it
             // already. The header is in clear in every authentication mode.
-            if let header = WireCodec.peekHeader(UnsafeRawBufferPointer(receiveBatch.bytes(at: entry))),
-               header.sender == nodeID.rawValue {
-                counters.ownDatagramsDropped += 1
-                continue
+            if let header = WireCodec.peekHeader(UnsafeRawBufferPointer(receiveBatch.bytes(at: entry))) {
+                // Another cluster on this address and port: say so before authentication, which
+                // would fail anyway (keys are derived per cluster name) and blame the key.
+                guard header.clusterID == codec.clusterID else {
+                    let error = WireError.foreignCluster(header.clusterID)
+                    counters.decodeErrors[error.statisticsKey, default: 0] += 1
+                    logDrop(key: "decode \(error.statisticsKey)", entry: entry,
+                            header: UnsafeRawBufferPointer(receiveBatch.bytes(at: entry)), reason: "\(error)")
+                    continue
+                }
+                if header.sender == nodeID.rawValue {
+                    counters.ownDatagramsDropped += 1
+                    continue
+                }
             }
             guard let packet = authenticateAndDecode(entry) else { continue }
             switch packet {
@@ -421,6 +435,14 @@ public final class RingNode {
         guard !sendBatch.isEmpty else { return }
         transport.send(sendBatch)
         sendBatch.removeAll()
+        // Send errors are counted by the transport; say so in the log at most once a second.
+        let counters = transport.statistics.sockets
+        if counters.sendErrors > sendErrorsLogged, dropLog.admit("send", now: MonotonicClock.now()).allowed {
+            let failed = counters.sendErrors - sendErrorsLogged
+            sendErrorsLogged = counters.sendErrors
+            log(.warning, "sending failed for \(failed) datagram(s): \(String(cString: strerror(counters.lastSendError))); "
+                + "is the interface down or a route missing?")
+        }
     }
 
     /// Effect.swift rule 1: the ring sequence reaches the disk before anything queued after it

@@ -49,7 +49,8 @@ extension DaemonConfiguration {
         public var clusterName: String
         /// How datagrams reach the other nodes.
         public var transport: Transport
-        /// UDP port: `mcastport` (the multicast send socket of `udp` also uses `port - 1`).
+        /// UDP port: `mcastport`, where every node receives (the multicast send socket of `udp`
+        /// sends from an ephemeral port of the node's address; a firewall must let UDP to this port in).
         public var port: UInt16
         /// Largest IP datagram (`netmtu`), 576-65535 bytes; the transport derives the frame size.
         public var netMTU: Int
