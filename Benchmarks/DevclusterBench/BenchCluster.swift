@@ -147,6 +147,15 @@ final class BenchCluster {
     static func removeLeftovers(ip: String) {
         let listing = (try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? []
         for name in listing where name.hasPrefix(prefix + "-") {
+            // Daemons a crashed run left behind live only in our namespaces: end them by PID.
+            let pidsFile = NSTemporaryDirectory() + "/dcb-pids-\(getpid())"
+            Command.run(ip, ["netns", "pids", name], timeout: 5, log: pidsFile)
+            let pids = ((try? String(contentsOfFile: pidsFile, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int32($0) }
+            try? FileManager.default.removeItem(atPath: pidsFile)
+            for pid in pids {
+                progress("killing pid \(pid) left in namespace \(name) by an earlier run")
+                kill(pid, SIGKILL)
+            }
             progress("deleting namespace \(name) left by an earlier run")
             Command.run(ip, ["netns", "delete", name], timeout: 5)
         }
@@ -194,6 +203,8 @@ final class BenchCluster {
             text += "\n[node]\nnodeid = \(other)\nname = node\(other)\naddr = \(Self.network).\(other)\n"
         }
         text += "\n[options]\nnodeid = \(index)\ncontrol_socket = \(socket(index))\nstate_dir = \(directory(index))/state\nlog_level = info\n"
+        // Device state travels on the device_state channel (as in Asterisk's ais.conf).
+        text += "\n[device_state]\ntype = event_channel\npublish_event = device_state\nsubscribe_event = device_state\n"
         if benchChannel { text += "\n[bench]\ntype = event_channel\npublish_event = bench\nsubscribe_event = bench\n" }
         try text.write(toFile: configuration(index), atomically: true, encoding: .utf8)
     }

@@ -9,6 +9,7 @@ private let deviceMarker = Array("\"device\":\"Custom:".utf8)
 private let stateMarker = Array("\"state\":\"".utf8)
 private let deviceEventPrefix = Array("{\"event\":\"device\"".utf8)
 private let deviceCount: UInt64 = 64
+private let debugLines = ProcessInfo.processInfo.environment["DCB_DEBUG"] != nil
 
 private struct DeviceEvent: Sendable {
     var device: Int
@@ -33,7 +34,10 @@ private func collectDeviceEvents(socket: String, prefix: String, stopAt: UInt64,
         let open = connection.readLines(timeoutMilliseconds: 50) { line in
             let now = monotonicNanoseconds()
             guard line.count > deviceEventPrefix.count, memcmp(line.baseAddress!, deviceEventPrefix, deviceEventPrefix.count) == 0,
-                  var index = find(line, deviceMarker) else { return }
+                  var index = find(line, deviceMarker) else {
+                if debugLines { progress("device subscriber ignored: \(String(decoding: line, as: UTF8.self))") }
+                return
+            }
             guard index + name.count < line.count,
                   memcmp(line.baseAddress! + index, name, name.count) == 0 else { return }
             index += name.count
@@ -72,7 +76,12 @@ func runDeviceState(cluster: BenchCluster, rate: Double, duration: Double, conte
             setter.readLines(timeoutMilliseconds: Int32(min(50, (due - now) / 1_000_000))) { line in
                 if !contains(line, Array("\"ok\":true".utf8)) { errors += 1 }
             }
-            if due - monotonicNanoseconds() < 1_000_000 { while monotonicNanoseconds() < due {} }
+            let remaining = due &- monotonicNanoseconds()
+            if remaining < 1_000_000 {
+                var pause = timespec(tv_sec: 0, tv_nsec: Int(remaining))
+                nanosleep(&pause, nil)
+                break
+            }
         }
         let device = UInt64(sequence) % deviceCount
         let state = (UInt64(sequence) / deviceCount) % 2 == 0 ? "INUSE" : "NOT_INUSE"
