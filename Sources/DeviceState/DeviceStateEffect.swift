@@ -142,3 +142,21 @@ public struct DeviceStateStatistics: Sendable, Equatable {
     /// All zero.
     public init() {}
 }
+
+/// Why `DeviceStateService.publishEvent` refused an event.
+public enum EventPublishError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// `device_state` and `mwi` carry this service's own payloads; clients set them with
+    /// `setLocalState` / `setMailbox` (`devstate_set`, `mwi_set`).
+    case reservedType(EventType)
+    /// The event service refused it.
+    case refused(PublishError)
+
+    public var description: String {
+        switch self {
+        case .reservedType(let type):
+            "events of type \(type) are published by the device-state service; use \(type == .mwi ? "mwi_set" : "devstate_set")"
+        case .refused(let error):
+            error.description
+        }
+    }
+}

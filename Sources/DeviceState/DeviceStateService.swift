@@ -168,6 +168,22 @@ public struct DeviceStateService: Sendable {
         return (id, effects.map { .event($0) })
     }
 
+    /// Publishes an event for another client (`event_publish`); it is confirmed by an `event`
+    /// effect when the ring delivers it back. The device-state types are refused: their payloads
+    /// are this service's own format, published through `setLocalState` and `setMailbox`.
+    ///
+    /// - Throws: `EventPublishError`; nothing changes on a throw.
+    public mutating func publishEvent(on channel: ChannelName, type: EventType, attributes: [String: String] = [:],
+                                      payload: [UInt8] = [], retention: Duration? = nil) throws(EventPublishError) -> (id: EventID, effects: [DeviceStateEffect]) {
+        guard type != .deviceState, type != .mwi else { throw .reservedType(type) }
+        do {
+            let (id, effects) = try events.publish(on: channel, type: type, attributes: attributes, payload: payload, retention: retention)
+            return (id, effects.map(Self.translate))
+        } catch {
+            throw .refused(error)
+        }
+    }
+
     /// Closes a subscription opened with `subscribeEvents`. Returns whether it was open.
     @discardableResult
     public mutating func unsubscribeEvents(_ id: SubscriptionID) -> Bool {

@@ -48,6 +48,21 @@ final class ClusterHub {
         case membership, device, `extension`, mwi
     }
 
+    // Control clients' event-channel subscriptions (`event_subscribe`).
+    private let eventSubscribers = EventSubscribers()
+    private var expiryTimer: EventLoop.TimerID?
+    private var armedExpiry: MonotonicInstant?
+
+    // Flow control: clients whose ring messages wait, not read until the ring catches up.
+    private var heldClients: [ObjectIdentifier: ControlConnection] = [:]
+    private var releaseTimer: EventLoop.TimerID?
+    /// Above this many bytes queued for the ring (plus any backlog), a client that submits is held.
+    static let holdAboveBytes = 256 << 10
+    /// Held clients are released when the queue is below this.
+    static let releaseBelowBytes = 128 << 10
+    /// How often held clients are checked when no delivery comes to check them.
+    static let releaseCheckInterval = Duration.milliseconds(2)
+
     // Pings waiting for replies, by id.
     private struct PendingPing {
         var reply: ControlReply
@@ -92,6 +107,12 @@ final class ClusterHub {
         backlogTimer = nil
         if let timer = persistTimer { context?.eventLoop.removeTimer(timer) }
         persistTimer = nil
+        if let timer = expiryTimer { context?.eventLoop.removeTimer(timer) }
+        expiryTimer = nil
+        if let timer = releaseTimer { context?.eventLoop.removeTimer(timer) }
+        releaseTimer = nil
+        for (_, connection) in heldClients { connection.release() }
+        heldClients.removeAll()
     }
 
     // MARK: Ring inputs
@@ -99,6 +120,7 @@ final class ClusterHub {
     fileprivate func configurationChanged(_ change: ConfigurationChange) {
         execute(membership.configurationChanged(change))
         execute(deviceState.configurationChanged(change, now: MonotonicClock.now()))
+        scheduleExpiry()
         if change.kind == .regular {
             // A ping waits only for nodes still in the ring.
             for (id, var ping) in pings {
@@ -123,6 +145,8 @@ final class ClusterHub {
         } catch {
             context?.logger.warning("ignored an event message from \(context?.name(of: sender) ?? "\(sender)"): \(error)")
         }
+        if let next = deviceState.nextEventExpiry, armedExpiry.map({ next < $0 }) ?? true { scheduleExpiry() }
+        if !heldClients.isEmpty { releaseHeldClientsIfRingCaughtUp() }
     }
 
     // MARK: Effects
@@ -167,8 +191,13 @@ final class ClusterHub {
                 push(.mwi, event: "mwi", data: data)
             case .rejectedEvent(let id, let error):
                 context?.logger.warning("ignored event \(id): its payload does not decode: \(error)")
-            case .event:
-                // No other event subscriptions are opened through the daemon yet.
+            case .event(.deliver(let event, let subscriptions)):
+                eventSubscribers.push(event, to: subscriptions, replayed: false)
+            case .event(.replayRetained(let event, let subscription)):
+                eventSubscribers.push(event, to: [subscription], replayed: true)
+            case .event(.confirmed), .event(.submit):
+                // A client's publication came back (its response went out when it was queued);
+                // submits of the event service arrive translated to `.submit`.
                 break
             }
         }
@@ -278,6 +307,61 @@ final class ClusterHub {
         guard backlogHead > 1_024, backlogHead * 2 > backlog.count else { return }
         backlog.removeSubrange(0..<backlogHead)
         backlogHead = 0
+    }
+
+    // MARK: Flow control for clients that submit
+
+    /// Bytes in the ring's send queue.
+    private var ringQueueBytes: Int { context?.node?.pendingBytes ?? 0 }
+
+    /// Holds `connection` (stops reading its requests) while the ring has too much queued, so a
+    /// client submitting faster than the ring sends waits in its socket buffer instead of
+    /// filling the daemon's memory (nothing accepted is dropped; corosync answers TRY_AGAIN).
+    private func holdIfRingBusy(_ connection: ControlConnection?) {
+        guard let connection, connection.isOpen, !connection.isHeld,
+              backlogCount > 0 || ringQueueBytes > Self.holdAboveBytes else { return }
+        connection.hold()
+        heldClients[ObjectIdentifier(connection)] = connection
+        armReleaseTimer()
+    }
+
+    private func armReleaseTimer() {
+        guard let context else { return }
+        let timer = releaseTimer ?? context.eventLoop.makeTimer { [unowned self] in
+            releaseHeldClientsIfRingCaughtUp()
+            if !heldClients.isEmpty { armReleaseTimer() }
+        }
+        releaseTimer = timer
+        context.eventLoop.arm(timer, at: MonotonicClock.now() + Self.releaseCheckInterval)
+    }
+
+    private func releaseHeldClientsIfRingCaughtUp() {
+        guard backlogCount == 0, ringQueueBytes < Self.releaseBelowBytes else { return }
+        let clients = heldClients.values
+        heldClients.removeAll(keepingCapacity: true)
+        for connection in clients { connection.release() }
+        if let releaseTimer { context?.eventLoop.disarm(releaseTimer) }
+    }
+
+    /// Clients held now (for tests and `status`).
+    var heldClientCount: Int { heldClients.count }
+
+    // MARK: Retained events
+
+    /// Arms the expiry of retained events for the next deadline, if any.
+    private func scheduleExpiry() {
+        guard let context else { return }
+        armedExpiry = deviceState.nextEventExpiry
+        guard let deadline = armedExpiry else {
+            if let expiryTimer { context.eventLoop.disarm(expiryTimer) }
+            return
+        }
+        let timer = expiryTimer ?? context.eventLoop.makeTimer { [unowned self] in
+            deviceState.expireEvents(now: MonotonicClock.now())
+            scheduleExpiry()
+        }
+        expiryTimer = timer
+        context.eventLoop.arm(timer, at: deadline)
     }
 
     // MARK: The local state table
@@ -394,7 +478,7 @@ final class ClusterHub {
 
     static let deviceCommands = [
         "devstate_set", "devstate_get", "devstate_list", "hints", "mwi_set", "mwi_get", "mwi_list",
-        "watch", "subscribe", "unsubscribe", "snapshot",
+        "watch", "subscribe", "unsubscribe", "snapshot", "event_publish", "event_subscribe", "event_unsubscribe",
     ]
 
     fileprivate func handle(_ request: ControlRequest, reply: ControlReply) {
@@ -402,7 +486,7 @@ final class ClusterHub {
             reply.fail(ControlError(.unavailable, "the daemon is still starting"))
             return
         }
-        let arguments = Arguments(request: request)
+        let arguments = CommandArguments(request: request)
         do throws(ControlError) {
             switch request.command {
             case "devstate_set":
@@ -417,6 +501,7 @@ final class ClusterHub {
                 } catch {
                     throw ControlError(.invalidArgument, error.description)
                 }
+                holdIfRingBusy(reply.connection)
             case "devstate_get":
                 try arguments.allow(["device"])
                 let name = try Self.deviceName(try arguments.string("device"))
@@ -441,6 +526,7 @@ final class ClusterHub {
                     "mailbox": .string(mailbox.mailbox), "context": .string(mailbox.context),
                     "new": .number(new), "old": .number(old), "published": .bool(true),
                 ]))
+                holdIfRingBusy(reply.connection)
             case "mwi_get":
                 try arguments.allow(["mailbox"])
                 let mailbox = try Self.mailboxName(try arguments.string("mailbox"))
@@ -478,6 +564,54 @@ final class ClusterHub {
             case "snapshot":
                 try arguments.allow([])
                 reply.succeed(snapshot())
+            case "event_publish":
+                let publication = try EventPublishRequest(arguments)
+                do {
+                    let (id, effects) = try deviceState.publishEvent(
+                        on: publication.channel, type: publication.type, attributes: publication.attributes,
+                        payload: publication.payload, retention: publication.retention)
+                    execute(effects)
+                    reply.succeed(.object(["event_id": .string(id.description)]))
+                } catch {
+                    throw ControlError(.invalidArgument, error.description)
+                }
+                holdIfRingBusy(reply.connection)
+            case "event_subscribe":
+                let subscription = try Subscription(arguments)
+                guard let connection = reply.connection else {
+                    throw ControlError(.unavailable, "event_subscribe needs a control connection")
+                }
+                guard eventSubscribers.count(of: connection) < EventSubscribers.perConnectionLimit else {
+                    throw ControlError(.unavailable, "this connection has \(EventSubscribers.perConnectionLimit) event subscriptions already")
+                }
+                let id: SubscriptionID
+                let replays: [DeviceStateEffect]
+                do {
+                    (id, replays) = try deviceState.subscribeEvents(subscription, now: MonotonicClock.now())
+                } catch {
+                    throw ControlError(.invalidArgument, error.description)
+                }
+                if eventSubscribers.add(id, for: connection) {
+                    let owner = ObjectIdentifier(connection)
+                    connection.onClose { [weak self] in
+                        guard let self else { return }
+                        for id in eventSubscribers.removeAll(of: owner) { deviceState.unsubscribeEvents(id) }
+                    }
+                }
+                reply.succeed(.object([
+                    "subscription": .number(id.rawValue), "channel": .string(subscription.channel.rawValue),
+                    "replayed": .number(replays.count),
+                ]))
+                execute(replays)
+            case "event_unsubscribe":
+                try arguments.allow(["subscription"])
+                guard let number = try arguments.optionalInteger("subscription", in: 0...Int64.max) else {
+                    throw ControlError(.invalidArgument, "event_unsubscribe needs \"subscription\" (the number event_subscribe returned)")
+                }
+                let id = SubscriptionID(rawValue: UInt64(number))
+                let removed = reply.connection.map { eventSubscribers.remove(id, for: $0) } ?? false
+                if removed { deviceState.unsubscribeEvents(id) }
+                reply.succeed(.object(["unsubscribed": .bool(removed)]))
             default:
                 throw ControlError(.unknownCommand, "the device-state service has no command \"\(request.command)\"")
             }
@@ -596,7 +730,7 @@ final class ClusterHub {
 }
 
 /// Reading a request's arguments with specific errors.
-private struct Arguments {
+struct CommandArguments {
     let request: ControlRequest
 
     func allow(_ names: Set<String>) throws(ControlError) {

@@ -21,6 +21,8 @@ final class ControlConnection {
     private var isInputClosed = false
     /// Requests are not read while the client leaves too much output unread (backpressure).
     private var isReadingPaused = false
+    /// Requests are not read while a service holds the client (its ring messages queue up).
+    private(set) var isHeld = false
     /// Fires when a paused client may have stalled; made on first pause.
     private var stallTimer: EventLoop.TimerID?
     /// Bytes the kernel has taken so far, to tell a slow reader from one that stopped.
@@ -91,7 +93,7 @@ final class ControlConnection {
 
     /// The socket has data (or the client's end of input): read one chunk and answer it.
     func readable() {
-        for _ in 0..<server.limits.readsPerWakeup where isOpen && !isInputClosed && !isReadingPaused {
+        for _ in 0..<server.limits.readsPerWakeup where isOpen && !isInputClosed && !isReadingPaused && !isHeld {
             let count = server.read(into: self)
             if count > 0 {
                 pauseReadingIfBacklogged()
@@ -125,13 +127,29 @@ final class ControlConnection {
         }
     }
 
+    /// Stops reading this client's requests until `release()`: a service whose ring messages
+    /// queue up faster than the ring sends them holds the clients that submit them, and the
+    /// kernel's socket buffer then pushes back on those clients (flow control; requests already
+    /// read are kept and answered). Requests of the chunk being read are still handled.
+    func hold() {
+        guard isOpen, !isHeld else { return }
+        isHeld = true
+        updateRegistration()
+    }
+
+    /// Reads requests again after `hold()`.
+    func release() {
+        guard isOpen, isHeld else { return }
+        isHeld = false
+        updateRegistration()  // level-triggered: requests that arrived meanwhile are read next
+    }
+
     /// Stops reading requests while the client leaves more than `pauseReadingAboveBytes` of
     /// output unread; the kernel's socket buffer then pushes back on the client.
     private func pauseReadingIfBacklogged() {
         guard isOpen, !isReadingPaused, !isInputClosed, pendingOutputBytes > server.limits.pauseReadingAboveBytes else { return }
         isReadingPaused = true
-        if let registration { server.loop.deregister(registration) }
-        registration = nil
+        updateRegistration()
         bytesSentAtPause = bytesSent
         armStallTimer()
     }
@@ -140,11 +158,21 @@ final class ControlConnection {
         guard isOpen, isReadingPaused, pendingOutputBytes <= server.limits.resumeReadingBelowBytes else { return }
         isReadingPaused = false
         if let stallTimer { server.loop.disarm(stallTimer) }
-        guard !isInputClosed else { return }
-        do {
-            registration = try server.loop.register(fileDescriptor: descriptor) { [unowned self] in readable() }
-        } catch {
-            close(reason: "cannot watch the socket again: \(error)")
+        updateRegistration()
+    }
+
+    /// Watches the socket for requests exactly when they may be read.
+    private func updateRegistration() {
+        let wanted = isOpen && !isInputClosed && !isReadingPaused && !isHeld
+        if !wanted, let registration {
+            server.loop.deregister(registration)
+            self.registration = nil
+        } else if wanted, registration == nil {
+            do {
+                registration = try server.loop.register(fileDescriptor: descriptor) { [unowned self] in readable() }
+            } catch {
+                close(reason: "cannot watch the socket again: \(error)")
+            }
         }
     }
 

@@ -526,11 +526,13 @@ private let udpuTotem = """
 
 // MARK: - Event channels and hints
 
-@Test func rejectsAnUnknownEventType() {
-    #expect(errors(fullExample.replacingOccurrences(of: "publish_event = device_state", with: "publish_event = device_state, presence")) == [
-        "devcluster.conf:23: [device_state] publish_event: expected event types separated by commas, "
-            + "each one of device_state, mwi, got \"presence\""
+@Test func rejectsAnInvalidEventTypeAndTakesClientTypes() throws {
+    #expect(errors(fullExample.replacingOccurrences(of: "publish_event = device_state", with: "publish_event = device_state, 9lives")) == [
+        "devcluster.conf:23: [device_state] publish_event: expected event types separated by commas (device_state, mwi, "
+            + "or names of 1-32 characters a-z, 0-9, _ starting with a letter), got \"9lives\""
     ])
+    let configuration = try parse(fullExample + "[alerts]\ntype = event_channel\npublish_event = Alarm, note\n")
+    #expect(configuration.eventChannels.last?.publishes.map(\.rawValue) == ["alarm", "note"])
 }
 
 @Test func eventTypeListsIgnoreWhitespaceAroundCommas() throws {
@@ -598,8 +600,8 @@ private let udpuTotem = """
         "devcluster.conf:7: [node] nodeid: expected a node id 1-4294967294 (0 and 4294967295 are reserved), got \"0\"",
         "devcluster.conf:14: [options] entity_id: expected six hex octets separated by \":\" (like 01:23:45:67:89:ab), "
             + "got \"nope\"",
-        "devcluster.conf:17: [device_state] publish_event: expected event types separated by commas, "
-            + "each one of device_state, mwi, got \"devicestate\"",
+        "devcluster.conf:17: [device_state] publish_event: expected \"device_state\" (a type this close to a built-in "
+            + "one is taken for a typo of it), got \"devicestate\"",
         "devcluster.conf:18: expected \"[section]\", \"key = value\" or a comment, got \"garbage line\"",
     ])
 }

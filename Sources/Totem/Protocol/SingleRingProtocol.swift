@@ -192,6 +192,8 @@ public struct SingleRingProtocol: Sendable {
 
     /// Number of application messages queued and not yet framed.
     public var pendingMessageCount: Int { packer.pendingMessageCount }
+    /// Bytes of application messages queued and not yet sent (bounded by `maxPendingBytes`).
+    public var pendingBytes: Int { packer.pendingBytes }
 
     /// Checks the invariants and hands the accumulated effects to the caller.
     mutating func finishInput() -> [Effect] {

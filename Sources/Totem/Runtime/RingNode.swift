@@ -199,6 +199,8 @@ public final class RingNode {
 
     /// Application messages queued and not yet sent.
     public var pendingMessageCount: Int { core.pendingMessageCount }
+    /// Bytes of application messages queued and not yet sent.
+    public var pendingBytes: Int { core.pendingBytes }
 
     /// The membership state.
     public var state: MembershipState { core.state }

@@ -363,13 +363,18 @@ struct ConfigurationReader {
     /// A comma-separated list of event types; `[]` when absent, `nil` after reporting a problem.
     private mutating func readEventTypes(_ entry: INIEntry?, section: String) -> [Model.EventType]? {
         guard let entry else { return [] }
-        let valid = Model.EventType.allCases.map(\.rawValue).joined(separator: ", ")
         var types: [Model.EventType] = []
         for item in entry.value.split(separator: ",", omittingEmptySubsequences: false) {
             let name = INIParser.trimmed(item)
             guard let type = Model.EventType(rawValue: name.lowercased()) else {
                 fail(entry.line, section, entry.key, .invalidValue(
-                    got: name, expected: "event types separated by commas, each one of \(valid)"))
+                    got: name, expected: "event types separated by commas (device_state, mwi, or names of "
+                        + "1-32 characters a-z, 0-9, _ starting with a letter)"))
+                return nil
+            }
+            if let builtIn = Self.builtInTypeNear(type) {
+                fail(entry.line, section, entry.key, .invalidValue(
+                    got: name, expected: "\"\(builtIn)\" (a type this close to a built-in one is taken for a typo of it)"))
                 return nil
             }
             guard !types.contains(type) else {
@@ -597,6 +602,16 @@ extension ConfigurationReader {
     /// Non-empty and without whitespace.
     static func isWord<Text: StringProtocol>(_ text: Text) -> Bool {
         !text.isEmpty && !text.contains { $0.isWhitespace }
+    }
+
+    /// The built-in event type a client type is a near miss of (`devicestate`, `mwl`), if any:
+    /// within edit distance 2 of `device_state` or 1 of `mwi`, and not equal to it.
+    static func builtInTypeNear(_ type: Model.EventType) -> String? {
+        let word = Array(type.rawValue)
+        for (builtIn, distance) in [(Model.EventType.deviceState, 2), (.mwi, 1)] where type != builtIn {
+            if editDistance(word, Array(builtIn.rawValue)) <= distance { return builtIn.rawValue }
+        }
+        return nil
     }
 
     /// The candidate within edit distance 2 of `word` (transpositions count 1), closest first.

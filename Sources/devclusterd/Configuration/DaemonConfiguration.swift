@@ -2,6 +2,7 @@
 // default and derivation (multicast address, this node's id, bind network) resolved.
 // It reads files and asks the host for its addresses only through `HostEnvironment`.
 
+import EventService
 import Foundation
 import Glibc
 import Totem
@@ -200,12 +201,21 @@ extension DaemonConfiguration {
         }
     }
 
-    /// The kinds of events that travel on channels.
-    public enum EventType: String, Sendable, Equatable, CaseIterable {
+    /// The type of events on a channel: `device_state` and `mwi` for the device-state service,
+    /// any other name for clients' own events (`event_publish`). Lower case, as the event
+    /// service's rule: 1-32 characters of a-z, 0-9 and `_`, starting with a letter.
+    public struct EventType: RawRepresentable, Sendable, Hashable {
+        public let rawValue: String
+
         /// Device state changes.
-        case deviceState = "device_state"
+        public static let deviceState = EventType(rawValue: "device_state")!
         /// Message-waiting indication.
-        case mwi
+        public static let mwi = EventType(rawValue: "mwi")!
+
+        public init?(rawValue: String) {
+            guard EventService.EventType.isValid(rawValue) else { return nil }
+            self.rawValue = rawValue
+        }
     }
 
     /// One `[hints]` entry: `EXTEN@CONTEXT = DEV1&DEV2`.
