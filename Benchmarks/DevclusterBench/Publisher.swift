@@ -51,7 +51,7 @@ func appendDecimal(_ value: UInt64, to bytes: inout [UInt8]) {
 
 struct Publisher {
     let configuration: PublisherConfiguration
-    private static let publishPrefix = Array("\",\"cmd\":\"event_publish\",\"args\":{\"channel\":\"bench\",\"type\":\"bench\",\"payload\":\"".utf8)
+    private static let publishPrefix = Array(",\"cmd\":\"event_publish\",\"args\":{\"channel\":\"bench\",\"type\":\"bench\",\"payload\":\"".utf8)
     private static let okMarker = Array("\"ok\":true".utf8)
     private static let states = ["INUSE", "NOT_INUSE"].map { Array($0.utf8) }
 
