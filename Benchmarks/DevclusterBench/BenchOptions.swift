@@ -8,7 +8,7 @@ struct BenchOptions: Sendable {
         usage: devcluster-bench <scenario> [--nodes N] [--size BYTES] [--senders K] [--rate R] [--duration S]
                                 [--transport udp|udpu] [--reps N] [--token MS] [--daemon PATH] [--out FILE]
                                 [--window N] [--op publish|devstate] [--keep-logs DIR]
-               devcluster-bench report --ours FILE [--corosync DIR] [--markdown FILE]
+        (tables: scripts/bench-report.py; the side-by-side run with corosync: scripts/bench-compare.sh)
         scenarios: \(scenarios.joined(separator: ", "))
         """
 
@@ -28,16 +28,12 @@ struct BenchOptions: Sendable {
     /// `client` scenario: what the client pipelines.
     var operation = "publish"
     var keepLogs: String?
-    // report
-    var ours: String?
-    var corosync: String?
-    var markdown: String?
 
     init(_ arguments: [String]) throws {
         var rest = arguments[...]
         guard let first = rest.popFirst() else { throw BenchError(Self.usage) }
         scenario = first
-        guard Self.scenarios.contains(scenario) || scenario == "report" else {
+        guard Self.scenarios.contains(scenario) else {
             throw BenchError("unknown scenario \"\(scenario)\"\n" + Self.usage)
         }
         for _ in 0..<arguments.count {
@@ -65,9 +61,6 @@ struct BenchOptions: Sendable {
                 guard value == "publish" || value == "devstate" else { throw BenchError("--op: publish or devstate") }
                 operation = value
             case "--keep-logs": keepLogs = value
-            case "--ours": ours = value
-            case "--corosync": corosync = value
-            case "--markdown": markdown = value
             default: throw BenchError("unknown option \(option)\n" + Self.usage)
             }
         }

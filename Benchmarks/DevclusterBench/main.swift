@@ -15,16 +15,6 @@ do {
     exit(2)
 }
 
-if options.scenario == "report" {
-    do {
-        try Report(options: options).run()
-        exit(0)
-    } catch {
-        progress("report: \(error)")
-        exit(1)
-    }
-}
-
 // SIGINT / SIGTERM: stop the daemons and delete the namespaces, then exit.
 signal(SIGINT, SIG_IGN)
 signal(SIGTERM, SIG_IGN)
