@@ -109,6 +109,7 @@ def targets(ours, coro3, coro5):
     def c(co, t, m): return med(co.get(t, {}).get(m, []))
     rows = []
     def add(name, ok, detail):
+        detail = re.sub(r'\d+\.\d{3,}', lambda m: f'{float(m.group(0)):.3g}' if float(m.group(0)) < 100 else f'{float(m.group(0)):,.0f}', detail)
         rows.append(f"| {name} | {'n/a' if ok is None else 'met' if ok else 'NOT met'} | {detail} |")
     def safe(f):
         try: return f()
