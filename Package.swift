@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "TotemSimulation", targets: ["TotemSimulation"]),
         .executable(name: "totem-sim", targets: ["totem-sim"]),
         .executable(name: "devclusterd", targets: ["devclusterd"]),
+        .executable(name: "devcluster-bench", targets: ["devcluster-bench"]),
     ],
     targets: [
         // Headers Swift's Glibc module lacks (epoll, eventfd, recvmmsg): ours, not a dependency.
@@ -31,6 +32,8 @@ let package = Package(
         .executableTarget(
             name: "DeviceStateBenchmark", dependencies: ["DeviceState", "EventService", "Membership", "Totem"],
             path: "Benchmarks/DeviceStateBenchmark", swiftSettings: strict),
+        // Standalone: drives the real devclusterd binary in network namespaces (scripts/bench-compare.sh).
+        .executableTarget(name: "devcluster-bench", path: "Benchmarks/DevclusterBench", swiftSettings: strict),
         // libFuzzer target (scripts/fuzz.sh); a plain build replays saved inputs.
         .executableTarget(name: "PacketFuzzer", dependencies: ["Totem"], swiftSettings: strict),
         .testTarget(name: "TotemTests", dependencies: ["Totem"], swiftSettings: strict),
