@@ -50,12 +50,18 @@ final class ControlConnection {
 
     /// Queues one message line. Drops the client when its unread output passes the limit.
     func send(_ message: JSONValue) {
+        sendEncoded { message.encode(into: &$0) }
+    }
+
+    /// Queues one line that `write` appends already encoded (the newline is added here), for
+    /// lines built once and sent to many clients. Drops the client past the output limit.
+    func sendEncoded(_ write: (inout [UInt8]) -> Void) {
         guard isOpen else { return }
         if outputHead > 0 && outputHead >= output.count / 2 {
             output.removeSubrange(0..<outputHead)
             outputHead = 0
         }
-        message.encode(into: &output)
+        write(&output)
         output.append(0x0A)
         let pending = pendingOutputBytes
         guard pending <= server.limits.maximumOutputBytes else {

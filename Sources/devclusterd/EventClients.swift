@@ -171,28 +171,69 @@ final class EventSubscribers {
         return ids
     }
 
-    /// Pushes `event` to each subscription's connection, in the order given.
+    /// Pushes `event` to each subscription's connection, in the order given. The line is
+    /// encoded once; only the subscription number differs between subscribers (it comes first).
     func push(_ event: DeliveredEvent, to ids: [SubscriptionID], replayed: Bool) {
-        var members: [(key: String, value: JSONValue)] = [
-            ("subscription", .null),
-            ("channel", .string(event.channel.rawValue)),
-            ("type", .string(event.type.rawValue)),
-            ("event_id", .string(event.id.description)),
-            ("publisher", .number(event.id.publisher.rawValue)),
-            ("entity_id", .string(event.publisherEntity.description)),
-            ("attributes", .object(JSONObject(uniqueMembers: event.attributes.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))),
-        ]
-        if let text = String(validating: event.payload, as: UTF8.self) {
-            members.append(("payload", .string(text)))
-        } else {
-            members.append(("payload_base64", .string(Base64.encode(event.payload))))
+        var rest: [UInt8] = []
+        rest.reserveCapacity(event.payload.count + 256)
+        func key(_ name: StaticString) {
+            rest.append(UInt8(ascii: ","))
+            rest.append(UInt8(ascii: "\""))
+            rest.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            rest.append(UInt8(ascii: "\""))
+            rest.append(UInt8(ascii: ":"))
         }
-        if let retention = event.retention { members.append(("retention_ms", .number(retention.totalMilliseconds))) }
-        members.append(("replayed", .bool(replayed)))
+        key("channel")
+        JSONValue.appendString(event.channel.rawValue, to: &rest)
+        key("type")
+        JSONValue.appendString(event.type.rawValue, to: &rest)
+        key("event_id")
+        rest.append(UInt8(ascii: "\""))
+        JSONValue.appendUnsigned(UInt64(event.id.publisher.rawValue), to: &rest)
+        rest.append(UInt8(ascii: "."))
+        JSONValue.appendUnsigned(event.id.incarnation, to: &rest)
+        rest.append(UInt8(ascii: "."))
+        JSONValue.appendUnsigned(event.id.counter, to: &rest)
+        rest.append(UInt8(ascii: "\""))
+        key("publisher")
+        JSONValue.appendUnsigned(UInt64(event.id.publisher.rawValue), to: &rest)
+        key("entity_id")
+        JSONValue.appendString(event.publisherEntity.description, to: &rest)
+        key("attributes")
+        rest.append(UInt8(ascii: "{"))
+        for (index, name) in event.attributes.keys.sorted().enumerated() {
+            if index > 0 { rest.append(UInt8(ascii: ",")) }
+            JSONValue.appendString(name, to: &rest)
+            rest.append(UInt8(ascii: ":"))
+            JSONValue.appendString(event.attributes[name] ?? "", to: &rest)
+        }
+        rest.append(UInt8(ascii: "}"))
+        if let text = String(validating: event.payload, as: UTF8.self) {
+            key("payload")
+            JSONValue.appendString(text, to: &rest)
+        } else {
+            key("payload_base64")
+            JSONValue.appendString(Base64.encode(event.payload), to: &rest)
+        }
+        if let retention = event.retention {
+            key("retention_ms")
+            JSONValue.appendInteger(retention.totalMilliseconds, to: &rest)
+        }
+        key("replayed")
+        rest.append(contentsOf: replayed ? Self.trueBytes : Self.falseBytes)
+        rest.append(UInt8(ascii: "}"))
+        rest.append(UInt8(ascii: "}"))
         for id in ids {
             guard let connection = entries[id], connection.isOpen else { continue }
-            members[0].value = .number(id.rawValue)
-            connection.push(event: "channel_event", data: .object(JSONObject(uniqueMembers: members)))
+            connection.sendEncoded { output in
+                output.append(contentsOf: Self.linePrefix)
+                JSONValue.appendUnsigned(id.rawValue, to: &output)
+                output.append(contentsOf: rest)
+            }
         }
     }
+
+    private static let linePrefix = Array(#"{"event":"channel_event","data":{"subscription":"#.utf8)
+    private static let trueBytes = Array("true".utf8)
+    private static let falseBytes = Array("false".utf8)
 }

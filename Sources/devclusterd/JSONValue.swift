@@ -88,8 +88,10 @@ struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
 
     init() {}
 
+    /// A literal's keys are distinct (as a Dictionary literal's must be; checked in debug builds).
     init(dictionaryLiteral elements: (String, JSONValue)...) {
-        for (key, value) in elements { set(key, value) }
+        members = elements.map { (key: $0.0, value: $0.1) }
+        assert(Set(members.map(\.key)).count == members.count, "duplicate key in a JSON object literal")
     }
 
     /// Members in order; `keys` may not repeat (the parser guarantees it).
@@ -191,13 +193,19 @@ extension JSONValue {
     private static let falseBytes = Array("false".utf8)
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
-    private static func appendInteger(_ value: Int64, to output: inout [UInt8]) {
-        if value == 0 {
-            output.append(UInt8(ascii: "0"))
+    static func appendInteger(_ value: Int64, to output: inout [UInt8]) {
+        // Int64.min has no positive counterpart; work with the magnitude.
+        if value < 0 { output.append(UInt8(ascii: "-")) }
+        appendUnsigned(value.magnitude, to: &output)
+    }
+
+    /// Appends the decimal digits of `value`.
+    static func appendUnsigned(_ value: UInt64, to output: inout [UInt8]) {
+        guard value >= 10 else {
+            output.append(UInt8(ascii: "0") + UInt8(value))
             return
         }
-        // Int64.min has no positive counterpart; work with the magnitude.
-        var magnitude = value.magnitude
+        var magnitude = value
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
         var count = 0
         withUnsafeMutableBytes(of: &digits) { buffer in
@@ -207,27 +215,39 @@ extension JSONValue {
                 count += 1
             }
         }
-        if value < 0 { output.append(UInt8(ascii: "-")) }
         withUnsafeBytes(of: &digits) { buffer in
             for index in stride(from: count - 1, through: 0, by: -1) { output.append(buffer[index]) }
         }
     }
 
-    private static func appendString(_ text: String, to output: inout [UInt8]) {
+    /// Appends `text` as a JSON string. Runs of bytes that need no escape are copied at once.
+    static func appendString(_ text: String, to output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0x0A: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case 0x0D: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case 0x09: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-            case 0x00..<0x20, 0x7F:
-                output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                           hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0x0F)]])
-            default: output.append(byte)
+        var text = text
+        text.withUTF8 { bytes in
+            var runStart = 0
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == 0x7F else { continue }
+                output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+                appendEscaped(byte, to: &output)
+                runStart = index + 1
             }
+            output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
         }
         output.append(UInt8(ascii: "\""))
+    }
+
+    private static func appendEscaped(_ byte: UInt8, to output: inout [UInt8]) {
+        output.append(UInt8(ascii: "\\"))
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): output.append(byte)
+        case 0x0A: output.append(UInt8(ascii: "n"))
+        case 0x0D: output.append(UInt8(ascii: "r"))
+        case 0x09: output.append(UInt8(ascii: "t"))
+        default:
+            output.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                       hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0x0F)]])
+        }
     }
 }

@@ -68,6 +68,10 @@ public final class RingNode {
     private var deferredEffects: [Effect] = []
     private var isExecutingEffects = false
     private var isHandlingInput = false
+    /// Reports of the inputs handled, waiting for their sends to go out (`dispatchEvents`).
+    private var pendingEvents: [RingEvent] = []
+    private var pendingEventsHead = 0
+    private var isDispatchingEvents = false
 
     /// False before `start` and after `leave` or `shutdown`.
     public private(set) var isRunning = false
@@ -238,6 +242,7 @@ public final class RingNode {
         drainLoopback()
         flushSends()
         isHandlingInput = false
+        dispatchEvents()
     }
 
     private func timerExpired(_ timer: RingTimer) {
@@ -263,6 +268,7 @@ public final class RingNode {
         drainLoopback()
         flushSends()
         isHandlingInput = false
+        dispatchEvents()
     }
 
     /// Hands every non-token packet of the batch to the core and holds tokens back.
@@ -342,6 +348,26 @@ public final class RingNode {
         }
     }
 
+    // MARK: Reports to the layer above
+
+    /// Hands the reports (deliveries, configuration and state changes) of the inputs just
+    /// handled to the event handler, in order, once the input's datagrams are sent: the token
+    /// has then left for the next node, so the application's work on a batch of deliveries
+    /// overlaps the token's trip instead of lengthening every rotation by it. Reports made
+    /// while dispatching (the handler submits) join the queue and go out in order.
+    private func dispatchEvents() {
+        guard !isDispatchingEvents else { return }
+        isDispatchingEvents = true
+        while pendingEventsHead < pendingEvents.count {
+            let event = pendingEvents[pendingEventsHead]
+            pendingEventsHead += 1
+            eventHandler?(event)
+        }
+        pendingEvents.removeAll(keepingCapacity: pendingEvents.capacity <= 4_096)
+        pendingEventsHead = 0
+        isDispatchingEvents = false
+    }
+
     // MARK: Self-delivery
 
     /// Hands own packets back to the core, in the order they were produced.
@@ -405,10 +431,10 @@ public final class RingNode {
                 send(packet, to: .node(destination))
             }
         case .deliver(let message):
-            eventHandler?(.delivered(message))
+            pendingEvents.append(.delivered(message))
         case .configurationChanged(let change):
             log(.notice, "node \(nodeID): \(change.kind.rawValue) configuration \(change.ringID): members \(change.members)\(change.left.isEmpty ? "" : ", left \(change.left)")\(change.joined.isEmpty ? "" : ", joined \(change.joined)")")
-            eventHandler?(.configurationChanged(change))
+            pendingEvents.append(.configurationChanged(change))
         case .armTimer(let timer, let deadline):
             eventLoop.arm(timers[Int(timer.rawValue)], at: deadline)
         case .cancelTimer(let timer):
@@ -417,7 +443,7 @@ public final class RingNode {
             persist(sequence)
         case .stateChanged(let state, let reason):
             log(state == .operational ? .info : .debug, "node \(nodeID) entered \(state.rawValue) (\(reason.rawValue))")
-            eventHandler?(.stateChanged(state, reason))
+            pendingEvents.append(.stateChanged(state, reason))
         }
     }
 

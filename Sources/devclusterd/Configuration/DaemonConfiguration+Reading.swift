@@ -97,7 +97,7 @@ struct TotemDraft {
     var netMTU = 1500
     var keyFile: Located<String>?
     var crypto: Located<String>?
-    var settings = TotemSettings()
+    var settings = DaemonConfiguration.defaultTotemSettings
     /// Lines of the numeric options that were set, to place `TotemSettings.validate()` problems.
     var numericOptionLines: [String: Int] = [:]
 }
