@@ -64,6 +64,8 @@ extension DaemonConfiguration {
         }
     }
 
+    private static let ipv6Loopback: [UInt8] = Array(repeating: 0, count: 15) + [1]
+
     /// The runtime configuration for this node.
     ///
     /// - Parameters:
@@ -73,8 +75,10 @@ extension DaemonConfiguration {
     ///   - log: receives the runtime's lines (the daemon filters by level, so the runtime
     ///     passes everything down to debug).
     /// - Throws: `StartupProblem` for what the runtime cannot do with a valid file.
+    ///   - localAddresses: this host's interface addresses: multicasts loop back to this host
+    ///     only when another node's address is among them (or is a loopback address).
     func runtimeConfiguration(file: String, authentication: PacketAuthenticator.Mode, key: ClusterKey?,
-                              log: @escaping LogHandler) throws(StartupProblem) -> NodeRuntimeConfiguration {
+                              localAddresses: [IPAddress] = [], log: @escaping LogHandler) throws(StartupProblem) -> NodeRuntimeConfiguration {
         guard !nodes.isEmpty else {
             throw StartupProblem(file: file, location: "[totem] transport", message:
                 "udp without [node] sections is not supported yet: tokens go by unicast to each listed node; "
@@ -99,6 +103,10 @@ extension DaemonConfiguration {
         }
         var transport = TransportConfiguration(mode: mode, localNode: options.nodeID, nodes: transportNodes)
         transport.netmtu = totem.netMTU
+        transport.multicastLoop = nodes.contains { node in
+            let isLoopback = node.address.isIPv4 ? node.address.bytes[0] == 127 : node.address.bytes == Self.ipv6Loopback
+            return node.id != options.nodeID && (isLoopback || localAddresses.contains(node.address))
+        }
         var settings = totem.settings
         settings.configuredNodeCount = nodes.count
         settings.frameCapacityBytes = min(65_535, transport.frameCapacityBytes(authentication: authentication))

@@ -94,7 +94,9 @@ enum ForegroundDaemon {
             + "\(cluster.restoredMailboxes) mailbox(es) from \(cluster.stateFilePath)")
         let filter = RuntimeLogFilter(logger: logger)
         do {
-            let runtime = try configuration.runtimeConfiguration(file: file, authentication: key.mode, key: key.key, log: filter.handler)
+            let runtime = try configuration.runtimeConfiguration(
+                file: file, authentication: key.mode, key: key.key,
+                localAddresses: HostEnvironment.current.interfaceAddresses().map(\.address), log: filter.handler)
             return Prepared(runtime: runtime, entityID: entity.id, cluster: cluster)
         } catch {
             logger.error("not started: \(error)")

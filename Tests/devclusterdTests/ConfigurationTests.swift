@@ -746,3 +746,25 @@ private struct SplitMix64 {
     let interfaces = HostEnvironment.current.interfaceAddresses()
     #expect(interfaces.contains { $0.isLoopback && $0.owns(address("127.0.0.2")) })
 }
+
+// MARK: - Runtime
+
+@Test func multicastsLoopBackOnlyWhenAnotherNodeListensOnThisHost() throws {
+    func loop(_ addresses: [String], local: [String]) throws -> Bool {
+        var text = "[totem]\ncluster_name = pbx\ntransport = udp\nbindnetaddr = 10.0.0.0\n"
+        for (index, address) in addresses.enumerated() {
+            text += "[node]\nnodeid = \(index + 1)\naddr = \(address)\n"
+        }
+        text += "[options]\nnodeid = 1\n"
+        let configuration = try parse(text)
+        let runtime = try configuration.runtimeConfiguration(
+            file: "devcluster.conf", authentication: .none, key: nil,
+            localAddresses: local.compactMap { DaemonConfiguration.IPAddress($0) }, log: { _, _ in })
+        return runtime.transport.multicastLoop
+    }
+    // One node per host (production, the namespace harness): off, as corosync has it.
+    #expect(try loop(["10.0.0.1", "10.0.0.2", "10.0.0.3"], local: ["10.0.0.1"]) == false)
+    // Another node's address is on this host, or on loopback: on, or they would not hear us.
+    #expect(try loop(["10.0.0.1", "10.0.0.2", "10.0.0.3"], local: ["10.0.0.1", "10.0.0.3"]) == true)
+    #expect(try loop(["127.0.0.1", "127.0.0.2"], local: []) == true)
+}

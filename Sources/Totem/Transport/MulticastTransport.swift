@@ -11,12 +11,13 @@ import Glibc
 ///   to the group out of that interface with the configured TTL;
 /// - a **unicast socket** bound to this node's address, receiving tokens and sending them.
 ///
-/// `IP_MULTICAST_LOOP` is on, unlike corosync, which turns it off: with the loop off the kernel
-/// hides a host's multicasts from all of that host's sockets, so several nodes sharing one host
-/// or network namespace (tests, the netns harness) would not hear each other. A node's own
-/// multicasts still reach its core through the runtime's in-memory loop, as corosync's socket
-/// pair does, so it hears itself even when its interface is down (a singleton ring must form
-/// then); the copies the kernel loops back are dropped by the runtime (their header names us).
+/// `IP_MULTICAST_LOOP` is off, as corosync has it, unless other nodes of the cluster listen on
+/// this host (`TransportConfiguration.multicastLoop`): with the loop off the kernel hides a
+/// host's multicasts from all of that host's sockets, so several nodes sharing one host or
+/// network namespace would not hear each other. A node's own multicasts reach its core through
+/// the runtime's in-memory loop, as corosync's socket pair does, so it hears itself even when its
+/// interface is down (a singleton ring must form then); with the loop on, the copies the kernel
+/// loops back are dropped by the runtime (their header names us).
 public final class MulticastTransport: Transport {
     public let maxDatagramBytes: Int
     public var loopsBackOwnMulticasts: Bool { false }
@@ -60,7 +61,7 @@ public final class MulticastTransport: Transport {
         try sendSocket.setReuseAddress(true)
         try sendSocket.bind(to: local.with(port: 0))
         try sendSocket.setMulticastInterface(local)
-        try sendSocket.setMulticastLoop(true)
+        try sendSocket.setMulticastLoop(configuration.multicastLoop)
         try sendSocket.setMulticastTTL(configuration.multicastTTL)
         let sendBuffer = try sendSocket.setSendBufferSize(configuration.sendBufferBytes)
         let sendAddress = try sendSocket.localAddress()
@@ -78,7 +79,7 @@ public final class MulticastTransport: Transport {
         let requested = "requested \(configuration.receiveBufferBytes)/\(configuration.sendBufferBytes)"
         setupReport = [
             "udp group socket \(groupAddress) on \(local.ip): SO_RCVBUF \(groupReceive) (\(requested); the kernel reports twice what it grants), drop counter \(groupDrops ? "on" : "unavailable")",
-            "udp send socket \(sendAddress): SO_SNDBUF \(sendBuffer), ttl \(configuration.multicastTTL), loop on",
+            "udp send socket \(sendAddress): SO_SNDBUF \(sendBuffer), ttl \(configuration.multicastTTL), loop \(configuration.multicastLoop ? "on (other nodes on this host)" : "off")",
             "udp unicast socket \(local): SO_RCVBUF \(unicastReceive), SO_SNDBUF \(unicastSend), drop counter \(unicastDrops ? "on" : "unavailable")",
         ]
     }

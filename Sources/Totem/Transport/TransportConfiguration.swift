@@ -35,6 +35,10 @@ public struct TransportConfiguration: Sendable, Equatable {
     public var netmtu = 1_500
     /// Routers a multicast may cross (udp mode); 1 keeps it on the local network.
     public var multicastTTL = 1
+    /// `IP_MULTICAST_LOOP` (udp mode): needed only when other nodes of the cluster listen on
+    /// this host (or network namespace); otherwise every multicast would come back to this
+    /// node through the kernel only to be dropped. The node hears itself either way.
+    public var multicastLoop = true
     /// SO_RCVBUF requested for receiving sockets: 16 × 65536 (spec §6.2); the kernel caps it.
     public var receiveBufferBytes = 16 * 65_536
     /// SO_SNDBUF requested for sending sockets.
