@@ -51,6 +51,9 @@ private func collectDeviceEvents(socket: String, prefix: String, stopAt: UInt64,
 
 func runDeviceState(cluster: BenchCluster, rate: Double, duration: Double, context: FigureContext, figures: FigureWriter) throws {
     let receivers = Array(2...cluster.nodeCount)
+    // Fresh device names per repetition: a device left INUSE by the previous one would not
+    // change (and push nothing) when set INUSE again.
+    let prefix = "bench\(context.rep)r"
     let stopAt = monotonicNanoseconds() + UInt64((duration + 3) * 1e9)
     let readyCount = Shared(0)
     let collected = Shared<[Int: ([DeviceEvent], String?)]>([:])
@@ -58,7 +61,7 @@ func runDeviceState(cluster: BenchCluster, rate: Double, duration: Double, conte
     for node in receivers {
         let socket = cluster.socket(node)
         startThread(group) {
-            let outcome = collectDeviceEvents(socket: socket, prefix: "bench", stopAt: stopAt) { readyCount.update { $0 += 1 } }
+            let outcome = collectDeviceEvents(socket: socket, prefix: prefix, stopAt: stopAt) { readyCount.update { $0 += 1 } }
             collected.update { $0[node] = outcome }
         }
     }
@@ -85,7 +88,7 @@ func runDeviceState(cluster: BenchCluster, rate: Double, duration: Double, conte
         }
         let device = UInt64(sequence) % deviceCount
         let state = (UInt64(sequence) / deviceCount) % 2 == 0 ? "INUSE" : "NOT_INUSE"
-        let request = "{\"id\":\(sequence),\"cmd\":\"devstate_set\",\"args\":{\"device\":\"Custom:bench\(device)\",\"state\":\"\(state)\"}}\n"
+        let request = "{\"id\":\(sequence),\"cmd\":\"devstate_set\",\"args\":{\"device\":\"Custom:\(prefix)\(device)\",\"state\":\"\(state)\"}}\n"
         sentAt[sequence] = monotonicNanoseconds()
         guard setter.writeAll(Array(request.utf8)) else { throw BenchError("cannot write devstate_set to node 1") }
     }

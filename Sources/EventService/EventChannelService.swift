@@ -299,9 +299,16 @@ public struct EventChannelService: Sendable {
     }
 
     /// Checked after every input. A failure is a bug in this file, not bad input.
+    /// Cheap checks after every input; the cross-check of channels and subscriptions (linear in
+    /// both, and run for every event) in debug builds, as DeviceStateService does.
     private func checkInvariants() {
         precondition(nextCounter >= 1, "event counter \(nextCounter)")
         precondition(channels.count == channelOrder.count, "channel table and order disagree")
+        precondition(store.count <= EventLimits.retainedEvents, "retained \(store.count) events")
+        assert(subscriptionTablesAgree())
+    }
+
+    private func subscriptionTablesAgree() -> Bool {
         var open = 0
         for (name, state) in channels {
             precondition(state.configuration.name == name, "channel \(name) stored under another name")
@@ -311,6 +318,6 @@ public struct EventChannelService: Sendable {
             open += state.subscriptions.count
         }
         precondition(open == subscriptions.count, "\(open) listed subscriptions, \(subscriptions.count) open")
-        precondition(store.count <= EventLimits.retainedEvents, "retained \(store.count) events")
+        return true
     }
 }

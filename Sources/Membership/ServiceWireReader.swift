@@ -1,6 +1,8 @@
 // A bounds-checked big-endian cursor over one received service message. Owns reading and the
 // checks every field needs (length, count, UTF-8); knows nothing of any message layout.
 
+import Totem
+
 /// A cursor over a service message that cannot over-read (STYLE §4).
 ///
 /// Every read checks `remaining` first and throws `ServiceWireError.truncated` when bytes are
@@ -41,25 +43,26 @@ package struct ServiceWireReader {
 
     /// Reads a big-endian `UInt16`.
     package mutating func readUInt16() throws(ServiceWireError) -> UInt16 {
-        try readInteger(as: UInt16.self)
+        UInt16(truncatingIfNeeded: try readBigEndian(byteCount: 2))
     }
 
     /// Reads a big-endian `UInt32`.
     package mutating func readUInt32() throws(ServiceWireError) -> UInt32 {
-        try readInteger(as: UInt32.self)
+        UInt32(truncatingIfNeeded: try readBigEndian(byteCount: 4))
     }
 
     /// Reads a big-endian `UInt64`.
     package mutating func readUInt64() throws(ServiceWireError) -> UInt64 {
-        try readInteger(as: UInt64.self)
+        try readBigEndian(byteCount: 8)
     }
 
-    private mutating func readInteger<T: FixedWidthInteger & UnsignedInteger>(as type: T.Type) throws(ServiceWireError) -> T {
-        let size = MemoryLayout<T>.size
+    /// Reads a big-endian unsigned integer of 1...8 bytes. Not generic: the generic version ran
+    /// unspecialized from other modules, through witness tables and metadata lookups.
+    private mutating func readBigEndian(byteCount size: Int) throws(ServiceWireError) -> UInt64 {
         try require(size)
-        var value: T = 0
+        var value: UInt64 = 0
         for index in offset..<(offset + size) {
-            value = value << 8 | T(bytes[index])
+            value = value << 8 | UInt64(bytes[index])
         }
         offset += size
         return value
@@ -79,12 +82,10 @@ package struct ServiceWireReader {
         as type: T.Type, field: String, minimum: Int = 0, limit: Int
     ) throws(ServiceWireError) -> Int {
         precondition(minimum >= 0 && minimum <= limit, "bad range \(minimum)...\(limit) for \(field)")
-        let raw = try readInteger(as: T.self)
         // Compare in UInt64, which holds every width used here and every non-negative Int.
-        guard let wide = UInt64(exactly: raw), wide >= UInt64(minimum), wide <= UInt64(limit),
-              let length = Int(exactly: wide)
-        else {
-            throw .lengthOutOfRange(field: field, length: Int(exactly: raw) ?? Int.max, minimum: minimum, maximum: limit)
+        let wide = try readBigEndian(byteCount: MemoryLayout<T>.size)
+        guard wide >= UInt64(minimum), wide <= UInt64(limit), let length = Int(exactly: wide) else {
+            throw .lengthOutOfRange(field: field, length: Int(exactly: wide) ?? Int.max, minimum: minimum, maximum: limit)
         }
         return length
     }
@@ -94,9 +95,9 @@ package struct ServiceWireReader {
         as type: T.Type, field: String, limit: Int
     ) throws(ServiceWireError) -> Int {
         precondition(limit >= 0, "negative limit \(limit) for \(field)")
-        let raw = try readInteger(as: T.self)
-        guard let wide = UInt64(exactly: raw), wide <= UInt64(limit), let count = Int(exactly: wide) else {
-            throw .countOutOfRange(field: field, count: Int(exactly: raw) ?? Int.max, limit: limit)
+        let wide = try readBigEndian(byteCount: MemoryLayout<T>.size)
+        guard wide <= UInt64(limit), let count = Int(exactly: wide) else {
+            throw .countOutOfRange(field: field, count: Int(exactly: wide) ?? Int.max, limit: limit)
         }
         return count
     }
@@ -125,7 +126,7 @@ package struct ServiceWireReader {
         let length = try readLength(as: T.self, field: field, minimum: minimum, limit: limit)
         try require(length)
         defer { offset += length }
-        guard let text = String(validating: bytes[offset..<(offset + length)], as: UTF8.self) else {
+        guard let text = UTF8Text.string(validating: bytes[offset..<(offset + length)]) else {
             throw .invalidUTF8(field: field)
         }
         return text

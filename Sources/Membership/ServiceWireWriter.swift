@@ -30,9 +30,15 @@ package struct ServiceWireWriter {
     package mutating func write(_ value: UInt64) { writeInteger(value) }
 
     private mutating func writeInteger<T: FixedWidthInteger & UnsignedInteger>(_ value: T) {
-        var shift = T.bitWidth - 8
+        writeBigEndian(UInt64(truncatingIfNeeded: value), byteCount: MemoryLayout<T>.size)
+    }
+
+    /// Appends the low `size` bytes of `value`, most significant first. Not generic: see
+    /// `ServiceWireReader.readBigEndian`.
+    private mutating func writeBigEndian(_ value: UInt64, byteCount size: Int) {
+        var shift = (size - 1) * 8
         while shift >= 0 {
-            bytes.append(UInt8(truncatingIfNeeded: value >> shift))
+            bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
             shift -= 8
         }
     }
@@ -44,10 +50,11 @@ package struct ServiceWireWriter {
 
     /// Appends a length of `T`'s width; traps if it does not fit (a bug: values are validated).
     package mutating func writeLength<T: FixedWidthInteger & UnsignedInteger>(_ length: Int, as type: T.Type) {
-        guard let value = T(exactly: length) else {
+        let size = MemoryLayout<T>.size
+        guard length >= 0, size >= 8 || length < 1 << (8 * size) else {
             preconditionFailure("length \(length) does not fit \(T.self)")
         }
-        writeInteger(value)
+        writeBigEndian(UInt64(length), byteCount: size)
     }
 
     /// Appends `text` as UTF-8 after a length prefix of `T`'s width.

@@ -208,7 +208,7 @@ final class EventSubscribers {
             JSONValue.appendString(event.attributes[name] ?? "", to: &rest)
         }
         rest.append(UInt8(ascii: "}"))
-        if let text = String(validating: event.payload, as: UTF8.self) {
+        if let text = UTF8Text.string(validating: event.payload) {
             key("payload")
             JSONValue.appendString(text, to: &rest)
         } else {

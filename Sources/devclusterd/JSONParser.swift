@@ -2,6 +2,8 @@
 // valid UTF-8 only, no duplicate keys, no trailing garbage. Every rejection is a typed error with
 // the byte offset; nothing here can trap on any input.
 
+import Totem
+
 /// Why a text is not acceptable JSON, and where (`offset` counts bytes from 0).
 struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
     enum Kind: Sendable, Equatable {
@@ -261,7 +263,7 @@ private struct Reader {
     private func appendRun(from start: Int, to end: Int, into result: inout String) throws(JSONParseError) {
         guard end > start else { return }
         let run = UnsafeBufferPointer(rebasing: bytes[start..<end])
-        guard let text = String(validating: run, as: UTF8.self) else {
+        guard let text = UTF8Text.string(validating: run) else {
             throw JSONParseError(kind: .invalidUTF8, offset: start)
         }
         result += text
