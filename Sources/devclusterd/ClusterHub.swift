@@ -757,7 +757,7 @@ struct CommandArguments {
     let request: ControlRequest
 
     func allow(_ names: Set<String>) throws(ControlError) {
-        for key in request.arguments.keys where !names.contains(key) {
+        for (key, _) in request.arguments.members where !names.contains(key) {
             let expected = names.isEmpty ? "no arguments" : "only " + names.sorted().map { "\"\($0)\"" }.joined(separator: ", ")
             throw ControlError(.invalidArgument, "\(request.command) takes \(expected), got \"\(key)\"")
         }

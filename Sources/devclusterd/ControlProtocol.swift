@@ -65,7 +65,7 @@ struct ControlRequest: Sendable, Equatable {
         func fail(_ message: String) -> ControlRequestError {
             ControlRequestError(id: id, error: ControlError(.invalidRequest, message))
         }
-        for key in object.keys where !["id", "cmd", "args"].contains(key) {
+        for (key, _) in object.members where key != "id" && key != "cmd" && key != "args" {
             throw fail("unknown member \"\(key)\"; a request has \"id\", \"cmd\" and \"args\"")
         }
         guard let commandValue = object["cmd"] else { throw fail("missing \"cmd\" (the command name)") }

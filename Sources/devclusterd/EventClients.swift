@@ -4,6 +4,7 @@
 
 import DeviceState
 import EventService
+import Membership
 import Totem
 
 /// An `event_publish` request, validated.
@@ -16,11 +17,13 @@ struct EventPublishRequest {
 
     /// Reads `channel`, `type`, optional `attributes` (strings), `payload` (text) or
     /// `payload_base64`, and `retention_ms`.
+    private static let argumentNames: Set<String> = ["channel", "type", "attributes", "payload", "payload_base64", "retention_ms"]
+
     init(_ arguments: CommandArguments) throws(ControlError) {
-        try arguments.allow(["channel", "type", "attributes", "payload", "payload_base64", "retention_ms"])
+        try arguments.allow(Self.argumentNames)
         channel = try arguments.channel()
         let typeText = try arguments.string("type")
-        guard let type = EventType(parsing: typeText) else {
+        guard let type = EventType(typeText) ?? EventType(parsing: typeText) else {
             throw ControlError(.invalidArgument, "invalid event type \(JSONValue.string(typeText).encoded.prefix(40)): "
                 + "1-\(EventLimits.eventTypeBytes) characters a-z, 0-9, _, starting with a letter")
         }
@@ -51,8 +54,10 @@ struct EventPublishRequest {
 extension Subscription {
     /// Reads `channel`, optional `types` (names) and `filters`
     /// (`{"attribute":"a","equals":"v"}` or `{"attribute":"a","prefix":"v"}`).
+    private static let argumentNames: Set<String> = ["channel", "types", "filters"]
+
     init(_ arguments: CommandArguments) throws(ControlError) {
-        try arguments.allow(["channel", "types", "filters"])
+        try arguments.allow(Self.argumentNames)
         let channel = try arguments.channel()
         var types: [EventType] = []
         if let value = arguments.request.arguments["types"] {
@@ -198,7 +203,7 @@ final class EventSubscribers {
         key("publisher")
         JSONValue.appendUnsigned(UInt64(event.id.publisher.rawValue), to: &rest)
         key("entity_id")
-        JSONValue.appendString(event.publisherEntity.description, to: &rest)
+        rest.append(contentsOf: encodedEntity(event.publisherEntity))
         key("attributes")
         rest.append(UInt8(ascii: "{"))
         for (index, name) in event.attributes.keys.sorted().enumerated() {
@@ -231,6 +236,17 @@ final class EventSubscribers {
                 output.append(contentsOf: rest)
             }
         }
+    }
+
+    /// Entity ids as JSON strings: a handful of servers, each encoded once.
+    private var entityStrings: [EntityID: [UInt8]] = [:]
+
+    private func encodedEntity(_ entity: EntityID) -> [UInt8] {
+        if let bytes = entityStrings[entity] { return bytes }
+        var bytes: [UInt8] = []
+        JSONValue.appendString(entity.description, to: &bytes)
+        if entityStrings.count < 1_024 { entityStrings[entity] = bytes }
+        return bytes
     }
 
     private static let linePrefix = Array(#"{"event":"channel_event","data":{"subscription":"#.utf8)
