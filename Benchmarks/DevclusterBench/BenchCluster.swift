@@ -199,6 +199,10 @@ final class BenchCluster {
         text += "mcastport = 5405\ncrypto = none\n"
         // Corosync's defaults (token 3000 ms + token_coefficient 650 ms) unless --token.
         if let tokenMilliseconds { text += "token = \(tokenMilliseconds)\n" }
+        // Extra [totem] lines for experiments (DCB_TOTEM="max_messages = 80;window_size = 160").
+        if let extra = ProcessInfo.processInfo.environment["DCB_TOTEM"] {
+            for line in extra.split(separator: ";") { text += line.trimmingCharacters(in: .whitespaces) + "\n" }
+        }
         for other in 1...nodeCount {
             text += "\n[node]\nnodeid = \(other)\nname = node\(other)\naddr = \(Self.network).\(other)\n"
         }

@@ -135,10 +135,10 @@ private let udpuTotem = """
     #expect(configuration.options.nodeID == NodeID(0x0A13_02FF))
     #expect(configuration.totem.transport == .udp(bindNetwork: address("10.19.0.0"), multicastAddress: address("226.94.1.1")))
     #expect(configuration.totem.crypto == .none)
-    // corosync's timers; window_size 100 and max_messages 40 instead of its 50 and 17.
+    // corosync's timers; window_size 160 and max_messages 80 instead of its 50 and 17.
     #expect(configuration.totem.settings == DaemonConfiguration.defaultTotemSettings)
     #expect(configuration.totem.settings.token == TotemSettings().token)
-    #expect(configuration.totem.settings.windowSize == 100 && configuration.totem.settings.maxMessages == 40)
+    #expect(configuration.totem.settings.windowSize == 160 && configuration.totem.settings.maxMessages == 80)
     #expect(configuration.nodes.isEmpty)
     #expect(configuration.eventChannels.map(\.name) == ["device_state", "mwi"])
     #expect(configuration.eventChannels[1].publishes == [.mwi])

@@ -196,23 +196,25 @@ extension DaemonConfiguration {
     /// The name error messages use for the embedded default.
     public static let embeddedFileName = "<embedded>"
 
+    /// The Totem settings before any `[totem]` option: the core's (corosync's), except
+    /// `window_size` 160 and `max_messages` 80 for corosync's 50 and 17. Those date from
+    /// 100 Mbit/s switches; with 17 frames per token visit a single sender's throughput is
+    /// bounded by the rotation time. Measured with devcluster-bench (3 nodes in namespaces, udp,
+    /// one sender): 1 KiB 65 MB/s at 40/100, 70 MB/s at 80/160; 64 B 168k -> 174k msg/s; 8 KiB
+    /// from all senders 92 -> 98 MB/s with p99 34 -> 32 ms (three daemons on loopback before:
+    /// 1 KiB 46,000/s at 17, 58,000/s at 40). Both stay under the spec's 256000/netmtu bound for
+    /// a 1500-byte MTU, and either can be set back in `[totem]`.
+    public static var defaultTotemSettings: TotemSettings {
+        var settings = TotemSettings()
+        settings.windowSize = 160
+        settings.maxMessages = 80
+        return settings
+    }
+
     /// The configuration used when there is no file at all: a one-node cluster "devcluster" on
     /// loopback (udpu, 127.0.0.1, node 1, named after the host or "node1"), port 5405, no crypto,
     /// the `device_state` and `mwi` channels publishing and subscribing, and the control socket
     /// and state directory from `HostEnvironment.defaultPaths()`.
-    /// The Totem settings before any `[totem]` option: the core's (corosync's), except
-    /// `window_size` 100 and `max_messages` 40 for corosync's 50 and 17. Those date from
-    /// 100 Mbit/s switches; with 17 frames per token visit a single sender's throughput is
-    /// bounded by the rotation time (three daemons on loopback, 1 KiB events from one client:
-    /// about 46,000/s at 17, 58,000/s at 40). Both stay under the spec's 256000/netmtu bound
-    /// for a 1500-byte MTU, and either can be set back in `[totem]`.
-    public static var defaultTotemSettings: TotemSettings {
-        var settings = TotemSettings()
-        settings.windowSize = 100
-        settings.maxMessages = 40
-        return settings
-    }
-
     public static func embeddedDefault(host: HostEnvironment = .current) -> DaemonConfiguration {
         let id = NodeID(1)
         let name = host.hostName.flatMap { isValidName($0) ? $0 : nil } ?? defaultNodeName(id)
