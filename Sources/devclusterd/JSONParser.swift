@@ -242,6 +242,9 @@ private struct Reader {
         var result = ""
         var runStart = offset
         while offset < bytes.count {
+            // Skip ordinary bytes eight at a time; stop at a quote, backslash or control byte.
+            offset = UTF8Text.firstJSONSpecialByte(in: bytes, from: offset)
+            guard offset < bytes.count else { break }
             let byte = bytes[offset]
             if byte == UInt8(ascii: "\"") {
                 try appendRun(from: runStart, to: offset, into: &result)
@@ -266,7 +269,7 @@ private struct Reader {
         guard let text = UTF8Text.string(validating: run) else {
             throw JSONParseError(kind: .invalidUTF8, offset: start)
         }
-        result += text
+        if result.isEmpty { result = text } else { result += text }
     }
 
     private mutating func readEscape(into result: inout String) throws(JSONParseError) {

@@ -1,6 +1,8 @@
 // The JSON value type of the control protocol and its encoder: one compact line of UTF-8 per value,
 // object keys in insertion order. Parsing lives in JSONParser.swift; no Foundation here.
 
+import Totem
+
 /// A JSON value (RFC 8259), as sent and received on the control socket.
 ///
 /// Numbers keep the distinction the protocol needs: whole numbers that fit 64 bits are
@@ -226,14 +228,13 @@ extension JSONValue {
         var text = text
         text.withUTF8 { bytes in
             var runStart = 0
-            for index in 0..<bytes.count {
-                let byte = bytes[index]
-                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == 0x7F else { continue }
+            while runStart <= bytes.count {
+                let index = UTF8Text.firstJSONSpecialByte(in: bytes, from: runStart, delete: true)
                 output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
-                appendEscaped(byte, to: &output)
+                guard index < bytes.count else { break }
+                appendEscaped(bytes[index], to: &output)
                 runStart = index + 1
             }
-            output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
         }
         output.append(UInt8(ascii: "\""))
     }

@@ -1,6 +1,8 @@
 // Splits a byte stream into newline-terminated lines with a bound on line length. Owns only the
 // partial line between reads; what a line means is the caller's business.
 
+import Glibc
+
 /// Cuts a stream into lines (without their `\n`), holding at most `maximumLineBytes` between reads.
 ///
 /// A line longer than the limit is reported once, as `.tooLong`, and its bytes are discarded up to
@@ -32,8 +34,7 @@ struct LineFramer {
         let input = bytes.bindMemory(to: UInt8.self)
         var start = 0
         while start < input.count {
-            var end = start
-            while end < input.count && input[end] != 0x0A { end += 1 }
+            let end = Self.newlineIndex(in: input, from: start)
             let foundNewline = end < input.count
             let piece = UnsafeBufferPointer(rebasing: input[start..<end])
             if isSkippingLongLine {
@@ -57,6 +58,13 @@ struct LineFramer {
             }
             start = foundNewline ? end + 1 : end
         }
+    }
+
+    /// The index of the first newline at or after `start`, or `input.count` (memchr).
+    private static func newlineIndex(in input: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        guard let base = input.baseAddress, start < input.count else { return input.count }
+        guard let found = memchr(base + start, 0x0A, input.count - start) else { return input.count }
+        return UnsafeRawPointer(found) - UnsafeRawPointer(base)
     }
 
     /// At end of input: the unfinished last line, if there is one (a client that closes without

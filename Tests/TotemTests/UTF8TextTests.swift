@@ -27,4 +27,22 @@ struct UTF8TextTests {
         #expect(decode([0xED, 0xA0, 0x80]) == nil)  // an encoded surrogate
         #expect(UTF8Text.string(validating: Array("añb".utf8)[...]) == "añb")
     }
+
+    @Test func jsonSpecialBytesAreFoundAtEveryPosition() {
+        for special: UInt8 in [0x00, 0x0A, 0x1F, 0x22, 0x5C, 0x7F] {
+            for position in 0...19 {
+                var bytes = Array(repeating: UInt8(ascii: "a"), count: 20)
+                bytes[position] = special
+                let plain = bytes.withUnsafeBufferPointer { UTF8Text.firstJSONSpecialByte(in: $0, from: 0) }
+                let forEncoding = bytes.withUnsafeBufferPointer { UTF8Text.firstJSONSpecialByte(in: $0, from: 0, delete: true) }
+                #expect(forEncoding == position, "byte \(special) at \(position)")
+                #expect(plain == (special == 0x7F ? 20 : position), "byte \(special) at \(position)")
+                let after = bytes.withUnsafeBufferPointer { UTF8Text.firstJSONSpecialByte(in: $0, from: position + 1, delete: true) }
+                #expect(after == 20)
+            }
+        }
+        // Bytes of 0x80 and above (UTF-8) and 0x20 are ordinary.
+        let ordinary = Array("é €x  yz  0123456789".utf8)
+        #expect(ordinary.withUnsafeBufferPointer { UTF8Text.firstJSONSpecialByte(in: $0, from: 0, delete: true) } == ordinary.count)
+    }
 }
