@@ -37,8 +37,10 @@ final class ClusterHub {
     private(set) var stateFileWrites = 0
 
     // Watchers (`watch`, `subscribe`): per connection, the topics it wants.
+    // A strong reference: the connection's close handler removes its watcher (a weak reference
+    // inside a dictionary value crashed in swift_weakCopyInit in EventSubscribers).
     private struct Watcher {
-        weak var connection: ControlConnection?
+        var connection: ControlConnection?
         var topics: Set<Topic>
     }
     private var watchers: [ObjectIdentifier: Watcher] = [:]
