@@ -9,29 +9,6 @@ import Glibc
 import Testing
 @testable import devclusterd
 
-/// The seed's channels and hint, as in the devstate_test walk-through.
-private let seedChannels = """
-    [mwi]
-    type = event_channel
-    publish_event = mwi
-    subscribe_event = mwi
-
-    [device_state]
-    type = event_channel
-    publish_event = device_state
-    subscribe_event = device_state
-
-    [hints]
-    1234@devstate_test = Custom:mystate
-
-    """
-
-/// The JSON answer of a CLI command, or `nil` when it failed.
-private func cliJSON(_ arguments: [String]) -> JSONValue? {
-    guard let result = try? runCommand(arguments + ["--json"]), result.status == 0 else { return nil }
-    return try? JSONParser.parse(result.output.trimmingCharacters(in: .newlines))
-}
-
 /// The lines of a file written so far (a last line without its newline is left out).
 private func completeLines(of path: String) -> [String] {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
@@ -41,14 +18,6 @@ private func completeLines(of path: String) -> [String] {
 }
 
 /// Starts daemons for `nodes` and waits (bounded) until they form one ring of exactly them.
-private func startRing(_ nodes: [TestNode], children: Children) async throws -> [Process] {
-    let processes = try nodes.map { try children.start(["--foreground", "--config", $0.configuration], log: $0.log) }
-    let ids = nodes.map { Int64($0.index) }
-    let ring = await eventually(within: .seconds(20)) { formed(nodes, members: ids) }
-    try #require(ring, "no ring of \(ids): \(nodes.map(membership)); log of node \(nodes[0].index):\n\(nodes[0].logText)")
-    return processes
-}
-
 /// A devclusterd child started as a terminal would start it: SIGINT, SIGTERM, SIGPIPE and SIGHUP
 /// at their default action, and no signal blocked, or (`blocking`) SIGINT and SIGTERM blocked as
 /// Foundation's `Process` passes on the test thread's mask: `watch` must unblock them itself.
@@ -304,15 +273,9 @@ struct ClusterServicesEndToEndTests {
     /// `devclusterd watch` prints device, extension, MWI and membership changes in the order they
     /// happened, `--json` prints each as the documented event object, and both end on a signal.
     @Test func watchFromTheCLIPrintsChangesInCausalOrder() async throws {
-        try #require(daemonExecutable != nil, "devclusterd was not found next to the test binary; build it with swift build")
-        let base = try makeTemporaryDirectory()
-        let children = Children()
-        defer {
-            children.killAll()
-            removeDirectory(base)
-        }
-        let port = randomPort()
-        let nodes = try (1...3).map { try makeNode($0, of: 3, in: base, port: port, channels: seedChannels, configuredEntity: true) }
+        let cluster = try TestNodes(3)
+        defer { cluster.tearDown() }
+        let (base, children, nodes) = (cluster.base, cluster.children, cluster.nodes)
         let processes = try await startRing(nodes, children: children)
 
         let humanOutput = base + "/watch.out", humanError = base + "/watch.err"
@@ -431,15 +394,9 @@ struct ClusterServicesEndToEndTests {
     /// `subscribe` on a raw socket: the snapshot, then only the asked-for topics as id-less event
     /// lines in the order the changes were made; `unsubscribe` stops them; a bad topic is refused.
     @Test func subscribePushesOnlyTheAskedTopicsUntilUnsubscribed() async throws {
-        try #require(daemonExecutable != nil, "devclusterd was not found next to the test binary; build it with swift build")
-        let base = try makeTemporaryDirectory()
-        let children = Children()
-        defer {
-            children.killAll()
-            removeDirectory(base)
-        }
-        let port = randomPort()
-        let nodes = try (1...3).map { try makeNode($0, of: 3, in: base, port: port, channels: seedChannels, configuredEntity: true) }
+        let cluster = try TestNodes(3)
+        defer { cluster.tearDown() }
+        let (children, nodes) = (cluster.children, cluster.nodes)
         let processes = try await startRing(nodes, children: children)
 
         // What the snapshot must show: a state and a mailbox from node 2, known on node 3.
@@ -543,15 +500,9 @@ struct ClusterServicesEndToEndTests {
     /// "A server that starts later sees every current state and MWI at once": node 4, configured
     /// everywhere but started last with an empty state directory, knows everything when it forms.
     @Test func aServerThatStartsLaterSeesEveryStateAndMailboxAtOnce() async throws {
-        try #require(daemonExecutable != nil, "devclusterd was not found next to the test binary; build it with swift build")
-        let base = try makeTemporaryDirectory()
-        let children = Children()
-        defer {
-            children.killAll()
-            removeDirectory(base)
-        }
-        let port = randomPort()
-        let nodes = try (1...4).map { try makeNode($0, of: 4, in: base, port: port, channels: seedChannels, configuredEntity: true) }
+        let cluster = try TestNodes(4)
+        defer { cluster.tearDown() }
+        let (children, nodes) = (cluster.children, cluster.nodes)
         _ = try await startRing(Array(nodes[0...2]), children: children)
 
         let on1 = ["--socket", nodes[0].socket], on2 = ["--socket", nodes[1].socket]
@@ -629,15 +580,9 @@ struct ClusterServicesEndToEndTests {
 
     /// `status` exits 2 while this partition is not quorate, and 0 once it is.
     @Test func statusExitsTwoWithoutQuorumAndZeroWithIt() async throws {
-        try #require(daemonExecutable != nil, "devclusterd was not found next to the test binary; build it with swift build")
-        let base = try makeTemporaryDirectory()
-        let children = Children()
-        defer {
-            children.killAll()
-            removeDirectory(base)
-        }
-        let port = randomPort()
-        let nodes = try (1...3).map { try makeNode($0, of: 3, in: base, port: port, channels: seedChannels, configuredEntity: true) }
+        let cluster = try TestNodes(3)
+        defer { cluster.tearDown() }
+        let (children, nodes) = (cluster.children, cluster.nodes)
         _ = try await startRing([nodes[0]], children: children)
 
         let alone = try runCommand(["--socket", nodes[0].socket, "status"])

@@ -8,28 +8,6 @@ import Glibc
 import Testing
 @testable import devclusterd
 
-private let seedChannels = """
-    [mwi]
-    type = event_channel
-    publish_event = mwi
-    subscribe_event = mwi
-
-    [device_state]
-    type = event_channel
-    publish_event = device_state
-    subscribe_event = device_state
-
-    [hints]
-    1234@devstate_test = Custom:mystate
-
-    """
-
-/// The JSON answer of a CLI command, or `nil`.
-private func json(_ arguments: [String]) -> JSONValue? {
-    guard let result = try? runCommand(arguments + ["--json"]), result.status == 0 else { return nil }
-    return try? JSONParser.parse(Array(result.output.utf8.dropLast()))
-}
-
 @Suite("End to end: distributed device state", .serialized)
 struct DeviceStateEndToEndTests {
     @Test func theSeedWalkThroughOnThreeServers() async throws {
@@ -54,14 +32,14 @@ struct DeviceStateEndToEndTests {
         let set = try runCommand(["--socket", nodes[0].socket, "devstate", "set", "Custom:mystate", "INUSE"])
         #expect(set.status == 0, "\(set.error)")
         let seenOn2 = await eventually(within: .seconds(5)) {
-            json(["--socket", nodes[1].socket, "devstate", "get", "Custom:mystate"])?["state"] == "INUSE"
+            cliJSON(["--socket", nodes[1].socket, "devstate", "get", "Custom:mystate"])?["state"] == "INUSE"
         }
         #expect(seenOn2)
-        let get = json(["--socket", nodes[1].socket, "devstate", "get", "Custom:mystate"])
+        let get = cliJSON(["--socket", nodes[1].socket, "devstate", "get", "Custom:mystate"])
         #expect(get?["device"] == "Custom:mystate")
         #expect(get?["servers"]?.arrayValue?.map { $0["name"] } == ["server1"])
         let hintsOn3 = await eventually(within: .seconds(5)) {
-            json(["--socket", nodes[2].socket, "hints"]) == ["hints": [
+            cliJSON(["--socket", nodes[2].socket, "hints"]) == ["hints": [
                 ["exten": "1234", "context": "devstate_test", "devices": "Custom:mystate", "state": "InUse", "watchers": 0],
             ]]
         }
@@ -72,7 +50,7 @@ struct DeviceStateEndToEndTests {
         // MWI from server1 reaches server3.
         #expect(try runCommand(["--socket", nodes[0].socket, "mwi", "set", "1234@default", "2", "5"]).status == 0)
         let mwiOn3 = await eventually(within: .seconds(5)) {
-            let answer = json(["--socket", nodes[2].socket, "mwi", "get", "1234"])
+            let answer = cliJSON(["--socket", nodes[2].socket, "mwi", "get", "1234"])
             return answer?["mailbox"] == "1234" && answer?["context"] == "default" && answer?["new"] == 2 && answer?["old"] == 5
         }
         #expect(mwiOn3)
@@ -80,22 +58,22 @@ struct DeviceStateEndToEndTests {
         // NOT_INUSE brings Idle back.
         #expect(try runCommand(["--socket", nodes[0].socket, "devstate", "set", "Custom:mystate", "NOT_INUSE"]).status == 0)
         let idle = await eventually(within: .seconds(5)) {
-            json(["--socket", nodes[2].socket, "hints"])?["hints"]?.arrayValue?.first?["state"] == "Idle"
+            cliJSON(["--socket", nodes[2].socket, "hints"])?["hints"]?.arrayValue?.first?["state"] == "Idle"
         }
         #expect(idle)
 
         // server2 holds INUSE and is killed: the others drop it within failure detection.
         #expect(try runCommand(["--socket", nodes[1].socket, "devstate", "set", "Custom:mystate", "INUSE"]).status == 0)
         let inUseOn3 = await eventually(within: .seconds(5)) {
-            json(["--socket", nodes[2].socket, "devstate", "get", "Custom:mystate"])?["state"] == "INUSE"
+            cliJSON(["--socket", nodes[2].socket, "devstate", "get", "Custom:mystate"])?["state"] == "INUSE"
         }
         #expect(inUseOn3)
         // Let the write of server2's table settle (it is written before the publication).
         kill(processes[1].processIdentifier, SIGKILL)
         processes[1].waitUntilExit()
         let dropped = await eventually(within: .seconds(6)) {
-            json(["--socket", nodes[2].socket, "devstate", "get", "Custom:mystate"])?["state"] == "NOT_INUSE"
-                && json(["--socket", nodes[0].socket, "hints"])?["hints"]?.arrayValue?.first?["state"] == "Idle"
+            cliJSON(["--socket", nodes[2].socket, "devstate", "get", "Custom:mystate"])?["state"] == "NOT_INUSE"
+                && cliJSON(["--socket", nodes[0].socket, "hints"])?["hints"]?.arrayValue?.first?["state"] == "Idle"
         }
         #expect(dropped)
 
@@ -104,14 +82,14 @@ struct DeviceStateEndToEndTests {
         let rejoined = await eventually(within: .seconds(20)) { formed(nodes, members: [1, 2, 3]) }
         try #require(rejoined, "server2 did not rejoin: \(nodes[1].logText)")
         let restored = await eventually(within: .seconds(5)) {
-            json(["--socket", nodes[0].socket, "devstate", "get", "Custom:mystate"])?["state"] == "INUSE"
-                && json(["--socket", nodes[1].socket, "mwi", "get", "1234@default"])?["new"] == 2
+            cliJSON(["--socket", nodes[0].socket, "devstate", "get", "Custom:mystate"])?["state"] == "INUSE"
+                && cliJSON(["--socket", nodes[1].socket, "mwi", "get", "1234@default"])?["new"] == 2
         }
         #expect(restored, "\(nodes[1].logText)")
         #expect(nodes[1].logText.contains("restored 1 local device state(s)"))
 
         // ping: every member answers.
-        let ping = json(["--socket", nodes[0].socket, "ping"])
+        let ping = cliJSON(["--socket", nodes[0].socket, "ping"])
         #expect(ping?["nodes"]?.arrayValue?.allSatisfy { $0["rtt_ms"]?.doubleValue != nil } == true)
         #expect(ping?["nodes"]?.arrayValue?.count == 3)
 
@@ -149,16 +127,16 @@ struct DeviceStateEndToEndTests {
         try #require(formedBoth)
         #expect(try runCommand(["--socket", publisher.socket, "devstate", "set", "Custom:a", "BUSY"]).status == 0)
         let seen = await eventually(within: .seconds(5)) {
-            json(["--socket", subscriber.socket, "devstate", "get", "Custom:a"])?["state"] == "BUSY"
+            cliJSON(["--socket", subscriber.socket, "devstate", "get", "Custom:a"])?["state"] == "BUSY"
         }
         #expect(seen)
         // The subscriber's own state stays local: the publisher never hears it.
         #expect(try runCommand(["--socket", subscriber.socket, "devstate", "set", "Custom:b", "INUSE"]).status == 0)
         try await Task.sleep(for: .seconds(1))
         // Nobody the publisher hears reports Custom:b: UNKNOWN, as Asterisk's Custom provider says.
-        #expect(json(["--socket", publisher.socket, "devstate", "get", "Custom:b"])?["state"] == "UNKNOWN")
-        #expect(json(["--socket", subscriber.socket, "devstate", "get", "Custom:b"])?["state"] == "INUSE")
-        let channels = json(["--socket", publisher.socket, "channels"])
+        #expect(cliJSON(["--socket", publisher.socket, "devstate", "get", "Custom:b"])?["state"] == "UNKNOWN")
+        #expect(cliJSON(["--socket", subscriber.socket, "devstate", "get", "Custom:b"])?["state"] == "INUSE")
+        let channels = cliJSON(["--socket", publisher.socket, "channels"])
         #expect(channels?["channels"]?.arrayValue?.first?["published"] == 1)
     }
 }

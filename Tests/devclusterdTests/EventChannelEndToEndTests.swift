@@ -47,23 +47,11 @@ private final class SplitClient: @unchecked Sendable {
 
 @Suite("End to end: event channels over the control socket", .serialized)
 struct EventChannelEndToEndTests {
-    private func startTwo(_ children: Children, in base: String) async throws -> [TestNode] {
-        let port = randomPort()
-        let nodes = try (1...2).map { try makeNode($0, of: 2, in: base, port: port, channels: alertChannels, configuredEntity: true) }
-        for node in nodes { _ = try children.start(["--foreground", "--config", node.configuration], log: node.log) }
-        let formedBoth = await eventually(within: .seconds(20)) { formed(nodes, members: [1, 2]) }
-        try #require(formedBoth, "no ring of two: \(nodes.map(\.logText))")
-        return nodes
-    }
-
     @Test func publishSubscribeWithFiltersPayloadsAndRetention() async throws {
-        let base = try makeTemporaryDirectory()
-        let children = Children()
-        defer {
-            children.killAll()
-            removeDirectory(base)
-        }
-        let nodes = try await startTwo(children, in: base)
+        let cluster = try TestNodes(2, channels: alertChannels)
+        defer { cluster.tearDown() }
+        let nodes = cluster.nodes
+        _ = try await startRing(nodes, children: cluster.children)
         let publisher = try ControlClient(path: nodes[0].socket, timeout: .seconds(5))
         let subscriber = try ControlClient(path: nodes[1].socket, timeout: .seconds(2))
 
@@ -137,13 +125,10 @@ struct EventChannelEndToEndTests {
     }
 
     @Test func aPublisherFasterThanTheRingIsHeldAndNothingIsLost() async throws {
-        let base = try makeTemporaryDirectory()
-        let children = Children()
-        defer {
-            children.killAll()
-            removeDirectory(base)
-        }
-        let nodes = try await startTwo(children, in: base)
+        let cluster = try TestNodes(2, channels: alertChannels)
+        defer { cluster.tearDown() }
+        let nodes = cluster.nodes
+        _ = try await startRing(nodes, children: cluster.children)
         let subscriber = try ControlClient(path: nodes[1].socket, timeout: .seconds(10))
         #expect((try? call(subscriber, "event_subscribe", ["channel": "alerts"])?.get()) != nil)
 

@@ -115,3 +115,64 @@ func eventually(within timeout: Duration, every interval: Duration = .millisecon
     }
     return false
 }
+
+/// The seed's channels and hint, as in the devstate_test walk-through.
+let seedChannels = """
+    [mwi]
+    type = event_channel
+    publish_event = mwi
+    subscribe_event = mwi
+
+    [device_state]
+    type = event_channel
+    publish_event = device_state
+    subscribe_event = device_state
+
+    [hints]
+    1234@devstate_test = Custom:mystate
+
+    """
+
+/// The JSON answer of a CLI command (`--json` is added), or `nil` when it failed.
+func cliJSON(_ arguments: [String]) -> JSONValue? {
+    guard let result = try? runCommand(arguments + ["--json"]), result.status == 0 else { return nil }
+    return try? JSONParser.parse(result.output.trimmingCharacters(in: .newlines))
+}
+
+/// Nodes configured on 127.0.0.1...count in a fresh temporary directory, and the registry of
+/// the children started for them. Call `tearDown()` in a `defer`: it kills the children by
+/// PID and removes the directory, also when the test fails.
+final class TestNodes {
+    let base: String
+    let children = Children()
+    let nodes: [TestNode]
+
+    init(_ count: Int, channels: String? = seedChannels, configuredEntity: Bool = true) throws {
+        try #require(daemonExecutable != nil, "devclusterd was not found next to the test binary; build it with swift build")
+        let directory = try makeTemporaryDirectory()
+        base = directory
+        let port = randomPort()
+        do {
+            nodes = try (1...count).map {
+                try makeNode($0, of: count, in: directory, port: port, channels: channels, configuredEntity: configuredEntity)
+            }
+        } catch {
+            removeDirectory(directory)
+            throw error
+        }
+    }
+
+    func tearDown() {
+        children.killAll()
+        removeDirectory(base)
+    }
+}
+
+/// Starts `nodes` and waits (20 s at most) until they form one ring of exactly them.
+func startRing(_ nodes: [TestNode], children: Children) async throws -> [Process] {
+    let processes = try nodes.map { try children.start(["--foreground", "--config", $0.configuration], log: $0.log) }
+    let ids = nodes.map { Int64($0.index) }
+    let ring = await eventually(within: .seconds(20)) { formed(nodes, members: ids) }
+    try #require(ring, "no ring of \(ids): \(nodes.map(membership)); log of node \(nodes[0].index):\n\(nodes[0].logText)")
+    return processes
+}
