@@ -364,9 +364,6 @@ final class ClusterHub {
         if let releaseTimer { context?.eventLoop.disarm(releaseTimer) }
     }
 
-    /// Clients held now (for tests and `status`).
-    var heldClientCount: Int { heldClients.count }
-
     // MARK: Retained events
 
     /// Arms the expiry of retained events for the next deadline, if any.
