@@ -48,6 +48,10 @@
 ///   node moving to the new ring splits old-ring messages between regular and transitional alike.
 /// - A commit token must name its lowest member as representative; a multicast or merge detect
 ///   of an older ring from a current member is stale (delayed or replayed) and ignored.
+/// - In COMMIT, a JOIN from a new member naming a live processor outside the new ring abandons
+///   the commit whatever its ring sequence: that member can never accept our commit token, and
+///   the spec's sequence rule made both sides wait for a token timeout (cold starts of three or
+///   five daemons formed only after 3.7 s / 5 s with corosync's default token).
 /// - The transitional configuration says which departed nodes left gracefully (`leftGracefully`).
 /// - There is no application-level sync barrier (`transAck`) in Totem: the layers above
 ///   re-synchronise by re-publishing after a REGULAR configuration, so the core behaves as if

@@ -55,7 +55,15 @@ extension SingleRingProtocol {
             // A member of the ring being formed gave up on it: so do we. Ours: we enter GATHER
             // first and then process the JOIN there, so that a JOIN that happens to complete
             // consensus creates a commit token from GATHER, not from the abandoned COMMIT.
-            guard newMembers.contains(join.sender), join.ringSequence >= ringID.sequence else { return }
+            // Ours, also: in COMMIT, a new member whose JOIN names a live processor outside the
+            // ring being formed has a processor set that can never match our commit token, so it
+            // will not accept it; its JOIN carries its old ring's sequence (below the new ring's)
+            // and the spec's rule ignores it. Both sides then waited for a token timeout (seen:
+            // cold starts of three daemons forming after 3.7 s, five after 5 s). An older JOIN of
+            // that member names a subset of the new ring and still does not abort the commit.
+            let namesOthers = state == .commit
+                && !NodeSet(join.processors).subtracting(NodeSet(join.failed)).isSubset(of: NodeSet(newMembers))
+            guard newMembers.contains(join.sender), join.ringSequence >= ringID.sequence || namesOthers else { return }
             if state == .recovery { restoreOldRingState() }
             enterGather(because: join.isLeave ? .leaveReceived : .joinReceived, now: now)
             processJoin(join, now: now)

@@ -100,6 +100,31 @@ struct StartupAndMembershipTests {
         #expect(commit.contains { if case .unicast(.commitToken(let token), to: one) = $0 { token.members == [one] } else { false } })
     }
 
+    @Test("ours: COMMIT gives up when a new member's JOIN names a processor outside the new ring")
+    func commitAbandonedForAJoinNamingOthers() {
+        // Node 1 reaches consensus with node 2 alone and commits ring {1, 2}.
+        var node = SingleRingProtocol(nodeID: one, settings: .simulation, persistedRingSequence: nil)
+        _ = node.start(now: .zero)
+        // The first JOIN widens our view (GATHER again); the second agrees with it: consensus.
+        _ = node.receive(.join(JoinMessage(sender: two, ringSequence: 1, processors: [one, two], failed: [])), now: .zero)
+        _ = node.receive(.join(JoinMessage(sender: two, ringSequence: 1, processors: [one, two], failed: [])), now: .zero)
+        #expect(node.state == .commit)
+        let committed = node.ringID
+        // An older JOIN of node 2 naming a subset of the new ring does not abort it ...
+        _ = node.receive(.join(JoinMessage(sender: two, ringSequence: 1, processors: [two], failed: [])), now: .milliseconds(1))
+        #expect(node.state == .commit && node.ringID == committed)
+        // ... nor does a processor outside the new ring that is not a new member.
+        _ = node.receive(.join(JoinMessage(sender: three, ringSequence: 1, processors: [one, two, three], failed: [])), now: .milliseconds(2))
+        #expect(node.state == .commit)
+        // Node 2 has heard node 3 meanwhile: it will never accept the commit token of {1, 2}.
+        // Its JOIN carries its old ring sequence (below the new ring's), which the spec ignores;
+        // we gather again at once with the union instead of waiting for a token timeout.
+        let effects = node.receive(.join(JoinMessage(sender: two, ringSequence: 1, processors: [one, two, three], failed: [])),
+                                   now: .milliseconds(3))
+        #expect(node.state == .gather)
+        #expect(effects.contains { if case .multicast(.join(let join)) = $0 { join.processors == [one, two, three] } else { false } })
+    }
+
     @Test("§4.7: GATHER accepts a commit token only if its members equal proc − fail and its entry is ours")
     func gatherCommitTokenAcceptance() {
         var node = SingleRingProtocol(nodeID: two, settings: .simulation, persistedRingSequence: nil)
