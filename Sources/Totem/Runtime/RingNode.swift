@@ -462,11 +462,12 @@ public final class RingNode {
         transport.send(sendBatch)
         sendBatch.removeAll()
         // Send errors are counted by the transport; say so in the log at most once a second.
-        let counters = transport.statistics.sockets
-        if counters.sendErrors > sendErrorsLogged, dropLog.admit("send", now: MonotonicClock.now()).allowed {
-            let failed = counters.sendErrors - sendErrorsLogged
-            sendErrorsLogged = counters.sendErrors
-            log(.warning, "sending failed for \(failed) datagram(s): \(String(cString: strerror(counters.lastSendError))); "
+        let sendErrors = transport.sendErrorCount
+        if sendErrors > sendErrorsLogged, dropLog.admit("send", now: MonotonicClock.now()).allowed {
+            let failed = sendErrors - sendErrorsLogged
+            sendErrorsLogged = sendErrors
+            let lastError = transport.statistics.sockets.lastSendError
+            log(.warning, "sending failed for \(failed) datagram(s): \(String(cString: strerror(lastError))); "
                 + "is the interface down or a route missing?")
         }
     }

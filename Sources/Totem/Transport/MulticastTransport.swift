@@ -100,6 +100,10 @@ public final class MulticastTransport: Transport {
         return statistics
     }
 
+    public var sendErrorCount: Int {
+        groupSocket.counters.sendErrors + sendSocket.counters.sendErrors + unicastSocket.counters.sendErrors
+    }
+
     public func send(_ batch: SendBatch) {
         for index in 0..<batch.count {
             let datagram = batch.datagram(at: index)

@@ -45,6 +45,9 @@ public protocol Transport: AnyObject {
     var channels: [ReceiveChannel] { get }
     /// What was sent, received and dropped so far.
     var statistics: TransportStatistics { get }
+    /// Datagrams whose send failed so far (`statistics.sockets.sendErrors`), without building
+    /// the statistics: the runtime reads it after every batch of sends.
+    var sendErrorCount: Int { get }
     /// One line per socket for the start-up log (addresses and the buffer sizes granted).
     var setupReport: [String] { get }
 

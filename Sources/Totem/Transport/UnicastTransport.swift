@@ -61,6 +61,8 @@ public final class UnicastTransport: Transport {
         return statistics
     }
 
+    public var sendErrorCount: Int { socket.counters.sendErrors }
+
     public func send(_ batch: SendBatch) {
         for index in 0..<batch.count {
             let datagram = batch.datagram(at: index)
