@@ -5,6 +5,13 @@
 #include <pthread.h>
 #include <string.h>
 
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
 _Static_assert(sizeof(struct csystem_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr size differs");
 _Static_assert(offsetof(struct csystem_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len),
                "mmsghdr layout differs");
@@ -44,6 +51,26 @@ int csystem_so_rxq_ovfl(void) {
 #else
     return -1;
 #endif
+}
+
+size_t csystem_udp_segment_control_bytes(void) {
+    return CMSG_SPACE(sizeof(uint16_t));
+}
+
+void csystem_set_udp_segment(struct msghdr *message, void *control, uint16_t segment_bytes) {
+    message->msg_control = control;
+    message->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+    struct cmsghdr *item = CMSG_FIRSTHDR(message);
+    item->cmsg_level = SOL_UDP;
+    item->cmsg_type = UDP_SEGMENT;
+    item->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(item), &segment_bytes, sizeof segment_bytes);
+}
+
+int csystem_udp_segment_supported(int fd) {
+    int value = 0;
+    socklen_t length = sizeof value;
+    return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &value, &length) == 0;
 }
 
 void csystem_set_thread_name(const char *name) {

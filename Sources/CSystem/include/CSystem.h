@@ -42,6 +42,18 @@ int64_t csystem_receive_queue_overflow_count(const struct msghdr *message);
 /// The SO_RXQ_OVFL socket option number (a macro in the kernel's socket headers), or -1.
 int csystem_so_rxq_ovfl(void);
 
+/// The control-buffer bytes one UDP_SEGMENT item needs (CMSG_SPACE of a uint16_t).
+size_t csystem_udp_segment_control_bytes(void);
+
+/// Points `message` at `control` (at least `csystem_udp_segment_control_bytes()` bytes) holding
+/// one UDP_SEGMENT item of `segment_bytes`: the kernel cuts the message's payload into datagrams
+/// of that size (UDP generic segmentation offload, Linux 4.18+).
+void csystem_set_udp_segment(struct msghdr *message, void *control, uint16_t segment_bytes);
+
+/// Whether the kernel knows UDP_SEGMENT on this socket (getsockopt succeeds). A kernel that does
+/// not would ignore the ancillary item and send one oversized datagram, so callers must ask.
+int csystem_udp_segment_supported(int fd);
+
 /// Names the calling thread (at most 15 bytes are kept), for `top -H` and debuggers.
 void csystem_set_thread_name(const char *name);
 

@@ -461,6 +461,7 @@ public final class RingNode {
         guard !sendBatch.isEmpty else { return }
         transport.send(sendBatch)
         sendBatch.removeAll()
+        for notice in transport.takeNotices() { log(.warning, notice) }
         // Send errors are counted by the transport; say so in the log at most once a second.
         let sendErrors = transport.sendErrorCount
         if sendErrors > sendErrorsLogged, dropLog.admit("send", now: MonotonicClock.now()).allowed {

@@ -64,6 +64,8 @@ public final class MulticastTransport: Transport {
         try sendSocket.setMulticastLoop(configuration.multicastLoop)
         try sendSocket.setMulticastTTL(configuration.multicastTTL)
         let sendBuffer = try sendSocket.setSendBufferSize(configuration.sendBufferBytes)
+        if configuration.segmentationOffload { sendSocket.enableSegmentationOffload() }
+        multicastVector.coalesces = sendSocket.segmentationOffload
         let sendAddress = try sendSocket.localAddress()
 
         unicastSocket = try UDPSocket(family: local.family)
@@ -79,7 +81,7 @@ public final class MulticastTransport: Transport {
         let requested = "requested \(configuration.receiveBufferBytes)/\(configuration.sendBufferBytes)"
         setupReport = [
             "udp group socket \(groupAddress) on \(local.ip): SO_RCVBUF \(groupReceive) (\(requested); the kernel reports twice what it grants), drop counter \(groupDrops ? "on" : "unavailable")",
-            "udp send socket \(sendAddress): SO_SNDBUF \(sendBuffer), ttl \(configuration.multicastTTL), loop \(configuration.multicastLoop ? "on (other nodes on this host)" : "off")",
+            "udp send socket \(sendAddress): SO_SNDBUF \(sendBuffer), ttl \(configuration.multicastTTL), loop \(configuration.multicastLoop ? "on (other nodes on this host)" : "off"), segmentation offload \(sendSocket.segmentationOffload ? "on" : configuration.segmentationOffload ? "unavailable" : "off")",
             "udp unicast socket \(local): SO_RCVBUF \(unicastReceive), SO_SNDBUF \(unicastSend), drop counter \(unicastDrops ? "on" : "unavailable")",
         ]
     }
@@ -127,6 +129,10 @@ public final class MulticastTransport: Transport {
     private func flush() {
         if multicastVector.count > 0 { sendSocket.send(multicastVector) }
         if unicastVector.count > 0 { unicastSocket.send(unicastVector) }
+    }
+
+    public func takeNotices() -> [String] {
+        sendSocket.takeSegmentationNotice().map { [$0] } ?? []
     }
 
     public func receive(on index: Int, into batch: ReceiveBatch) -> Int {

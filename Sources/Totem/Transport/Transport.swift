@@ -54,12 +54,19 @@ public protocol Transport: AnyObject {
     /// Sends every datagram of `batch`, in order, to its destination. Failures are counted.
     /// The caller empties the batch afterwards.
     func send(_ batch: SendBatch)
+    /// Things the transport changed on its own since the last call (a kernel refusing
+    /// segmentation offload), one log line each; empty nearly always.
+    func takeNotices() -> [String]
     /// Reads the datagrams waiting on channel `index` into `batch` (at most its capacity);
     /// entries that must not be processed (truncated, unlisted source) are marked dropped.
     /// - Returns: the number of entries filled; 0 when nothing was waiting.
     func receive(on index: Int, into batch: ReceiveBatch) -> Int
     /// Closes every socket.
     func close()
+}
+
+extension Transport {
+    public func takeNotices() -> [String] { [] }
 }
 
 /// Opens the transport `configuration` describes.

@@ -45,6 +45,12 @@ public final class UDPSocket {
     public private(set) var counters = Counters()
     /// Whether the kernel attaches its drop counter to received datagrams.
     public private(set) var reportsKernelDrops = false
+    /// Whether `send(_:)` may hand the kernel runs of datagrams to segment (UDP_SEGMENT); see
+    /// `enableSegmentationOffload()`. Turned off for good when the kernel refuses a run.
+    public private(set) var segmentationOffload = false
+    /// The `errno` with which the kernel refused a segmented run, 0 if it never did.
+    public private(set) var segmentationOffloadRefusal: Int32 = 0
+    private var segmentationNoticePending = false
 
     /// Opens a non-blocking, close-on-exec UDP socket.
     public init(family: SocketAddress.Family) throws(SystemError) {
@@ -123,6 +129,24 @@ public final class UDPSocket {
         return reportsKernelDrops
     }
 
+    /// Lets `send(_:)` pass runs of equal-sized datagrams to one address as single segmented
+    /// sends, if this kernel knows UDP_SEGMENT (Linux 4.18+).
+    ///
+    /// - Returns: whether segmentation is on.
+    @discardableResult
+    public func enableSegmentationOffload() -> Bool {
+        segmentationOffload = csystem_udp_segment_supported(fileDescriptor) != 0
+        return segmentationOffload
+    }
+
+    /// A line for the log if the kernel refused a segmented run since the last call, else nil.
+    public func takeSegmentationNotice() -> String? {
+        guard segmentationNoticePending else { return nil }
+        segmentationNoticePending = false
+        return "the kernel refused a segmented send (\(String(cString: strerror(segmentationOffloadRefusal)))); "
+            + "segmentation offload is off for this socket, datagrams go one by one"
+    }
+
     /// Joins multicast `group` on the interface that carries `interfaceAddress`.
     public func joinMulticastGroup(_ group: SocketAddress, interfaceAddress: SocketAddress) throws(SystemError) {
         precondition(group.family == family && interfaceAddress.family == family, "family mismatch joining \(group)")
@@ -195,7 +219,12 @@ public final class UDPSocket {
 
     /// Sends every entry of `vector` in order with as few `sendmmsg` calls as possible, then
     /// empties it. A full send buffer drops the rest of the vector; any other failure drops
-    /// only the datagram it concerns. Both are counted.
+    /// only the entry it concerns. Both are counted per datagram.
+    ///
+    /// An entry carrying a segmented run that the kernel refuses as such (`EIO`: the interface
+    /// cannot checksum it; `EMSGSIZE` or `EINVAL`: a segment is larger than the route's MTU; `EOPNOTSUPP`)
+    /// turns segmentation off for this socket and is sent again one datagram at a time, so a
+    /// route that cannot take segmented packets costs one refused call, not a datagram.
     func send(_ vector: SendVector) {
         var start = 0
         var attempts = 0
@@ -208,22 +237,49 @@ public final class UDPSocket {
             if sent > 0 {
                 for index in start..<start + Int(sent) {
                     counters.bytesSent += Int(vector.headers[index].msg_len)
+                    counters.datagramsSent += vector.segmentCount(at: index)
                 }
-                counters.datagramsSent += Int(sent)
                 start += Int(sent)
                 continue
             }
             let error = errno
             if error == EINTR { continue }
             if error == EAGAIN || error == EWOULDBLOCK {
-                countSendFailure(error, datagrams: vector.count - start)
+                var remaining = 0
+                for index in start..<vector.count { remaining += vector.segmentCount(at: index) }
+                countSendFailure(error, datagrams: remaining)
                 break
             }
-            // The first remaining datagram failed (for example no route to its address).
-            countSendFailure(error, datagrams: 1)
+            // The first remaining entry failed (for example no route to its address).
+            if vector.segmentCount(at: start) > 1 && (error == EIO || error == EINVAL || error == EMSGSIZE || error == EOPNOTSUPP) {
+                segmentationOffload = false
+                segmentationOffloadRefusal = error
+                segmentationNoticePending = true
+                vector.coalesces = false
+                sendOneByOne(vector, entry: start)
+            } else {
+                countSendFailure(error, datagrams: vector.segmentCount(at: start))
+            }
             start += 1
         }
-        vector.count = 0
+        vector.removeAll()
+    }
+
+    /// Sends the datagrams of one entry of `vector` with one call each.
+    private func sendOneByOne(_ vector: SendVector, entry index: Int) {
+        let header = vector.headers[index].msg_hdr
+        for segment in 0..<vector.segmentCount(at: index) {
+            let datagram = vector.datagram(at: index, segment: segment)
+            let result = sendto(
+                fileDescriptor, datagram.baseAddress, datagram.count, Int32(MSG_DONTWAIT),
+                header.msg_name.assumingMemoryBound(to: sockaddr.self), header.msg_namelen)
+            if result >= 0 {
+                counters.datagramsSent += 1
+                counters.bytesSent += result
+            } else {
+                countSendFailure(errno, datagrams: 1)
+            }
+        }
     }
 
     /// Receives up to `batch.capacity` datagrams without blocking. Truncated datagrams are

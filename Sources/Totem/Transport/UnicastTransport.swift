@@ -43,9 +43,11 @@ public final class UnicastTransport: Transport {
         let receiveBuffer = try socket.setReceiveBufferSize(configuration.receiveBufferBytes)
         let sendBuffer = try socket.setSendBufferSize(configuration.sendBufferBytes)
         let drops = socket.enableKernelDropCounter()
+        if configuration.segmentationOffload { socket.enableSegmentationOffload() }
+        vector.coalesces = socket.segmentationOffload
         channels = [ReceiveChannel(fileDescriptor: socket.fileDescriptor, role: .multicastAndUnicast)]
         setupReport = [
-            "udpu socket \(local) for \(peers.count) peers: SO_RCVBUF \(receiveBuffer), SO_SNDBUF \(sendBuffer) (requested \(configuration.receiveBufferBytes)/\(configuration.sendBufferBytes); the kernel reports twice what it grants), drop counter \(drops ? "on" : "unavailable")"
+            "udpu socket \(local) for \(peers.count) peers: SO_RCVBUF \(receiveBuffer), SO_SNDBUF \(sendBuffer) (requested \(configuration.receiveBufferBytes)/\(configuration.sendBufferBytes); the kernel reports twice what it grants), drop counter \(drops ? "on" : "unavailable"), segmentation offload \(socket.segmentationOffload ? "on" : configuration.segmentationOffload ? "unavailable" : "off")"
         ]
     }
 
@@ -64,25 +66,44 @@ public final class UnicastTransport: Transport {
     public var sendErrorCount: Int { socket.counters.sendErrors }
 
     public func send(_ batch: SendBatch) {
+        // Multicasts queued back to back go out peer by peer (all of them to the first peer, then
+        // to the next), so each peer's run can be one segmented send; every peer still gets them
+        // in order, and before any unicast queued after them.
+        var runStart = 0
         for index in 0..<batch.count {
             let datagram = batch.datagram(at: index)
             precondition(datagram.count <= maxDatagramBytes, "datagram of \(datagram.count) bytes exceeds \(maxDatagramBytes)")
-            switch batch.destination(at: index) {
-            case .allNodes:
-                if vector.count + peers.count > vector.capacity { socket.send(vector) }
-                for peer in peers {
-                    vector.add(datagram, name: nodes.names + peer, nameLength: nodes.nameLengths[peer])
-                }
-            case .node(let id):
-                guard let node = nodes.index(of: id) else {
-                    unknownDestinationDrops += 1
-                    continue
-                }
-                if vector.isFull { socket.send(vector) }
-                vector.add(datagram, name: nodes.names + node, nameLength: nodes.nameLengths[node])
+            guard case .node(let id) = batch.destination(at: index) else { continue }
+            addMulticasts(batch, from: runStart, to: index)
+            runStart = index + 1
+            guard let node = nodes.index(of: id) else {
+                unknownDestinationDrops += 1
+                continue
+            }
+            if vector.isFull { send() }
+            vector.add(datagram, name: nodes.names + node, nameLength: nodes.nameLengths[node])
+        }
+        addMulticasts(batch, from: runStart, to: batch.count)
+        if vector.count > 0 { send() }
+    }
+
+    /// Adds `batch[start..<end]` (all multicasts) for every peer, peer by peer.
+    private func addMulticasts(_ batch: SendBatch, from start: Int, to end: Int) {
+        guard start < end else { return }
+        for peer in peers {
+            for index in start..<end {
+                if vector.isFull { send() }
+                vector.add(batch.datagram(at: index), name: nodes.names + peer, nameLength: nodes.nameLengths[peer])
             }
         }
-        if vector.count > 0 { socket.send(vector) }
+    }
+
+    private func send() {
+        socket.send(vector)
+    }
+
+    public func takeNotices() -> [String] {
+        socket.takeSegmentationNotice().map { [$0] } ?? []
     }
 
     public func receive(on index: Int, into batch: ReceiveBatch) -> Int {
