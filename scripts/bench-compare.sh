@@ -55,7 +55,20 @@ CMDS=$WORK/commands.txt
 : > "$CMDS"
 for n in $NODES; do
   echo "corosync-cluster.sh up $n udp; bench.sh udp$n $REPS $DUR; failover.sh fo-udp$n $REPS kill; corosync-cluster.sh down" >> "$CMDS"
-  (cd "$CORO" && timeout 120 ./corosync-cluster.sh up "$n" udp) 2>&1 | tee -a "$LOG" || true
+  # A cluster that does not form would make bench.sh wait 60 s per trial for nothing: try a
+  # second time from scratch, then skip this size and say so in the report.
+  formed=no
+  for attempt in 1 2; do
+    if (cd "$CORO" && timeout 120 ./corosync-cluster.sh up "$n" udp) 2>&1 | tee -a "$LOG"; [ "${PIPESTATUS[0]}" = 0 ]; then
+      formed=yes; break
+    fi
+    echo "corosync: $n-node cluster did not form (attempt $attempt)" | tee -a "$LOG"
+    (cd "$CORO" && timeout 60 ./corosync-cluster.sh down) >>"$LOG" 2>&1
+  done
+  if [ "$formed" = no ]; then
+    echo "note: corosync's $n-node cluster did not form in two attempts (corosync-cluster.sh up $n udp); no corosync $n-node figures in this run" >> "$WORK/notes.txt"
+    continue
+  fi
   (cd "$CORO" && timeout $(( REPS * 8 * (DUR + 70) + 60 )) ./bench.sh "udp$n" "$REPS" "$DUR") 2>&1 | tee -a "$LOG"
   (cd "$CORO" && timeout $(( REPS * 200 + 60 )) ./failover.sh "fo-udp$n" "$REPS" kill) 2>&1 | tee -a "$LOG"
   (cd "$CORO" && timeout 60 ./corosync-cluster.sh down) 2>&1 | tee -a "$LOG"
@@ -89,6 +102,7 @@ done
   echo "swift: $(swift --version 2>&1 | head -1)"
   echo "devcluster commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)"
   echo "reps: $REPS, duration: $DUR s, nodes: $NODES"
+  [ -e "$WORK/notes.txt" ] && cat "$WORK/notes.txt"
 } > "$WORK/machine.txt"
 python3 "$ROOT/scripts/bench-report.py" --ours "$OURS" --corosync "$CORO" --machine "$WORK/machine.txt" \
   --commands "$CMDS" --out "$ROOT/BENCHMARKS.md"

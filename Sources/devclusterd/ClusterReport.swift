@@ -73,6 +73,7 @@ enum ClusterReport {
         if case .udp(let group) = input.runtime.transport.mode { transport.set("multicast", .string(group.description)) }
         let counters: JSONObject = [
             "datagrams_sent": .number(statistics.datagramsSent),
+            "datagrams_sent_segmented": .number(statistics.transport.sockets.segmentedDatagramsSent),
             "datagrams_received": .number(statistics.datagramsReceived),
             "bytes_sent": .number(statistics.bytesSent),
             "bytes_received": .number(statistics.bytesReceived),

@@ -287,7 +287,8 @@ enum OutputFormatter {
         let counters = result["counters"]
         func counter(_ key: String) -> String { number(counters?[key]) }
         block.line("Counters")
-        block.item("Datagrams", "\(counter("datagrams_sent")) sent, \(counter("datagrams_received")) received")
+        block.item("Datagrams", "\(counter("datagrams_sent")) sent (\(counter("datagrams_sent_segmented")) in segmented runs), "
+            + "\(counter("datagrams_received")) received")
         block.item("Bytes", "\(counter("bytes_sent")) sent, \(counter("bytes_received")) received")
         block.item("Messages Delivered", counter("messages_delivered"))
         block.item("Retransmissions", "\(counter("retransmissions")) resent, \(counter("retransmit_requests")) requested, "

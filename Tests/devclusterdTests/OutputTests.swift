@@ -101,6 +101,7 @@ struct OutputTests {
                                                authentication: .hmacSHA256)
         var statistics = RuntimeStatistics()
         statistics.transport.sockets.datagramsSent = 10
+        statistics.transport.sockets.segmentedDatagramsSent = 6
         statistics.transport.sockets.datagramsReceived = 20
         statistics.core.retransmissionsServed = 3
         statistics.authenticationFailures = 4
@@ -122,10 +123,10 @@ struct OutputTests {
         #expect(result["authentication"] == "hmac-sha256")
         #expect(result["uptime_seconds"] == 3_725)
         let counters = try #require(result["counters"])
-        #expect(counters["datagrams_sent"] == 10 && counters["datagrams_received"] == 20)
+        #expect(counters["datagrams_sent"] == 10 && counters["datagrams_sent_segmented"] == 6 && counters["datagrams_received"] == 20)
         #expect(counters["retransmissions"] == 3 && counters["authentication_failures"] == 4 && counters["receive_drops"] == 5)
         #expect(counters.objectValue?.keys == [
-            "datagrams_sent", "datagrams_received", "bytes_sent", "bytes_received", "messages_delivered", "retransmissions",
+            "datagrams_sent", "datagrams_sent_segmented", "datagrams_received", "bytes_sent", "bytes_received", "messages_delivered", "retransmissions",
             "retransmit_requests", "token_retransmissions", "authentication_failures", "decode_errors", "receive_drops",
             "truncated_datagrams", "unlisted_source_drops", "send_errors", "rings_installed",
         ])
@@ -140,7 +141,7 @@ struct OutputTests {
             "=== Node Name: server1", "=== ==> ID: 1 (0x1)", "=== ==> Entity ID: 02:00:00:00:00:01", "=== ==> Cluster: test",
             "=== ==> Ring: 1.12", "=== ==> State: operational", "=== ==> Members: 2 of 3 configured nodes",
             "=== ==> Transport: udpu on 127.0.0.1:5405, netmtu 1500", "=== ==> Authentication: hmac-sha256",
-            "=== ==> Uptime: 1h 2m 5s", "=== ==> Datagrams: 10 sent, 20 received",
+            "=== ==> Uptime: 1h 2m 5s", "=== ==> Datagrams: 10 sent (6 in segmented runs), 20 received",
             "=== ==> Retransmissions: 3 resent, 0 requested, 0 token", "=== ==> Authentication Failures: 4",
             "=== ==> Receive Drops: 5 (kernel), 0 undecodable, 0 truncated, 0 from unlisted sources",
         ] {

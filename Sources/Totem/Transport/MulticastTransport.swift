@@ -160,6 +160,7 @@ extension UDPSocket.Counters {
         kernelReceiveDrops += other.kernelReceiveDrops
         receiveErrors += other.receiveErrors
         datagramsSent += other.datagramsSent
+        segmentedDatagramsSent += other.segmentedDatagramsSent
         bytesSent += other.bytesSent
         sendWouldBlock += other.sendWouldBlock
         sendErrors += other.sendErrors

@@ -27,6 +27,8 @@ public final class UDPSocket {
         /// Receive calls that failed with something other than "nothing to read".
         public var receiveErrors = 0
         public var datagramsSent = 0
+        /// Of `datagramsSent`, those that left in segmented runs (UDP_SEGMENT).
+        public var segmentedDatagramsSent = 0
         public var bytesSent = 0
         /// Datagrams dropped because the send buffer was full (`EAGAIN`).
         public var sendWouldBlock = 0
@@ -237,7 +239,9 @@ public final class UDPSocket {
             if sent > 0 {
                 for index in start..<start + Int(sent) {
                     counters.bytesSent += Int(vector.headers[index].msg_len)
-                    counters.datagramsSent += vector.segmentCount(at: index)
+                    let segments = vector.segmentCount(at: index)
+                    counters.datagramsSent += segments
+                    if segments > 1 { counters.segmentedDatagramsSent += segments }
                 }
                 start += Int(sent)
                 continue
