@@ -77,15 +77,16 @@ final class SendVector {
     /// Adds `datagram` for the address stored at `name`.
     func add(_ datagram: UnsafeRawBufferPointer, name: UnsafeMutablePointer<sockaddr_storage>, nameLength: socklen_t) {
         precondition(datagramCount < capacity, "send vector full (\(capacity))")
-        vectors[datagramCount] = iovec(iov_base: UnsafeMutableRawPointer(mutating: datagram.baseAddress), iov_len: datagram.count)
+        let base = UnsafeMutableRawPointer(mutating: datagram.baseAddress)
+        vectors[datagramCount] = iovec(iov_base: base, iov_len: datagram.count)
         datagramCount += 1
         if coalesces && count > 0 && joinsLastEntry(datagram.count, name: name) {
             let last = count - 1
             headers[last].msg_hdr.msg_iovlen += 1
             segments[last] += 1
             if segments[last] == 2 {
-                csystem_set_udp_segment(
-                    &headers[last].msg_hdr, controls + last * controlBytes, UInt16(headers[last].msg_hdr.msg_iov[0].iov_len))
+                let segmentBytes = UInt16(headers[last].msg_hdr.msg_iov[0].iov_len)
+                csystem_set_udp_segment(&headers[last].msg_hdr, controls + last * controlBytes, segmentBytes)
             }
             return
         }

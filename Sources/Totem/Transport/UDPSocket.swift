@@ -141,6 +141,12 @@ public final class UDPSocket {
         return segmentationOffload
     }
 
+    /// "segmentation offload on", "unavailable" (this kernel lacks it) or "off" (not wanted),
+    /// for set-up reports.
+    public func segmentationReport(wanted: Bool) -> String {
+        "segmentation offload \(segmentationOffload ? "on" : wanted ? "unavailable" : "off")"
+    }
+
     /// A line for the log if the kernel refused a segmented run since the last call, else nil.
     public func takeSegmentationNotice() -> String? {
         guard segmentationNoticePending else { return nil }
@@ -223,10 +229,10 @@ public final class UDPSocket {
     /// empties it. A full send buffer drops the rest of the vector; any other failure drops
     /// only the entry it concerns. Both are counted per datagram.
     ///
-    /// An entry carrying a segmented run that the kernel refuses as such (`EIO`: the interface
-    /// cannot checksum it; `EMSGSIZE` or `EINVAL`: a segment is larger than the route's MTU; `EOPNOTSUPP`)
-    /// turns segmentation off for this socket and is sent again one datagram at a time, so a
-    /// route that cannot take segmented packets costs one refused call, not a datagram.
+    /// An entry carrying a segmented run that the kernel refuses as such
+    /// (`refusesSegmentation(_:)`) turns segmentation off for this socket and is sent again one
+    /// datagram at a time, so a route that cannot take segmented packets costs one refused
+    /// call, not a datagram.
     func send(_ vector: SendVector) {
         var start = 0
         var attempts = 0
@@ -255,7 +261,7 @@ public final class UDPSocket {
                 break
             }
             // The first remaining entry failed (for example no route to its address).
-            if vector.segmentCount(at: start) > 1 && (error == EIO || error == EINVAL || error == EMSGSIZE || error == EOPNOTSUPP) {
+            if vector.segmentCount(at: start) > 1 && Self.refusesSegmentation(error) {
                 segmentationOffload = false
                 segmentationOffloadRefusal = error
                 segmentationNoticePending = true
@@ -267,6 +273,13 @@ public final class UDPSocket {
             start += 1
         }
         vector.removeAll()
+    }
+
+    /// Whether a failed segmented send says "not as a segmented run" rather than "not at all":
+    /// `EIO` (the interface cannot checksum it), `EMSGSIZE` or `EINVAL` (a segment is larger than
+    /// the route's MTU, or the socket sends without checksums), `EOPNOTSUPP`.
+    private static func refusesSegmentation(_ error: Int32) -> Bool {
+        error == EIO || error == EINVAL || error == EMSGSIZE || error == EOPNOTSUPP
     }
 
     /// Sends the datagrams of one entry of `vector` with one call each.

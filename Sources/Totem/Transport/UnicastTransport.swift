@@ -47,7 +47,8 @@ public final class UnicastTransport: Transport {
         vector.coalesces = socket.segmentationOffload
         channels = [ReceiveChannel(fileDescriptor: socket.fileDescriptor, role: .multicastAndUnicast)]
         setupReport = [
-            "udpu socket \(local) for \(peers.count) peers: SO_RCVBUF \(receiveBuffer), SO_SNDBUF \(sendBuffer) (requested \(configuration.receiveBufferBytes)/\(configuration.sendBufferBytes); the kernel reports twice what it grants), drop counter \(drops ? "on" : "unavailable"), segmentation offload \(socket.segmentationOffload ? "on" : configuration.segmentationOffload ? "unavailable" : "off")"
+            "udpu socket \(local) for \(peers.count) peers: SO_RCVBUF \(receiveBuffer), SO_SNDBUF \(sendBuffer) (requested \(configuration.receiveBufferBytes)/\(configuration.sendBufferBytes); the kernel reports twice what it grants), drop counter \(drops ? "on" : "unavailable"), "
+                + socket.segmentationReport(wanted: configuration.segmentationOffload)
         ]
     }
 

@@ -106,6 +106,44 @@ struct SegmentationOffloadTests {
         #expect(sender.counters.datagramsSent == 9)
     }
 
+    @Test("udpu sends a batch's multicasts peer by peer, each peer's run segmented, before a later token")
+    func unicastTransportOrder() throws {
+        let subnet = LoopbackSubnet()
+        let configuration = TransportConfiguration(mode: .udpu, localNode: NodeID(1), nodes: subnet.nodes(3))
+        let peers = try (2...3).map { node in
+            let socket = try UDPSocket(family: .ipv4)
+            try socket.bind(to: subnet.address(node))
+            return socket
+        }
+        let transport = try UnicastTransport(configuration)
+        defer { transport.close() }
+        #expect(transport.setupReport.joined().contains("segmentation offload on"))
+        // Four multicasts, a token for node 2, one more multicast.
+        let batch = SendBatch(capacity: 8, maxDatagramBytes: transport.maxDatagramBytes)
+        for index in 0..<4 { Self.datagram(index, length: 1_000).withUnsafeBytes { batch.append($0, to: .allNodes) } }
+        Self.datagram(9, length: 60).withUnsafeBytes { batch.append($0, to: .node(NodeID(2))) }
+        Self.datagram(5, length: 1_000).withUnsafeBytes { batch.append($0, to: .allNodes) }
+        transport.send(batch)
+
+        let expected2 = [0, 1, 2, 3, 9, 5]
+        let expected3 = [0, 1, 2, 3, 5]
+        for (peer, expected) in zip(peers, [expected2, expected3]) {
+            let received = ReceiveBatch(capacity: 16, maxDatagramBytes: 1_472)
+            var firstBytes: [Int] = []
+            for _ in 0..<200 where firstBytes.count < expected.count {
+                let count = peer.receive(into: received)
+                for entry in 0..<count { firstBytes.append(Int(received.bytes(at: entry)[0])) }
+                if count == 0 { sleepBriefly() }
+            }
+            #expect(firstBytes == expected)
+        }
+        let statistics = transport.statistics.sockets
+        #expect(statistics.datagramsSent == 11 && statistics.sendErrors == 0)
+        // The first four multicasts form one run per peer; the token and the last multicast go
+        // alone (the token follows node 3's run; the multicast is longer than the token).
+        #expect(statistics.segmentedDatagramsSent == 8)
+    }
+
     /// Sends `datagrams` to the receiver's address through one coalescing vector and collects
     /// what arrives (bounded wait).
     private func sendAndCollect(
