@@ -18,8 +18,8 @@ import Synchronization
 ///
 /// Each iteration waits in `epoll_wait` until a registered descriptor is readable or the earliest
 /// timer is due (millisecond resolution, rounded up, so a timer never fires early), runs the
-/// callbacks of readable descriptors, then the expired timers in deadline order, then `runSoon`
-/// work.
+/// callbacks of readable descriptors (those registered `.afterOthers` last), then the expired
+/// timers in deadline order, then `runSoon` work.
 public final class EventLoop: @unchecked Sendable {
     // Why `@unchecked Sendable` is safe: the stored properties fall into three groups.
     // 1. `epollDescriptor`, `wakeDescriptor`, `name`: immutable after `init`.
@@ -40,9 +40,18 @@ public final class EventLoop: @unchecked Sendable {
         var isAccepting = true
     }
 
+    /// When a readable descriptor's callback runs among those that became ready together.
+    public enum DispatchOrder: Sendable {
+        /// In the order epoll reports them.
+        case normal
+        /// After every `.normal` one of the same wait.
+        case afterOthers
+    }
+
     private struct RegistrationSlot {
         var fileDescriptor: Int32 = -1
         var generation: UInt32 = 0
+        var order = DispatchOrder.normal
         var onReadable: (() -> Void)?
     }
 
@@ -176,9 +185,12 @@ public final class EventLoop: @unchecked Sendable {
     // MARK: Loop thread only
 
     /// Calls `onReadable` on the loop thread whenever `fileDescriptor` has data to read
-    /// (level-triggered: again on the next iteration if data remains).
+    /// (level-triggered: again on the next iteration if data remains). `order` says whether it
+    /// runs after the other descriptors that became readable in the same wait.
     @discardableResult
-    public func register(fileDescriptor: Int32, onReadable: @escaping () -> Void) throws(SystemError) -> Registration {
+    public func register(
+        fileDescriptor: Int32, order: DispatchOrder = .normal, onReadable: @escaping () -> Void
+    ) throws(SystemError) -> Registration {
         preconditionInEventLoop()
         let slot: Int
         if let free = freeRegistrationSlots.popLast() {
@@ -196,6 +208,7 @@ public final class EventLoop: @unchecked Sendable {
             throw .last("epoll_ctl add \(fileDescriptor)")
         }
         registrations[slot].fileDescriptor = fileDescriptor
+        registrations[slot].order = order
         registrations[slot].onReadable = onReadable
         return Registration(slot: slot, generation: generation)
     }
@@ -266,7 +279,11 @@ public final class EventLoop: @unchecked Sendable {
         loopThread.store(pthread_self(), ordering: .releasing)
         name.withCString { csystem_set_thread_name($0) }
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: Self.eventCapacity)
-        defer { events.deallocate() }
+        let lateKeys = UnsafeMutablePointer<UInt64>.allocate(capacity: Self.eventCapacity)
+        defer {
+            events.deallocate()
+            lateKeys.deallocate()
+        }
         while !isStopRequested {
             let ready = epoll_wait(epollDescriptor, events, Int32(Self.eventCapacity), waitTimeoutMilliseconds())
             if ready < 0 {
@@ -274,9 +291,17 @@ public final class EventLoop: @unchecked Sendable {
                 precondition(error == EINTR, "epoll_wait failed: \(SystemError("epoll_wait", code: error))")
                 continue
             }
+            var lateCount = 0
             for index in 0..<Int(ready) {
-                dispatch(events[index].data.u64)
+                let key = events[index].data.u64
+                if runsLate(key) {
+                    lateKeys[lateCount] = key
+                    lateCount += 1
+                } else {
+                    dispatch(key)
+                }
             }
+            for index in 0..<lateCount { dispatch(lateKeys[index]) }
             runExpiredTimers()
             runSoonWork()
         }
@@ -292,6 +317,11 @@ public final class EventLoop: @unchecked Sendable {
         guard remaining > 0 else { return 0 }
         let milliseconds = (remaining + 999_999) / 1_000_000
         return Int32(clamping: milliseconds)
+    }
+
+    private func runsLate(_ key: UInt64) -> Bool {
+        let slot = Int(key & 0xFFFF_FFFF)
+        return key != UInt64.max && slot < registrations.count && registrations[slot].order == .afterOthers
     }
 
     private func dispatch(_ key: UInt64) {

@@ -158,7 +158,11 @@ public final class RingNode {
         }
         for (index, channel) in transport.channels.enumerated() {
             do {
-                registrations.append(try eventLoop.register(fileDescriptor: channel.fileDescriptor) { [self] in channelReadable(index) })
+                // After the other descriptors (the daemon's clients): a message submitted in the
+                // same wake-up as the token arrives then leaves with this token, not the next.
+                registrations.append(try eventLoop.register(fileDescriptor: channel.fileDescriptor, order: .afterOthers) {
+                    [self] in channelReadable(index)
+                })
             } catch {
                 shutdown()
                 throw .system(error)

@@ -2,6 +2,7 @@
 // timer heap against a naive model.
 
 import Foundation
+import Glibc
 import Synchronization
 import Testing
 @testable import Totem
@@ -141,6 +142,46 @@ struct EventLoopTests {
             [UInt8](repeating: 7, count: 10).withUnsafeBytes { _ = sender.send($0, to: address) }
         }
         #expect(await eventually(within: .seconds(2)) { count.value == 3 })
+    }
+
+    @Test("descriptors registered .afterOthers run after the others that became readable with them")
+    func dispatchOrder() async throws {
+        let loop = try EventLoop(name: "test-order")
+        defer {
+            loop.stop()
+            loop.join()
+        }
+        let calls = Shared<[String]>([])
+        loop.execute {
+            // Four pipes, readable before they are registered, so one wait reports them all.
+            let names = ["late-a", "normal-b", "late-c", "normal-d"]
+            for name in names {
+                var ends: [Int32] = [0, 0]
+                guard pipe(&ends) == 0 else {
+                    Issue.record("pipe failed")
+                    return
+                }
+                var byte: UInt8 = 1
+                _ = write(ends[1], &byte, 1)
+                let order: EventLoop.DispatchOrder = name.hasPrefix("late") ? .afterOthers : .normal
+                var registration: EventLoop.Registration?
+                do {
+                    registration = try loop.register(fileDescriptor: ends[0], order: order) {
+                        var sink: UInt8 = 0
+                        _ = read(ends[0], &sink, 1)
+                        calls.update { $0.append(name) }
+                        if let registration { loop.deregister(registration) }
+                        close(ends[0])
+                        close(ends[1])
+                    }
+                } catch {
+                    Issue.record("register failed: \(error)")
+                }
+            }
+        }
+        #expect(await eventually(within: .seconds(2)) { calls.value.count == 4 })
+        #expect(Set(calls.value.prefix(2)) == ["normal-b", "normal-d"])
+        #expect(Set(calls.value.suffix(2)) == ["late-a", "late-c"])
     }
 }
 
