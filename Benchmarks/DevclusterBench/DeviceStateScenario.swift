@@ -30,7 +30,9 @@ private func collectDeviceEvents(socket: String, prefix: String, stopAt: UInt64,
     }
     ready()
     let name = Array(prefix.utf8)
-    for _ in 0..<10_000_000 where monotonicNanoseconds() < stopAt {
+    var iterations = 0
+    while monotonicNanoseconds() < stopAt && iterations < 10_000_000 {
+        iterations += 1
         let open = connection.readLines(timeoutMilliseconds: 50) { line in
             let now = monotonicNanoseconds()
             guard line.count > deviceEventPrefix.count, memcmp(line.baseAddress!, deviceEventPrefix, deviceEventPrefix.count) == 0,

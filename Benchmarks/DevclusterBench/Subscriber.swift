@@ -89,7 +89,11 @@ struct Subscriber {
         latencies.reserveCapacity(1 << 20)
         let senderCount = configuration.senders.count
         let localNode = configuration.node
-        for _ in 0..<1_000_000_000 where result.endsSeen < senderCount {
+        // Bounded by the give-up time and an iteration count. (Not `for ... where`: that keeps
+        // counting through the whole range after the condition turns false.)
+        var iterations = 0
+        while result.endsSeen < senderCount && iterations < 1_000_000_000 {
+            iterations += 1
             if monotonicNanoseconds() > configuration.giveUpAt {
                 result.failure = "timed out waiting for END markers (\(result.endsSeen)/\(senderCount))"
                 break

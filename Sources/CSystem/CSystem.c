@@ -11,6 +11,9 @@
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
 _Static_assert(sizeof(struct csystem_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr size differs");
 _Static_assert(offsetof(struct csystem_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len),
@@ -71,6 +74,30 @@ int csystem_udp_segment_supported(int fd) {
     int value = 0;
     socklen_t length = sizeof value;
     return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &value, &length) == 0;
+}
+
+int csystem_enable_udp_gro(int fd) {
+    int on = 1;
+    return setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on);
+}
+
+int csystem_udp_gro_segment_size(const struct msghdr *message) {
+    for (struct cmsghdr *item = CMSG_FIRSTHDR((struct msghdr *)message); item != NULL;
+         item = CMSG_NXTHDR((struct msghdr *)message, item)) {
+        if (item->cmsg_level == SOL_UDP && item->cmsg_type == UDP_GRO &&
+            item->cmsg_len >= CMSG_LEN(sizeof(uint16_t))) {
+            // The kernel writes an int; read the first two bytes' worth portably.
+            if (item->cmsg_len >= CMSG_LEN(sizeof(int))) {
+                int size;
+                memcpy(&size, CMSG_DATA(item), sizeof size);
+                return size;
+            }
+            uint16_t size;
+            memcpy(&size, CMSG_DATA(item), sizeof size);
+            return size;
+        }
+    }
+    return -1;
 }
 
 void csystem_set_thread_name(const char *name) {

@@ -54,6 +54,15 @@ void csystem_set_udp_segment(struct msghdr *message, void *control, uint16_t seg
 /// not would ignore the ancillary item and send one oversized datagram, so callers must ask.
 int csystem_udp_segment_supported(int fd);
 
+/// Asks the kernel to queue runs of segmented datagrams whole on this socket (UDP_GRO, Linux
+/// 5.0+); each received message then carries its segment size (`csystem_udp_gro_segment_size`).
+/// Returns 0 or -1 with errno.
+int csystem_enable_udp_gro(int fd);
+
+/// The segment size a received message was coalesced with (its UDP_GRO item), or -1 if it
+/// carries none (a single datagram).
+int csystem_udp_gro_segment_size(const struct msghdr *message);
+
 /// Names the calling thread (at most 15 bytes are kept), for `top -H` and debuggers.
 void csystem_set_thread_name(const char *name);
 

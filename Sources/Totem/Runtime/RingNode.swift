@@ -101,7 +101,9 @@ public final class RingNode {
             throw .system(error)
         }
         let maxDatagramBytes = configuration.transport.maxDatagramBytes
-        receiveBatch = ReceiveBatch(capacity: configuration.transport.receiveBatchSize, maxDatagramBytes: maxDatagramBytes)
+        receiveBatch = ReceiveBatch(
+            capacity: configuration.transport.receiveBatchSize, maxDatagramBytes: maxDatagramBytes,
+            coalesced: transport.receivesCoalesced)
         sendBatch = SendBatch(capacity: configuration.transport.sendBatchSize, maxDatagramBytes: maxDatagramBytes)
         encodeBuffer.reserveCapacity(maxDatagramBytes + 64)
         let channels = transport.channels
@@ -267,7 +269,7 @@ public final class RingNode {
                 receiveFlush()
                 processPendingTokens()
             }
-            if count < receiveBatch.capacity || !isRunning { break }
+            if receiveBatch.messageCount < receiveBatch.capacity || !isRunning { break }
         }
         drainLoopback()
         flushSends()
@@ -314,7 +316,7 @@ public final class RingNode {
                 let count = transport.receive(on: channel, into: receiveBatch)
                 guard count > 0 else { break }
                 processReceived(count)
-                if count < receiveBatch.capacity { break }
+                if receiveBatch.messageCount < receiveBatch.capacity { break }
             }
         }
     }

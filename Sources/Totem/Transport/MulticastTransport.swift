@@ -56,6 +56,7 @@ public final class MulticastTransport: Transport {
         try groupSocket.joinMulticastGroup(groupAddress, interfaceAddress: local)
         let groupReceive = try groupSocket.setReceiveBufferSize(configuration.receiveBufferBytes)
         let groupDrops = groupSocket.enableKernelDropCounter()
+        if configuration.segmentationOffload { groupSocket.enableReceiveCoalescing() }
 
         sendSocket = try UDPSocket(family: local.family)
         try sendSocket.setReuseAddress(true)
@@ -80,7 +81,8 @@ public final class MulticastTransport: Transport {
         ]
         let requested = "requested \(configuration.receiveBufferBytes)/\(configuration.sendBufferBytes)"
         setupReport = [
-            "udp group socket \(groupAddress) on \(local.ip): SO_RCVBUF \(groupReceive) (\(requested); the kernel reports twice what it grants), drop counter \(groupDrops ? "on" : "unavailable")",
+            "udp group socket \(groupAddress) on \(local.ip): SO_RCVBUF \(groupReceive) (\(requested); the kernel reports twice what it grants), drop counter \(groupDrops ? "on" : "unavailable"), "
+                + "receive coalescing \(groupSocket.receivesCoalesced ? "on" : configuration.segmentationOffload ? "unavailable" : "off")",
             "udp send socket \(sendAddress): SO_SNDBUF \(sendBuffer), ttl \(configuration.multicastTTL), loop \(configuration.multicastLoop ? "on (other nodes on this host)" : "off"), "
                 + sendSocket.segmentationReport(wanted: configuration.segmentationOffload),
             "udp unicast socket \(local): SO_RCVBUF \(unicastReceive), SO_SNDBUF \(unicastSend), drop counter \(unicastDrops ? "on" : "unavailable")",
@@ -102,6 +104,8 @@ public final class MulticastTransport: Transport {
         statistics.unknownDestinationDrops = unknownDestinationDrops
         return statistics
     }
+
+    public var receivesCoalesced: Bool { groupSocket.receivesCoalesced }
 
     public var sendErrorCount: Int {
         groupSocket.counters.sendErrors + sendSocket.counters.sendErrors + unicastSocket.counters.sendErrors

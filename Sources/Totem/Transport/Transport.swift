@@ -48,6 +48,9 @@ public protocol Transport: AnyObject {
     /// Datagrams whose send failed so far (`statistics.sockets.sendErrors`), without building
     /// the statistics: the runtime reads it after every batch of sends.
     var sendErrorCount: Int { get }
+    /// Whether a receiving socket may hand over several datagrams in one message (UDP_GRO):
+    /// the runtime must then receive into a `ReceiveBatch` made with `coalesced`.
+    var receivesCoalesced: Bool { get }
     /// One line per socket for the start-up log (addresses and the buffer sizes granted).
     var setupReport: [String] { get }
 

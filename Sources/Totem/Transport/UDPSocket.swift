@@ -53,6 +53,8 @@ public final class UDPSocket {
     /// The `errno` with which the kernel refused a segmented run, 0 if it never did.
     public private(set) var segmentationOffloadRefusal: Int32 = 0
     private var segmentationNoticePending = false
+    /// Whether received messages may carry several datagrams (see `enableReceiveCoalescing()`).
+    public private(set) var receivesCoalesced = false
 
     /// Opens a non-blocking, close-on-exec UDP socket.
     public init(family: SocketAddress.Family) throws(SystemError) {
@@ -145,6 +147,16 @@ public final class UDPSocket {
     /// for set-up reports.
     public func segmentationReport(wanted: Bool) -> String {
         "segmentation offload \(segmentationOffload ? "on" : wanted ? "unavailable" : "off")"
+    }
+
+    /// Lets the kernel queue runs of segmented datagrams whole on this socket (UDP_GRO), for a
+    /// `ReceiveBatch` made with `coalesced`. Needs Linux 5.0+.
+    ///
+    /// - Returns: whether coalescing is on.
+    @discardableResult
+    public func enableReceiveCoalescing() -> Bool {
+        receivesCoalesced = csystem_enable_udp_gro(fileDescriptor) == 0
+        return receivesCoalesced
     }
 
     /// A line for the log if the kernel refused a segmented run since the last call, else nil.
@@ -299,11 +311,14 @@ public final class UDPSocket {
         }
     }
 
-    /// Receives up to `batch.capacity` datagrams without blocking. Truncated datagrams are
-    /// marked dropped in the batch and counted.
+    /// Receives up to `batch.capacity` messages without blocking and splits them into
+    /// datagrams (see `ReceiveBatch`). Truncated datagrams are marked dropped in the batch and
+    /// counted.
     ///
-    /// - Returns: the number of entries filled (0 when nothing was waiting).
+    /// - Returns: the number of datagram entries filled (0 when nothing was waiting).
     public func receive(into batch: ReceiveBatch) -> Int {
+        // A coalesced message would not fit a plain batch's buffers and would be lost whole.
+        precondition(!receivesCoalesced || batch.coalesced, "a socket with UDP_GRO on needs a coalesced ReceiveBatch")
         batch.prepare()
         let received = csystem_recvmmsg(fileDescriptor, batch.headers, UInt32(batch.capacity), Int32(MSG_DONTWAIT))
         guard received > 0 else {
@@ -313,7 +328,9 @@ public final class UDPSocket {
             }
             return 0
         }
-        batch.count = Int(received)
+        batch.split(messages: Int(received))
+        counters.truncatedDatagrams += batch.overflowDatagrams
+        guard batch.count > 0 else { return 0 }
         for index in 0..<batch.count {
             counters.datagramsReceived += 1
             counters.bytesReceived += batch.length(at: index)

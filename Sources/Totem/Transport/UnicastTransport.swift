@@ -43,7 +43,10 @@ public final class UnicastTransport: Transport {
         let receiveBuffer = try socket.setReceiveBufferSize(configuration.receiveBufferBytes)
         let sendBuffer = try socket.setSendBufferSize(configuration.sendBufferBytes)
         let drops = socket.enableKernelDropCounter()
-        if configuration.segmentationOffload { socket.enableSegmentationOffload() }
+        if configuration.segmentationOffload {
+            socket.enableSegmentationOffload()
+            socket.enableReceiveCoalescing()
+        }
         vector.coalesces = socket.segmentationOffload
         channels = [ReceiveChannel(fileDescriptor: socket.fileDescriptor, role: .multicastAndUnicast)]
         setupReport = [
@@ -65,6 +68,8 @@ public final class UnicastTransport: Transport {
     }
 
     public var sendErrorCount: Int { socket.counters.sendErrors }
+
+    public var receivesCoalesced: Bool { socket.receivesCoalesced }
 
     public func send(_ batch: SendBatch) {
         // Multicasts queued back to back go out peer by peer (all of them to the first peer, then
