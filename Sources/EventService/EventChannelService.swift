@@ -115,9 +115,11 @@ public struct EventChannelService: Sendable {
     public mutating func publish(on channel: ChannelName, type: EventType, attributes: [String: String] = [:],
                                  payload: [UInt8] = [], retention: Duration? = nil) throws(PublishError) -> (id: EventID, effects: [EventServiceEffect]) {
         defer { checkInvariants() }
-        guard var state = channels[channel] else { throw .unknownChannel(channel) }
-        guard state.configuration.publishes.contains(type) else {
-            throw .typeNotPublished(type, channel: channel, allowed: state.configuration.publishes)
+        // The channel's state is read and counted in place: a copy of it (and the write back)
+        // costs retains and a second hash per event on the hot path.
+        guard let slot = channels.index(forKey: channel) else { throw .unknownChannel(channel) }
+        guard channels.values[slot].configuration.publishes.contains(type) else {
+            throw .typeNotPublished(type, channel: channel, allowed: channels.values[slot].configuration.publishes)
         }
         try Self.validate(attributes: attributes, payload: payload)
         let milliseconds = try Self.milliseconds(of: retention)
@@ -125,8 +127,7 @@ public struct EventChannelService: Sendable {
         let message = EventMessage(kind: .published, id: id, publisherEntity: entityID, channel: channel, type: type,
                                    retentionMilliseconds: milliseconds, attributes: attributes, payload: payload)
         nextCounter += 1
-        state.published += 1
-        channels[channel] = state
+        channels.values[slot].published += 1
         statistics.published += 1
         return (id, [.submit(message.encoded())])
     }
@@ -234,18 +235,16 @@ public struct EventChannelService: Sendable {
         if event.id.publisher == localNode, event.id.incarnation == incarnation, !event.isRepublished {
             effects.append(.confirmed(event))
         }
-        guard var state = channels[event.channel] else {
+        guard let slot = channels.index(forKey: event.channel) else {
             statistics.unknownChannel += 1
             return effects
         }
-        guard state.configuration.subscribes.contains(event.type) else {
-            state.ignored += 1
-            channels[event.channel] = state
+        guard channels.values[slot].configuration.subscribes.contains(event.type) else {
+            channels.values[slot].ignored += 1
             return effects
         }
-        state.delivered += 1
-        channels[event.channel] = state
-        let matching = state.subscriptions.filter { subscriptions[$0]?.matches(event) == true }
+        channels.values[slot].delivered += 1
+        let matching = channels.values[slot].subscriptions.filter { subscriptions[$0]?.matches(event) == true }
         if !matching.isEmpty { effects.append(.deliver(event, to: matching)) }
         return effects
     }

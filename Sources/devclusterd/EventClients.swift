@@ -213,9 +213,10 @@ final class EventSubscribers {
             JSONValue.appendString(event.attributes[name] ?? "", to: &rest)
         }
         rest.append(UInt8(ascii: "}"))
-        if let text = UTF8Text.string(validating: event.payload) {
+        // Text payloads are escaped straight from their bytes, without building a String.
+        if event.payload.withUnsafeBufferPointer({ UTF8Text.isValid($0) }) {
             key("payload")
-            JSONValue.appendString(text, to: &rest)
+            event.payload.withUnsafeBufferPointer { JSONValue.appendString(utf8: $0, to: &rest) }
         } else {
             key("payload_base64")
             JSONValue.appendString(Base64.encode(event.payload), to: &rest)

@@ -224,17 +224,21 @@ extension JSONValue {
 
     /// Appends `text` as a JSON string. Runs of bytes that need no escape are copied at once.
     static func appendString(_ text: String, to output: inout [UInt8]) {
-        output.append(UInt8(ascii: "\""))
         var text = text
-        text.withUTF8 { bytes in
-            var runStart = 0
-            while runStart <= bytes.count {
-                let index = UTF8Text.firstJSONSpecialByte(in: bytes, from: runStart, delete: true)
-                output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
-                guard index < bytes.count else { break }
-                appendEscaped(bytes[index], to: &output)
-                runStart = index + 1
-            }
+        text.withUTF8 { appendString(utf8: $0, to: &output) }
+    }
+
+    /// `appendString` for text given as UTF-8 bytes, which must be valid UTF-8
+    /// (`UTF8Text.isValid`): the output is then valid JSON.
+    static func appendString(utf8 bytes: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) {
+        output.append(UInt8(ascii: "\""))
+        var runStart = 0
+        while runStart <= bytes.count {
+            let index = UTF8Text.firstJSONSpecialByte(in: bytes, from: runStart, delete: true)
+            output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+            guard index < bytes.count else { break }
+            appendEscaped(bytes[index], to: &output)
+            runStart = index + 1
         }
         output.append(UInt8(ascii: "\""))
     }

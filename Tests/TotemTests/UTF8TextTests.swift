@@ -45,4 +45,16 @@ struct UTF8TextTests {
         let ordinary = Array("é €x  yz  0123456789".utf8)
         #expect(ordinary.withUnsafeBufferPointer { UTF8Text.firstJSONSpecialByte(in: $0, from: 0, delete: true) } == ordinary.count)
     }
+
+    @Test func isValidAgreesWithTheStandardLibrary() {
+        let cases: [[UInt8]] = [
+            [], Array("plain ascii text, long enough for the stride".utf8), Array("caf\u{e9} \u{20ac} \u{1F600}".utf8),
+            [0xC3], [0x80], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80],
+            Array("ascii then ".utf8) + [0xFF],
+        ]
+        for bytes in cases {
+            let expected = String(validating: bytes, as: UTF8.self) != nil
+            #expect(bytes.withUnsafeBufferPointer { UTF8Text.isValid($0) } == expected, "\(bytes)")
+        }
+    }
 }

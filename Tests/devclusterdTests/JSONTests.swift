@@ -56,6 +56,12 @@ struct JSONTests {
     @Test func escapesStrings() {
         #expect(JSONValue.string("a\"b\\c\nd\re\tf\u{01}\u{7F}").encoded == #""a\"b\\c\nd\re\tf\u0001\u007f""#)
         #expect(JSONValue.string("Grüße 📞").encoded == "\"Grüße 📞\"")
+        // Straight from UTF-8 bytes (channel_event payloads): the same output as from a String.
+        for text in ["a\"b\\c\nd\re\tf\u{01}\u{7F}", "Grüße 📞", "", String(repeating: "0123456789\"", count: 40)] {
+            var fromBytes: [UInt8] = []
+            Array(text.utf8).withUnsafeBufferPointer { JSONValue.appendString(utf8: $0, to: &fromBytes) }
+            #expect(String(decoding: fromBytes, as: UTF8.self) == JSONValue.string(text).encoded)
+        }
     }
 
     @Test func roundTripsValues() throws {

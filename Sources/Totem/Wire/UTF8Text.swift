@@ -18,6 +18,12 @@ package enum UTF8Text {
         return Array(bytes).withUnsafeBufferPointer { string(validating: $0) }
     }
 
+    /// Whether `bytes` are valid UTF-8 (strict, as `string(validating:)`), without building a
+    /// String when they are ASCII.
+    package static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        isASCII(bytes) || String(validating: bytes, as: UTF8.self) != nil
+    }
+
     /// Whether every byte is below 0x80, eight at a time.
     package static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = bytes.baseAddress else { return true }
