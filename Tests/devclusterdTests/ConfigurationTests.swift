@@ -139,6 +139,7 @@ private let udpuTotem = """
     #expect(configuration.totem.settings == DaemonConfiguration.defaultTotemSettings)
     #expect(configuration.totem.settings.token == TotemSettings().token)
     #expect(configuration.totem.settings.windowSize == 160 && configuration.totem.settings.maxMessages == 80)
+    #expect(configuration.totem.segmentationOffload)
     #expect(configuration.nodes.isEmpty)
     #expect(configuration.eventChannels.map(\.name) == ["device_state", "mwi"])
     #expect(configuration.eventChannels[1].publishes == [.mwi])
@@ -154,6 +155,7 @@ private let udpuTotem = """
         transport = UDPU
         mcastport = 6000
         netmtu = 9000
+        segmentation_offload = no
         token = 2000
         token_coefficient = 0
         token_retransmit = 400
@@ -198,8 +200,10 @@ private let udpuTotem = """
     settings.sequenceUnchangedConstant = 40
     settings.cancelHoldOnRetransmit = true
     settings.configuredNodeCount = 2
-    #expect(configuration.totem == .init(clusterName: "pbx", transport: .udpu, port: 6000, netMTU: 9000,
-                                         crypto: .chaCha20Poly1305(keyFile: "/etc/devcluster/authkey"), settings: settings))
+    var totem = DaemonConfiguration.TotemSection(clusterName: "pbx", transport: .udpu, port: 6000, netMTU: 9000,
+                                                 crypto: .chaCha20Poly1305(keyFile: "/etc/devcluster/authkey"), settings: settings)
+    totem.segmentationOffload = false
+    #expect(configuration.totem == totem)
     // No [options] nodeid: this server is the [node] whose address is one of its own.
     #expect(configuration.options.nodeID == NodeID(1))
     #expect(configuration.nodes.map(\.name) == ["node1", "node2"])
@@ -308,10 +312,17 @@ private let udpuTotem = """
     ])
 }
 
+@Test func segmentationOffloadTakesYesOrNo() throws {
+    #expect(try parse(udpTotem + "segmentation_offload = off\n").totem.segmentationOffload == false)
+    #expect(errors(udpTotem + "segmentation_offload = sometimes\n") == [
+        "devcluster.conf:4: [totem] segmentation_offload: expected yes or no, got \"sometimes\""
+    ])
+}
+
 @Test func unknownOptionListsValidOptionsAndSuggestsTheClosest() {
     #expect(errors(udpTotem + "mcastprot = 5405\n") == [
         "devcluster.conf:4: [totem] mcastprot: unknown option (did you mean \"mcastport\"?); valid options: "
-            + "cluster_name, transport, bindnetaddr, mcastaddr, mcastport, netmtu, token, token_coefficient, "
+            + "cluster_name, transport, bindnetaddr, mcastaddr, mcastport, netmtu, segmentation_offload, token, token_coefficient, "
             + "token_retransmit, token_retransmits_before_loss_const, hold, join, consensus, merge, window_size, "
             + "max_messages, miss_count_const, fail_recv_const, seqno_unchanged_const, "
             + "cancel_token_hold_on_retransmit, keyfile, crypto"
@@ -596,7 +607,7 @@ private let udpuTotem = """
         """) == [
         "devcluster.conf:4: [totem] mcastport: expected a port number 1-65535, got \"54x05\"",
         "devcluster.conf:5: [totem] tokn: unknown option (did you mean \"token\"?); valid options: "
-            + "cluster_name, transport, bindnetaddr, mcastaddr, mcastport, netmtu, token, token_coefficient, "
+            + "cluster_name, transport, bindnetaddr, mcastaddr, mcastport, netmtu, segmentation_offload, token, token_coefficient, "
             + "token_retransmit, token_retransmits_before_loss_const, hold, join, consensus, merge, window_size, "
             + "max_messages, miss_count_const, fail_recv_const, seqno_unchanged_const, "
             + "cancel_token_hold_on_retransmit, keyfile, crypto",
@@ -767,4 +778,14 @@ private struct SplitMix64 {
     // Another node's address is on this host, or on loopback: on, or they would not hear us.
     #expect(try loop(["10.0.0.1", "10.0.0.2", "10.0.0.3"], local: ["10.0.0.1", "10.0.0.3"]) == true)
     #expect(try loop(["127.0.0.1", "127.0.0.2"], local: []) == true)
+}
+
+@Test func segmentationOffloadReachesTheTransport() throws {
+    for (value, expected) in [("", true), ("segmentation_offload = no\n", false)] {
+        let text = "[totem]\ncluster_name = pbx\ntransport = udpu\n" + value + "[node]\nnodeid = 1\naddr = 10.0.0.1\n[options]\nnodeid = 1\n"
+        let configuration = try parse(text)
+        let runtime = try configuration.runtimeConfiguration(
+            file: "devcluster.conf", authentication: .none, key: nil, localAddresses: [], log: { _, _ in })
+        #expect(runtime.transport.segmentationOffload == expected, "\(value)")
+    }
 }

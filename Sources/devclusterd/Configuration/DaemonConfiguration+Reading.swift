@@ -66,7 +66,7 @@ extension Duration {
 
 /// The keys each kind of section accepts, in documentation order.
 enum ConfigurationKeys {
-    static let totem = ["cluster_name", "transport", "bindnetaddr", "mcastaddr", "mcastport", "netmtu"]
+    static let totem = ["cluster_name", "transport", "bindnetaddr", "mcastaddr", "mcastport", "netmtu", "segmentation_offload"]
         + TotemNumericOption.all.map(\.key) + ["cancel_token_hold_on_retransmit", "keyfile", "crypto"]
     static let node = ["nodeid", "name", "addr"]
     static let options = ["nodeid", "entity_id", "control_socket", "control_socket_group", "state_dir", "log_level"]
@@ -95,6 +95,7 @@ struct TotemDraft {
     var multicastAddress: Located<DaemonConfiguration.IPAddress>?
     var port = Located(value: 5405, line: 0)
     var netMTU = 1500
+    var segmentationOffload = true
     var keyFile: Located<String>?
     var crypto: Located<String>?
     var settings = DaemonConfiguration.defaultTotemSettings
@@ -245,6 +246,9 @@ struct ConfigurationReader {
             case "netmtu":
                 if let mtu = Self.decimal(entry.value, in: 576...65_535) { draft.netMTU = mtu }
                 else { invalid(entry, "totem", "a whole number of bytes 576-65535") }
+            case "segmentation_offload":
+                if let flag = Self.boolean(entry.value) { draft.segmentationOffload = flag }
+                else { invalid(entry, "totem", "yes or no") }
             case "cancel_token_hold_on_retransmit":
                 if let flag = Self.boolean(entry.value) { draft.settings.cancelHoldOnRetransmit = flag }
                 else { invalid(entry, "totem", "yes or no") }
@@ -430,9 +434,11 @@ extension ConfigurationReader {
         guard errors.isEmpty, let clusterName = totem.clusterName, let localID, let transport, let crypto,
               let port = UInt16(exactly: totem.port.value)
         else { return nil }
+        var totemSection = Model.TotemSection(clusterName: clusterName, transport: transport, port: port,
+                                              netMTU: totem.netMTU, crypto: crypto, settings: settings)
+        totemSection.segmentationOffload = totem.segmentationOffload
         return DaemonConfiguration(
-            totem: Model.TotemSection(clusterName: clusterName, transport: transport, port: port,
-                                      netMTU: totem.netMTU, crypto: crypto, settings: settings),
+            totem: totemSection,
             nodes: nodes.map { Model.Node(id: $0.id.value, name: $0.name.value, address: $0.address.value) },
             options: Model.Options(nodeID: localID, entityID: options.entityID,
                                    controlSocket: options.controlSocket ?? paths.controlSocket,

@@ -54,6 +54,10 @@ extension DaemonConfiguration {
         public var port: UInt16
         /// Largest IP datagram (`netmtu`), 576-65535 bytes; the transport derives the frame size.
         public var netMTU: Int
+        /// `segmentation_offload`: hand runs of datagrams to the kernel as one segmented send
+        /// and take them whole on receipt (UDP GSO/GRO) where the kernel offers it. The wire
+        /// carries the same datagrams either way.
+        public var segmentationOffload = true
         /// Authentication and encryption of every datagram, with the key file.
         public var crypto: Crypto
         /// The protocol's timers and constants, `configuredNodeCount` set from the node list.
