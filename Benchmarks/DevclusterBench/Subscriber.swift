@@ -66,6 +66,7 @@ func readDecimal(_ line: UnsafeBufferPointer<UInt8>, _ index: inout Int) -> UInt
 
 struct Subscriber {
     let configuration: SubscriberConfiguration
+    /// Found by its "y" (`anchor: 3`), which few keys of a channel_event have ("type", "entity_id").
     private static let payloadMarker = Array("\"payload\":\"".utf8)
     private static let eventMarker = Array("{\"event\":".utf8)
 
@@ -101,7 +102,7 @@ struct Subscriber {
             let open = connection.readLines(timeoutMilliseconds: 100) { line in
                 let now = monotonicNanoseconds()
                 guard line.count > Self.eventMarker.count, line[1] == 0x22, line[2] == 0x65,  // {"e
-                      var index = find(line, Self.payloadMarker), index + 2 < line.count else { return }
+                      var index = find(line, Self.payloadMarker, anchor: 3), index + 2 < line.count else { return }
                 let kind = line[index]
                 index += 1
                 guard let publisher = readDecimal(line, &index), publisher < 65, index < line.count, line[index] == 0x3A else {

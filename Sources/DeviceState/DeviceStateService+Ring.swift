@@ -52,14 +52,16 @@ extension DeviceStateService {
         for effect in eventEffects {
             switch effect {
             case .deliver(let event, let subscriptions):
-                if subscriptions.contains(where: internalSubscriptions.contains) {
+                let forServices = subscriptions.contains(where: internalSubscriptions.contains)
+                if forServices {
                     if event.type == .deviceState {
                         applyDeviceState(event, into: &effects)
                     } else if event.type == .mwi {
                         applyMailbox(event, into: &effects)
                     }
                 }
-                let others = subscriptions.filter { !internalSubscriptions.contains($0) }
+                // Clients' events (the common case on a busy channel) pass through without a copy.
+                let others = forServices ? subscriptions.filter { !internalSubscriptions.contains($0) } : subscriptions
                 if !others.isEmpty { effects.append(.event(.deliver(event, to: others))) }
             case .confirmed(let event):
                 if event.type == .mwi {

@@ -14,7 +14,9 @@ public struct ChannelName: Hashable, Comparable, Sendable, CustomStringConvertib
 
     /// Whether `text` is a valid channel name.
     public static func isValid(_ text: String) -> Bool {
-        (1...EventLimits.channelNameBytes).contains(text.utf8.count) && text.utf8.allSatisfy { (0x21...0x7E).contains($0) }
+        guard (1...EventLimits.channelNameBytes).contains(text.utf8.count) else { return false }
+        var text = text
+        return text.withUTF8 { bytes in bytes.allSatisfy { (0x21...0x7E).contains($0) } }
     }
 
     public static func < (lhs: ChannelName, rhs: ChannelName) -> Bool { lhs.rawValue.utf8.lexicographicallyPrecedes(rhs.rawValue.utf8) }
@@ -53,11 +55,11 @@ public struct EventType: Hashable, Comparable, Sendable, CustomStringConvertible
 
     /// Whether `text` is a valid canonical event type.
     public static func isValid(_ text: String) -> Bool {
-        let bytes = text.utf8
-        guard (1...EventLimits.eventTypeBytes).contains(bytes.count), let first = bytes.first, (0x61...0x7A).contains(first) else {
-            return false
+        var text = text
+        return text.withUTF8 { bytes in
+            guard (1...EventLimits.eventTypeBytes).contains(bytes.count), (0x61...0x7A).contains(bytes[0]) else { return false }
+            return bytes.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5F }
         }
-        return bytes.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5F }
     }
 
     public static func < (lhs: EventType, rhs: EventType) -> Bool { lhs.rawValue < rhs.rawValue }
