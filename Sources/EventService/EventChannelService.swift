@@ -239,17 +239,26 @@ public struct EventChannelService: Sendable {
             statistics.unknownChannel += 1
             return effects
         }
-        guard channels.values[slot].configuration.subscribes.contains(event.type) else {
-            channels.values[slot].ignored += 1
-            return effects
-        }
-        channels.values[slot].delivered += 1
-        let matching = channels.values[slot].subscriptions.filter { subscriptions[$0]?.matches(event) == true }
+        let matching = Self.count(event, in: &channels.values[slot], subscriptions: subscriptions)
         if !matching.isEmpty { effects.append(.deliver(event, to: matching)) }
         return effects
     }
 
     // MARK: - Helpers
+
+    /// Counts a delivered `event` on its channel and returns the subscriptions it matches.
+    /// Works on the state in place (`inout` on the dictionary slot): reading it through the
+    /// dictionary would copy the whole state, with its arrays, per event.
+    private static func count(
+        _ event: DeliveredEvent, in state: inout ChannelState, subscriptions: [SubscriptionID: Subscription]
+    ) -> [SubscriptionID] {
+        guard state.configuration.subscribes.contains(event.type) else {
+            state.ignored += 1
+            return []
+        }
+        state.delivered += 1
+        return state.subscriptions.filter { subscriptions[$0]?.matches(event) == true }
+    }
 
     private func republishRetained(now: MonotonicInstant) -> [EventServiceEffect] {
         var effects: [EventServiceEffect] = []
