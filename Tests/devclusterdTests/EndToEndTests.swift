@@ -243,13 +243,21 @@ struct EndToEndTests {
         try #require(rejoined, "node 3 did not rejoin: \(nodes.map(membership))")
 
         // SIGTERM: a graceful leave, seen by the others faster than a token timeout.
+        let logBeforeLeave = nodes[0].logText.utf8.count
         let terminatedAt = clock.now
         kill(processes[2].processIdentifier, SIGTERM)
         let left = await eventually(within: .seconds(10), every: .milliseconds(2)) { formed(Array(nodes[0...1]), members: [1, 2]) }
         let leave = clock.now - terminatedAt
         #expect(left)
-        #expect(leave < token, "the graceful leave took \(leave), a token timeout is \(token)")
+        // The survivors must log it as a leave, not as a failure found by token loss. Alone this
+        // takes 5-50 ms; under the whole suite on two cores up to 0.74 s was seen, so the time
+        // bound is the failure-detection time, and a slow leave prints the survivors' log.
+        let survivorLog = String(decoding: nodes[0].logText.utf8.dropFirst(logBeforeLeave), as: UTF8.self)
+        #expect(survivorLog.contains("left (graceful)"), "node 1 did not log a graceful leave:\n\(survivorLog.suffix(1_500))")
+        #expect(!survivorLog.contains("failed"), "node 1 took the leave for a failure:\n\(survivorLog.suffix(1_500))")
+        #expect(leave < token * 2.2, "the graceful leave took \(leave), failure detection takes about \(token * 2.2)")
         print("devclusterd end to end: SIGTERM leave seen after \(leave) (token \(token))")
+        if leave > token / 2 { print("devclusterd end to end: slow leave; node 1's log ends:\n\(survivorLog.suffix(1_500))") }
         #expect(await children.waitForExit(processes[2], timeout: .seconds(5)) == 0)
         #expect(!FileManager.default.fileExists(atPath: nodes[2].socket), "the socket is removed on exit")
 
