@@ -82,7 +82,7 @@ public final class MulticastTransport: Transport {
         let requested = "requested \(configuration.receiveBufferBytes)/\(configuration.sendBufferBytes)"
         setupReport = [
             "udp group socket \(groupAddress) on \(local.ip): SO_RCVBUF \(groupReceive) (\(requested); the kernel reports twice what it grants), drop counter \(groupDrops ? "on" : "unavailable"), "
-                + "receive coalescing \(groupSocket.receivesCoalesced ? "on" : configuration.segmentationOffload ? "unavailable" : "off")",
+                + groupSocket.coalescingReport(wanted: configuration.segmentationOffload),
             "udp send socket \(sendAddress): SO_SNDBUF \(sendBuffer), ttl \(configuration.multicastTTL), loop \(configuration.multicastLoop ? "on (other nodes on this host)" : "off"), "
                 + sendSocket.segmentationReport(wanted: configuration.segmentationOffload),
             "udp unicast socket \(local): SO_RCVBUF \(unicastReceive), SO_SNDBUF \(unicastSend), drop counter \(unicastDrops ? "on" : "unavailable")",

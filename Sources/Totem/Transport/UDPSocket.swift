@@ -149,6 +149,11 @@ public final class UDPSocket {
         "segmentation offload \(segmentationOffload ? "on" : wanted ? "unavailable" : "off")"
     }
 
+    /// "receive coalescing on", "unavailable" or "off", for set-up reports.
+    public func coalescingReport(wanted: Bool) -> String {
+        "receive coalescing \(receivesCoalesced ? "on" : wanted ? "unavailable" : "off")"
+    }
+
     /// Lets the kernel queue runs of segmented datagrams whole on this socket (UDP_GRO), for a
     /// `ReceiveBatch` made with `coalesced`. Needs Linux 5.0+.
     ///

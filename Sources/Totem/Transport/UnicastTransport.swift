@@ -51,7 +51,8 @@ public final class UnicastTransport: Transport {
         channels = [ReceiveChannel(fileDescriptor: socket.fileDescriptor, role: .multicastAndUnicast)]
         setupReport = [
             "udpu socket \(local) for \(peers.count) peers: SO_RCVBUF \(receiveBuffer), SO_SNDBUF \(sendBuffer) (requested \(configuration.receiveBufferBytes)/\(configuration.sendBufferBytes); the kernel reports twice what it grants), drop counter \(drops ? "on" : "unavailable"), "
-                + socket.segmentationReport(wanted: configuration.segmentationOffload)
+                + socket.segmentationReport(wanted: configuration.segmentationOffload) + ", "
+                + socket.coalescingReport(wanted: configuration.segmentationOffload)
         ]
     }
 

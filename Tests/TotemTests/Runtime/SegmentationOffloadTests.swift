@@ -117,7 +117,8 @@ struct SegmentationOffloadTests {
         }
         let transport = try UnicastTransport(configuration)
         defer { transport.close() }
-        #expect(transport.setupReport.joined().contains("segmentation offload on"))
+        #expect(transport.setupReport.joined().contains("segmentation offload on, receive coalescing on"))
+        #expect(transport.receivesCoalesced)
         // Four multicasts, a token for node 2, one more multicast.
         let batch = SendBatch(capacity: 8, maxDatagramBytes: transport.maxDatagramBytes)
         for index in 0..<4 { Self.datagram(index, length: 1_000).withUnsafeBytes { batch.append($0, to: .allNodes) } }
