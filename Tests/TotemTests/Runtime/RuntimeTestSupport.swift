@@ -36,6 +36,9 @@ final class EventRecorder: Sendable {
         var events: [RingEvent] = []
         var delivered: [DeliveredMessage] = []
         var regular: [ConfigurationChange] = []
+        /// When the last regular configuration was recorded (on the node's loop thread, so a
+        /// test task starved by other suites does not stretch it).
+        var lastRegularAt: ContinuousClock.Instant?
     }
 
     private let state = Mutex(State())
@@ -45,7 +48,9 @@ final class EventRecorder: Sendable {
             state.events.append(event)
             switch event {
             case .delivered(let message): state.delivered.append(message)
-            case .configurationChanged(let change) where change.kind == .regular: state.regular.append(change)
+            case .configurationChanged(let change) where change.kind == .regular:
+                state.regular.append(change)
+                state.lastRegularAt = ContinuousClock.now
             default: break
             }
         }
@@ -54,6 +59,7 @@ final class EventRecorder: Sendable {
     var delivered: [DeliveredMessage] { state.withLock { $0.delivered } }
     var lastRegular: ConfigurationChange? { state.withLock { $0.regular.last } }
     var regularCount: Int { state.withLock { $0.regular.count } }
+    var lastRegularAt: ContinuousClock.Instant? { state.withLock { $0.lastRegularAt } }
     var events: [RingEvent] { state.withLock { $0.events } }
 }
 
