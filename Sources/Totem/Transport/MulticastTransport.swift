@@ -66,7 +66,6 @@ public final class MulticastTransport: Transport {
         try sendSocket.setMulticastTTL(configuration.multicastTTL)
         let sendBuffer = try sendSocket.setSendBufferSize(configuration.sendBufferBytes)
         if configuration.segmentationOffload { sendSocket.enableSegmentationOffload() }
-        multicastVector.coalesces = sendSocket.segmentationOffload
         let sendAddress = try sendSocket.localAddress()
 
         unicastSocket = try UDPSocket(family: local.family)
@@ -117,7 +116,7 @@ public final class MulticastTransport: Transport {
             precondition(datagram.count <= maxDatagramBytes, "datagram of \(datagram.count) bytes exceeds \(maxDatagramBytes)")
             switch batch.destination(at: index) {
             case .allNodes:
-                multicastVector.add(datagram, name: group, nameLength: groupLength)
+                multicastVector.add(datagram, name: group, nameLength: groupLength, coalescing: sendSocket.segmentationOffload)
             case .node(let id):
                 guard let node = nodes.index(of: id) else {
                     unknownDestinationDrops += 1

@@ -7,7 +7,7 @@ import Glibc
 
 /// Headers for sending up to `capacity` datagrams with one `sendmmsg` call, allocated once.
 ///
-/// With `coalesces` set (the socket offers UDP generic segmentation offload), consecutive
+/// Added with `coalescing` (the socket offers UDP generic segmentation offload), consecutive
 /// datagrams to the same address share one entry when the kernel can cut them apart again: every
 /// datagram of the run except the last has the run's first length, the last is no longer, at
 /// most `maxSegments` datagrams and `maxRunBytes` bytes. The kernel then builds one packet for
@@ -36,8 +36,6 @@ final class SendVector {
     private(set) var count = 0
     /// Datagrams held by those entries.
     private(set) var datagramCount = 0
-    /// Whether consecutive datagrams to one address are joined into segmented entries.
-    var coalesces = false
 
     init(capacity: Int) {
         precondition(capacity > 0 && capacity <= 1024, "send vector capacity \(capacity) outside 1...1024")
@@ -74,13 +72,17 @@ final class SendVector {
         return UnsafeRawBufferPointer(start: vector.iov_base, count: vector.iov_len)
     }
 
-    /// Adds `datagram` for the address stored at `name`.
-    func add(_ datagram: UnsafeRawBufferPointer, name: UnsafeMutablePointer<sockaddr_storage>, nameLength: socklen_t) {
+    /// Adds `datagram` for the address stored at `name`; with `coalescing` (the sending socket's
+    /// `segmentationOffload`), as part of the last entry's run where it can join it.
+    func add(
+        _ datagram: UnsafeRawBufferPointer, name: UnsafeMutablePointer<sockaddr_storage>, nameLength: socklen_t,
+        coalescing: Bool = false
+    ) {
         precondition(datagramCount < capacity, "send vector full (\(capacity))")
         let base = UnsafeMutableRawPointer(mutating: datagram.baseAddress)
         vectors[datagramCount] = iovec(iov_base: base, iov_len: datagram.count)
         datagramCount += 1
-        if coalesces && count > 0 && joinsLastEntry(datagram.count, name: name) {
+        if coalescing && count > 0 && joinsLastEntry(datagram.count, name: name) {
             let last = count - 1
             headers[last].msg_hdr.msg_iovlen += 1
             segments[last] += 1

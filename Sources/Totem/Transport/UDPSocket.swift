@@ -282,7 +282,6 @@ public final class UDPSocket {
                 segmentationOffload = false
                 segmentationOffloadRefusal = error
                 segmentationNoticePending = true
-                vector.coalesces = false
                 sendOneByOne(vector, entry: start)
             } else {
                 countSendFailure(error, datagrams: vector.segmentCount(at: start))

@@ -47,7 +47,6 @@ public final class UnicastTransport: Transport {
             socket.enableSegmentationOffload()
             socket.enableReceiveCoalescing()
         }
-        vector.coalesces = socket.segmentationOffload
         channels = [ReceiveChannel(fileDescriptor: socket.fileDescriptor, role: .multicastAndUnicast)]
         setupReport = [
             "udpu socket \(local) for \(peers.count) peers: SO_RCVBUF \(receiveBuffer), SO_SNDBUF \(sendBuffer) (requested \(configuration.receiveBufferBytes)/\(configuration.sendBufferBytes); the kernel reports twice what it grants), drop counter \(drops ? "on" : "unavailable"), "
@@ -87,11 +86,12 @@ public final class UnicastTransport: Transport {
                 unknownDestinationDrops += 1
                 continue
             }
-            if vector.isFull { send() }
-            vector.add(datagram, name: nodes.names + node, nameLength: nodes.nameLengths[node])
+            if vector.isFull { socket.send(vector) }
+            vector.add(datagram, name: nodes.names + node, nameLength: nodes.nameLengths[node],
+                       coalescing: socket.segmentationOffload)
         }
         addMulticasts(batch, from: runStart, to: batch.count)
-        if vector.count > 0 { send() }
+        if vector.count > 0 { socket.send(vector) }
     }
 
     /// Adds `batch[start..<end]` (all multicasts) for every peer, peer by peer.
@@ -99,14 +99,11 @@ public final class UnicastTransport: Transport {
         guard start < end else { return }
         for peer in peers {
             for index in start..<end {
-                if vector.isFull { send() }
-                vector.add(batch.datagram(at: index), name: nodes.names + peer, nameLength: nodes.nameLengths[peer])
+                if vector.isFull { socket.send(vector) }
+                vector.add(batch.datagram(at: index), name: nodes.names + peer, nameLength: nodes.nameLengths[peer],
+                           coalescing: socket.segmentationOffload)
             }
         }
-    }
-
-    private func send() {
-        socket.send(vector)
     }
 
     public func takeNotices() -> [String] {

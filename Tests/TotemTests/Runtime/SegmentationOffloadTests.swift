@@ -16,11 +16,13 @@ struct SegmentationOffloadTests {
     /// Adds `datagrams` to `vector` for the address at `name` and returns each entry's
     /// datagram lengths.
     private static func entries(
-        _ datagrams: [[UInt8]], into vector: SendVector, names: [UnsafeMutablePointer<sockaddr_storage>]
+        _ datagrams: [[UInt8]], into vector: SendVector, names: [UnsafeMutablePointer<sockaddr_storage>],
+        coalescing: Bool = true
     ) -> [[Int]] {
         for (index, datagram) in datagrams.enumerated() {
             datagram.withUnsafeBytes { bytes in
-                vector.add(bytes, name: names[index], nameLength: socklen_t(MemoryLayout<sockaddr_in>.size))
+                vector.add(bytes, name: names[index], nameLength: socklen_t(MemoryLayout<sockaddr_in>.size),
+                           coalescing: coalescing)
             }
         }
         return (0..<vector.count).map { entry in
@@ -38,7 +40,6 @@ struct SegmentationOffloadTests {
         let targets = [a, a, a, a, a, a, b, b, a]
         let datagrams = lengths.enumerated().map { Self.datagram($0.offset, length: $0.element) }
         let vector = SendVector(capacity: 64)
-        vector.coalesces = true
         let result = Self.entries(datagrams, into: vector, names: targets)
         // 60 may end a run but not continue one; 120 is longer than the run's segments; a new
         // address starts a new entry.
@@ -47,8 +48,8 @@ struct SegmentationOffloadTests {
         vector.removeAll()
         #expect(vector.count == 0 && vector.datagramCount == 0)
 
-        vector.coalesces = false
-        #expect(Self.entries(Array(datagrams.prefix(3)), into: vector, names: [a, a, a]) == [[100], [100], [100]])
+        let plain = Self.entries(Array(datagrams.prefix(3)), into: vector, names: [a, a, a], coalescing: false)
+        #expect(plain == [[100], [100], [100]])
     }
 
     @Test("a run holds at most 64 datagrams and 65,000 bytes")
@@ -56,7 +57,6 @@ struct SegmentationOffloadTests {
         let name = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
         defer { name.deallocate() }
         let vector = SendVector(capacity: 200)
-        vector.coalesces = true
         let small = (0..<70).map { Self.datagram($0, length: 10) }
         #expect(Self.entries(small, into: vector, names: Array(repeating: name, count: 70)).map(\.count) == [64, 6])
         vector.removeAll()
@@ -191,14 +191,15 @@ struct SegmentationOffloadTests {
         defer { name.deallocate() }
         let nameLength = subnet.address(1).write(to: name)
         let vector = SendVector(capacity: 64)
-        vector.coalesces = sender.segmentationOffload
         let storage = datagrams.map { bytes -> UnsafeMutableRawBufferPointer in
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
             bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
             return buffer
         }
         defer { storage.forEach { $0.deallocate() } }
-        for buffer in storage { vector.add(UnsafeRawBufferPointer(buffer), name: name, nameLength: nameLength) }
+        for buffer in storage {
+            vector.add(UnsafeRawBufferPointer(buffer), name: name, nameLength: nameLength, coalescing: sender.segmentationOffload)
+        }
         if sender.segmentationOffload && datagrams.count > 1 {
             #expect(vector.count < datagrams.count, "the vector should have joined datagrams")
         }
