@@ -90,15 +90,7 @@ func threeNodeConfiguration(extra: String = "") throws -> DaemonConfiguration {
         control_socket = /tmp/test.sock
         state_dir = /tmp/test-state
 
-        [mwi]
-        type = event_channel
-        publish_event = mwi
-        subscribe_event = mwi
-
-        [device_state]
-        type = event_channel
-        publish_event = device_state
-        subscribe_event = device_state
+        \(seedEventChannels)
         \(extra)
         """, path: "test.conf", host: loopbackHost)
 }
@@ -116,8 +108,8 @@ func eventually(within timeout: Duration, every interval: Duration = .millisecon
     return false
 }
 
-/// The seed's channels and hint, as in the devstate_test walk-through.
-let seedChannels = """
+/// The seed's two event channels (mwi, device_state).
+let seedEventChannels = """
     [mwi]
     type = event_channel
     publish_event = mwi
@@ -128,6 +120,10 @@ let seedChannels = """
     publish_event = device_state
     subscribe_event = device_state
 
+    """
+
+/// The seed's channels and hint, as in the devstate_test walk-through.
+let seedChannels = seedEventChannels + """
     [hints]
     1234@devstate_test = Custom:mystate
 
