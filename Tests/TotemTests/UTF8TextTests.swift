@@ -8,19 +8,19 @@ struct UTF8TextTests {
         bytes.withUnsafeBufferPointer { UTF8Text.string(validating: $0) }
     }
 
-    @Test func asciiOfEveryLengthAroundTheEightByteStride() {
-        for length in 0...20 {
+    @Test func asciiOfEveryLengthAroundTheVectorStrides() {
+        for length in 0...72 {
             let text = String(repeating: "a", count: length)
             #expect(decode(Array(text.utf8)) == text)
         }
     }
 
     @Test func nonASCIIIsValidatedWhereverItSits() {
-        for position in 0...16 {
-            var bytes = Array(repeating: UInt8(ascii: "x"), count: 17)
+        for position in 0...36 {
+            var bytes = Array(repeating: UInt8(ascii: "x"), count: 37)
             bytes.replaceSubrange(position..<position + 1, with: Array("é".utf8))
             #expect(decode(bytes) == String(decoding: bytes, as: UTF8.self))
-            var broken = Array(repeating: UInt8(ascii: "x"), count: 17)
+            var broken = Array(repeating: UInt8(ascii: "x"), count: 37)
             broken[position] = 0xC3  // a lead byte without its continuation
             #expect(decode(broken) == nil, "invalid byte at \(position) accepted")
         }
@@ -30,15 +30,15 @@ struct UTF8TextTests {
 
     @Test func jsonSpecialBytesAreFoundAtEveryPosition() {
         for special: UInt8 in [0x00, 0x0A, 0x1F, 0x22, 0x5C, 0x7F] {
-            for position in 0...19 {
-                var bytes = Array(repeating: UInt8(ascii: "a"), count: 20)
+            for position in 0...39 {
+                var bytes = Array(repeating: UInt8(ascii: "a"), count: 40)
                 bytes[position] = special
                 let plain = bytes.withUnsafeBufferPointer { UTF8Text.firstJSONSpecialByte(in: $0, from: 0) }
                 let forEncoding = bytes.withUnsafeBufferPointer { UTF8Text.firstJSONSpecialByte(in: $0, from: 0, delete: true) }
                 #expect(forEncoding == position, "byte \(special) at \(position)")
-                #expect(plain == (special == 0x7F ? 20 : position), "byte \(special) at \(position)")
+                #expect(plain == (special == 0x7F ? 40 : position), "byte \(special) at \(position)")
                 let after = bytes.withUnsafeBufferPointer { UTF8Text.firstJSONSpecialByte(in: $0, from: position + 1, delete: true) }
-                #expect(after == 20)
+                #expect(after == 40)
             }
         }
         // Bytes of 0x80 and above (UTF-8) and 0x20 are ordinary.
@@ -55,6 +55,29 @@ struct UTF8TextTests {
         for bytes in cases {
             let expected = String(validating: bytes, as: UTF8.self) != nil
             #expect(bytes.withUnsafeBufferPointer { UTF8Text.isValid($0) } == expected, "\(bytes)")
+        }
+    }
+
+    /// The vector loops against a byte-at-a-time reference, on random bytes (mostly ordinary
+    /// ones, so the vector path runs) of random lengths from random start offsets.
+    @Test func vectorScansAgreeWithAByteByByteReference() {
+        let seed = UInt64.random(in: 1...UInt64.max)
+        var generator = SplitMix64(seed: seed)
+        for _ in 0..<3_000 {
+            let length = Int(generator.next() % 120)
+            let bytes = (0..<length).map { _ -> UInt8 in
+                let roll = generator.next()
+                return roll % 8 == 0 ? UInt8(truncatingIfNeeded: roll >> 8) : UInt8(ascii: "x")
+            }
+            let start = length == 0 ? 0 : Int(generator.next() % UInt64(length + 1))
+            let delete = generator.next() % 2 == 0
+            let expected = bytes.indices.dropFirst(start).first { byte in
+                bytes[byte] < 0x20 || bytes[byte] == 0x22 || bytes[byte] == 0x5C || (delete && bytes[byte] == 0x7F)
+            } ?? length
+            let found = bytes.withUnsafeBufferPointer { UTF8Text.firstJSONSpecialByte(in: $0, from: start, delete: delete) }
+            #expect(found == expected, "seed \(seed): \(bytes) from \(start), delete \(delete)")
+            let ascii = bytes.withUnsafeBufferPointer { UTF8Text.isASCII($0) }
+            #expect(ascii == bytes.allSatisfy { $0 < 0x80 }, "seed \(seed): \(bytes)")
         }
     }
 }
