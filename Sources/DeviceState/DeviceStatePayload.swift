@@ -102,7 +102,7 @@ public enum DeviceStatePayload: Sendable, Equatable {
         case 3:
             let (mailbox, counts) = try Self.readMailbox(&reader)
             let position = RingPosition(ringSequence: try reader.readUInt64(), index: try reader.readUInt64())
-            guard let entity = EntityID(octets: try reader.readBytes(count: 6)) else {
+            guard let entity = EntityID(rawValue: try reader.readUInt48()) else {
                 preconditionFailure("six bytes always make an entity id")
             }
             let rawNode = try reader.readUInt32()

@@ -135,7 +135,7 @@ public struct EventMessage: Sendable, Equatable {
         guard kindCode == 1 || kindCode == 2 else { throw .unknownKind(kindCode, format: "event") }
         let rawPublisher = try reader.readUInt32()
         guard let publisher = NodeID(rawValue: rawPublisher) else { throw .zeroNodeID(field: "publisher") }
-        guard let entity = EntityID(octets: try reader.readBytes(count: 6)) else {
+        guard let entity = EntityID(rawValue: try reader.readUInt48()) else {
             preconditionFailure("six bytes always make an entity id")
         }
         let incarnation = try reader.readUInt64()
@@ -157,7 +157,8 @@ public struct EventMessage: Sendable, Equatable {
         }
         let count = try reader.readCount(as: UInt8.self, field: "attributes", limit: EventLimits.attributes)
         var attributes: [String: String] = [:]
-        attributes.reserveCapacity(count)
+        // Most events have none: reserving zero would still allocate a table.
+        if count > 0 { attributes.reserveCapacity(count) }
         var previousKey: String.UTF8View?
         for _ in 0..<count {
             let key = try reader.readString(lengthAs: UInt8.self, field: "attribute key", minimum: 1, limit: EventLimits.attributeKeyBytes)

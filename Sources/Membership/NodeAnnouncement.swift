@@ -78,7 +78,7 @@ public struct NodeAnnouncement: Sendable, Equatable {
         let kind = try reader.readUInt8()
         guard kind == Self.kind else { throw .unknownKind(kind, format: "membership") }
         guard let node = NodeID(rawValue: try reader.readUInt32()) else { throw .zeroNodeID(field: "node") }
-        guard let entityID = EntityID(octets: try reader.readBytes(count: 6)) else {
+        guard let entityID = EntityID(rawValue: try reader.readUInt48()) else {
             preconditionFailure("six bytes always make an entity id")
         }
         let name = try reader.readString(lengthAs: UInt8.self, field: "name", minimum: 1, limit: NodeName.maxBytes)

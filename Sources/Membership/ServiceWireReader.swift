@@ -56,6 +56,11 @@ package struct ServiceWireReader {
         try readBigEndian(byteCount: 8)
     }
 
+    /// Reads a big-endian 48-bit value (an entity id's six octets) into the low bits.
+    package mutating func readUInt48() throws(ServiceWireError) -> UInt64 {
+        try readBigEndian(byteCount: 6)
+    }
+
     /// Reads a big-endian unsigned integer of 1...8 bytes. Not generic: the generic version ran
     /// unspecialized from other modules, through witness tables and metadata lookups.
     private mutating func readBigEndian(byteCount size: Int) throws(ServiceWireError) -> UInt64 {
