@@ -179,53 +179,55 @@ final class EventSubscribers {
     /// Pushes `event` to each subscription's connection, in the order given. The line is
     /// encoded once; only the subscription number differs between subscribers (it comes first).
     func push(_ event: DeliveredEvent, to ids: [SubscriptionID], replayed: Bool) {
-        var rest: [UInt8] = []
+        // The line is built in a buffer kept between events (taken out of the property, so it
+        // stays uniquely referenced and is not copied on append): no allocation per event.
+        var rest = scratch
+        scratch = []
+        rest.removeAll(keepingCapacity: true)
         rest.reserveCapacity(event.payload.count + 256)
-        func key(_ name: StaticString) {
-            rest.append(UInt8(ascii: ","))
-            rest.append(UInt8(ascii: "\""))
-            rest.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-            rest.append(UInt8(ascii: "\""))
-            rest.append(UInt8(ascii: ":"))
+        defer { if rest.capacity <= Self.scratchLimit { scratch = rest } }
+        /// Appends a constant fragment (`,"name":` and any opening quote or brace) in one copy.
+        func key(_ fragment: StaticString) {
+            rest.append(contentsOf: UnsafeBufferPointer(start: fragment.utf8Start, count: fragment.utf8CodeUnitCount))
         }
-        key("channel")
+        key(#","channel":"#)
         JSONValue.appendString(event.channel.rawValue, to: &rest)
-        key("type")
+        key(#","type":"#)
         JSONValue.appendString(event.type.rawValue, to: &rest)
-        key("event_id")
-        rest.append(UInt8(ascii: "\""))
+        key(#","event_id":""#)
         JSONValue.appendUnsigned(UInt64(event.id.publisher.rawValue), to: &rest)
         rest.append(UInt8(ascii: "."))
         JSONValue.appendUnsigned(event.id.incarnation, to: &rest)
         rest.append(UInt8(ascii: "."))
         JSONValue.appendUnsigned(event.id.counter, to: &rest)
         rest.append(UInt8(ascii: "\""))
-        key("publisher")
+        key(#","publisher":"#)
         JSONValue.appendUnsigned(UInt64(event.id.publisher.rawValue), to: &rest)
-        key("entity_id")
+        key(#","entity_id":"#)
         rest.append(contentsOf: encodedEntity(event.publisherEntity))
-        key("attributes")
-        rest.append(UInt8(ascii: "{"))
-        for (index, name) in event.attributes.keys.sorted().enumerated() {
-            if index > 0 { rest.append(UInt8(ascii: ",")) }
-            JSONValue.appendString(name, to: &rest)
-            rest.append(UInt8(ascii: ":"))
-            JSONValue.appendString(event.attributes[name] ?? "", to: &rest)
+        key(#","attributes":{"#)
+        if !event.attributes.isEmpty {
+            for (index, name) in event.attributes.keys.sorted().enumerated() {
+                if index > 0 { rest.append(UInt8(ascii: ",")) }
+                JSONValue.appendString(name, to: &rest)
+                rest.append(UInt8(ascii: ":"))
+                JSONValue.appendString(event.attributes[name] ?? "", to: &rest)
+            }
         }
         rest.append(UInt8(ascii: "}"))
         // Text payloads are escaped straight from their bytes, without building a String.
         if event.payload.withUnsafeBufferPointer({ UTF8Text.isValid($0) }) {
-            key("payload")
+            key(#","payload":"#)
             event.payload.withUnsafeBufferPointer { JSONValue.appendString(utf8: $0, to: &rest) }
         } else {
-            key("payload_base64")
+            key(#","payload_base64":"#)
             JSONValue.appendString(Base64.encode(event.payload), to: &rest)
         }
         if let retention = event.retention {
-            key("retention_ms")
+            key(#","retention_ms":"#)
             JSONValue.appendInteger(retention.totalMilliseconds, to: &rest)
         }
-        key("replayed")
+        key(#","replayed":"#)
         rest.append(contentsOf: replayed ? Self.trueBytes : Self.falseBytes)
         rest.append(UInt8(ascii: "}"))
         rest.append(UInt8(ascii: "}"))
@@ -239,11 +241,22 @@ final class EventSubscribers {
         }
     }
 
+    /// The line buffer `push` reuses; one holding more than this (a burst of large payloads) is
+    /// let go instead of kept.
+    private var scratch: [UInt8] = []
+    private static let scratchLimit = 1 << 17
+
     /// Entity ids as JSON strings: a handful of servers, each encoded once.
     private var entityStrings: [EntityID: [UInt8]] = [:]
+    /// The last one looked up: a busy channel's events mostly come from one publisher.
+    private var lastEntity: (id: EntityID, bytes: [UInt8])?
 
     private func encodedEntity(_ entity: EntityID) -> [UInt8] {
-        if let bytes = entityStrings[entity] { return bytes }
+        if let lastEntity, lastEntity.id == entity { return lastEntity.bytes }
+        if let bytes = entityStrings[entity] {
+            lastEntity = (entity, bytes)
+            return bytes
+        }
         var bytes: [UInt8] = []
         JSONValue.appendString(entity.description, to: &bytes)
         if entityStrings.count < 1_024 { entityStrings[entity] = bytes }
