@@ -217,8 +217,14 @@ final class BenchCluster {
     @discardableResult
     func start(_ index: Int) throws -> UInt64 {
         let startedAt = monotonicNanoseconds()
-        let pid = try Command.spawn(ip, ["netns", "exec", Self.namespace(index), daemon, "--foreground", "--config", configuration(index)],
-                                    log: log(index))
+        // Profiling one node: DCB_WRAP="2:valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out"
+        // runs node 2's daemon under that command (same PID: ip and valgrind both exec in place).
+        var command = [daemon, "--foreground", "--config", configuration(index)]
+        if let wrap = ProcessInfo.processInfo.environment["DCB_WRAP"], let colon = wrap.firstIndex(of: ":"),
+           Int(wrap[..<colon]) == index {
+            command = wrap[wrap.index(after: colon)...].split(separator: " ").map(String.init) + command
+        }
+        let pid = try Command.spawn(ip, ["netns", "exec", Self.namespace(index)] + command, log: log(index))
         pids[index] = pid
         CleanupRegistry.shared.state.withLock { _ = $0.pids.insert(pid) }
         return startedAt
