@@ -820,9 +820,8 @@ private final class MembershipAdapter: DaemonService {
 
     func start(_ context: ServiceContext) { hub.start(context) }
     func configurationChanged(_ change: ConfigurationChange) { hub.configurationChanged(change) }
-    func delivered(_ payload: ArraySlice<UInt8>, from sender: NodeID) {
-        hub.deliveredMembership(ServiceTag.wholeMessage(tag: ServiceTag.membership, payload: payload), from: sender)
-    }
+    // The tag is the membership envelope's service byte: the message is parsed as delivered.
+    func delivered(_ message: [UInt8], from sender: NodeID) { hub.deliveredMembership(message, from: sender) }
     func handle(_ request: ControlRequest, reply: ControlReply) {
         reply.fail(ControlError(.unknownCommand, "the membership service has no command \"\(request.command)\""))
     }
@@ -840,9 +839,8 @@ private final class DeviceStateAdapter: DaemonService {
 
     func start(_ context: ServiceContext) { hub.start(context) }
     // The hub hears configuration changes once, through the membership adapter.
-    func delivered(_ payload: ArraySlice<UInt8>, from sender: NodeID) {
-        hub.deliveredEvent(ServiceTag.wholeMessage(tag: ServiceTag.events, payload: payload), from: sender)
-    }
+    // The tag is the event envelope's service byte: the message is parsed as delivered.
+    func delivered(_ message: [UInt8], from sender: NodeID) { hub.deliveredEvent(message, from: sender) }
     func handle(_ request: ControlRequest, reply: ControlReply) { hub.handle(request, reply: reply) }
 }
 
@@ -856,6 +854,6 @@ private final class PingAdapter: DaemonService {
     init(hub: ClusterHub) { self.hub = hub }
 
     func start(_ context: ServiceContext) { hub.start(context) }
-    func delivered(_ payload: ArraySlice<UInt8>, from sender: NodeID) { hub.deliveredPing(payload, from: sender) }
+    func delivered(_ message: [UInt8], from sender: NodeID) { hub.deliveredPing(message.dropFirst(), from: sender) }
     func handle(_ request: ControlRequest, reply: ControlReply) { hub.handlePing(request, reply: reply) }
 }

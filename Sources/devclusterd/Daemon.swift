@@ -106,7 +106,7 @@ final class Daemon: ControlRequestHandler {
                 + "\(message.payload.first.map(String.init) ?? "none"): no service here owns it")
             return
         }
-        service.delivered(message.payload.dropFirst(), from: message.sender)
+        service.delivered(message.payload, from: message.sender)
     }
 
     /// `ring 1.12 formed: server1, server2, server3 (joined: server3)`, `server2 left (graceful)`,

@@ -2,6 +2,7 @@
 // from the daemon (ServiceContext) and what the daemon calls on it (DaemonService). Both live on
 // the event-loop thread; nothing here crosses threads.
 
+import Membership
 import Totem
 
 /// A cluster service inside the daemon, on the event-loop thread.
@@ -13,7 +14,9 @@ import Totem
 /// block: the ring's timers run on the same thread.
 ///
 /// Ring messages are multiplexed by a one-byte tag (`messageTag`): `ServiceContext.submit`
-/// prepends it and the Daemon routes each delivery by it, stripped, to the service owning it.
+/// prepends it and the Daemon routes each delivery by it to the service owning it. The service
+/// gets the whole message, tag included: the cluster services' tags are their wire envelope's
+/// service byte, so they parse it as it arrived, without a copy.
 protocol DaemonService: AnyObject {
     /// A short name for logs (`node`, `membership`, `events`).
     var name: String { get }
@@ -28,8 +31,8 @@ protocol DaemonService: AnyObject {
     /// A configuration change, in the agreed order relative to deliveries (extended virtual
     /// synchrony: messages delivered before a regular configuration belong to the previous one).
     func configurationChanged(_ change: ConfigurationChange)
-    /// One of this service's messages in agreed order, without its tag.
-    func delivered(_ payload: ArraySlice<UInt8>, from sender: NodeID)
+    /// One of this service's messages in agreed order, its tag (first byte) included.
+    func delivered(_ message: [UInt8], from sender: NodeID)
     /// Answers a control request for one of `commands`, through `reply`, now or later.
     func handle(_ request: ControlRequest, reply: ControlReply)
     /// The daemon is stopping; the ring is still there (the leave comes after).
@@ -39,34 +42,22 @@ protocol DaemonService: AnyObject {
 extension DaemonService {
     var messageTag: UInt8? { nil }
     func configurationChanged(_ change: ConfigurationChange) {}
-    func delivered(_ payload: ArraySlice<UInt8>, from sender: NodeID) {}
+    func delivered(_ message: [UInt8], from sender: NodeID) {}
     func stop() {}
 }
 
 /// The ring message tags of the services, one byte in front of every payload.
 ///
 /// Fixed for the life of the wire format: a daemon ignores (and counts) tags it does not know,
-/// so a newer service can be rolled out one node at a time.
+/// so a newer service can be rolled out one node at a time. The cluster services' tags are their
+/// envelope's service byte (`ServiceID`), so a delivered message is already what they parse.
 enum ServiceTag {
     /// Node directory announcements (names, entity ids) of the membership service.
-    static let membership: UInt8 = 1
+    static let membership: UInt8 = ServiceID.membership.rawValue
     /// Events of the event service (device state and MWI travel in them).
-    static let events: UInt8 = 2
+    static let events: UInt8 = ServiceID.event.rawValue
     /// The daemon's own `ping` requests and replies (not a cluster service of its own).
     static let ping: UInt8 = 3
-
-    /// The whole ring message from a tag and the payload the seam handed over without it.
-    ///
-    /// The one place where the seam (which strips the tag before `delivered`) meets the
-    /// services of the Membership, EventService and DeviceState modules, which parse the whole
-    /// message, envelope byte included (the tags equal their `ServiceID` raw values).
-    static func wholeMessage(tag: UInt8, payload: ArraySlice<UInt8>) -> [UInt8] {
-        var message = [UInt8]()
-        message.reserveCapacity(payload.count + 1)
-        message.append(tag)
-        message.append(contentsOf: payload)
-        return message
-    }
 }
 
 /// What the daemon offers its services: the configuration, identity, ring state, logging and

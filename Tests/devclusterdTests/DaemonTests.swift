@@ -17,8 +17,8 @@ private final class RecordingService: DaemonService {
 
     func start(_ context: ServiceContext) { calls.append("start node \(context.localNodeID)") }
     func configurationChanged(_ change: ConfigurationChange) { calls.append("\(change.kind.rawValue) \(change.ringID)") }
-    func delivered(_ payload: ArraySlice<UInt8>, from sender: NodeID) {
-        calls.append("delivered \(String(decoding: payload, as: UTF8.self)) from \(sender)")
+    func delivered(_ message: [UInt8], from sender: NodeID) {
+        calls.append("delivered \(String(decoding: message.dropFirst(), as: UTF8.self)) from \(sender)")
     }
     func handle(_ request: ControlRequest, reply: ControlReply) {
         calls.append("handle \(request.command)")
