@@ -13,8 +13,10 @@
 /// whole frame). Frames arrive in the same agreed order at every member, so every member completes
 /// or discards the same messages.
 ///
-/// Per-sender state lives in a dictionary that is only ever looked up by key, so its iteration
-/// order cannot leak into the output.
+/// Per-sender state lives in a short array (at most one entry per ring member with a message in
+/// assembly) that is only ever searched by sender, so its order cannot leak into the output. An
+/// array, not a dictionary: with messages spanning frames nearly every frame takes its sender's
+/// assembly out and puts it back, and hashing was a tenth of the reassembler's cost.
 public struct FragmentReassembler: Sendable {
     /// The longest message delivered. A message growing beyond it is discarded, at every member
     /// alike, instead of growing without bound; the core refuses to send such messages anyway.
@@ -22,6 +24,8 @@ public struct FragmentReassembler: Sendable {
 
     /// A sender's message in assembly. Stored only while it awaits a continuation.
     private struct Assembly {
+        /// The node that originated the message.
+        var sender: NodeID
         /// The bytes received so far; empty while discarding.
         var buffer: [UInt8] = []
         /// The fragment id the next frame must continue (0 when nothing is awaited).
@@ -30,7 +34,7 @@ public struct FragmentReassembler: Sendable {
         var isDiscarding = false
     }
 
-    private var assemblies: [NodeID: Assembly] = [:]
+    private var assemblies: [Assembly] = []
 
     /// Creates a reassembler with no assemblies.
     /// - Parameter maxMessageBytes: the longest message delivered; must not be negative.
@@ -52,17 +56,31 @@ public struct FragmentReassembler: Sendable {
     /// - Throws: `FrameError` when the frame is malformed. It is then dropped whole and every
     ///   assembly is left as it was.
     public mutating func receive(_ frame: [UInt8], from sender: NodeID) throws(FrameError) -> [[UInt8]] {
+        var completed: [[UInt8]] = []
+        try receive(frame, from: sender, into: &completed)
+        return completed
+    }
+
+    /// `receive(_:from:)` appending the completed messages to `completed`, so that a caller
+    /// delivering frame after frame reuses one array. On a throw nothing is appended.
+    public mutating func receive(_ frame: [UInt8], from sender: NodeID, into completed: inout [[UInt8]]) throws(FrameError) {
         let layout = try FrameLayout(parsing: frame)
         let header = layout.header
-        // Taken out of the dictionary so that appending to its buffer does not copy it.
-        var assembly = assemblies.removeValue(forKey: sender) ?? Assembly()
-        var completed: [[UInt8]] = []
+        // Moved out of the array (not copied) so that appending to its buffer does not copy it.
+        var assembly: Assembly
+        if let slot = assemblies.firstIndex(where: { $0.sender == sender }) {
+            assemblies.swapAt(slot, assemblies.count - 1)
+            assembly = assemblies.removeLast()
+        } else {
+            assembly = Assembly(sender: sender)
+        }
         let lastIndex = layout.chunkRanges.count - 1
         for (index, range) in layout.chunkRanges.enumerated() {
             let chunk = frame[range]
+            let continues = index == lastIndex && header.fragmented != 0
             if index == 0 && header.continuation != 0 {
                 if assembly.expectedFragment == header.continuation {
-                    append(chunk, to: &assembly)
+                    append(chunk, to: &assembly, continues: continues, frameBytes: frame.count)
                 } else {
                     // Spec §5.3: an orphan, its start was not seen.
                     assembly.buffer = []
@@ -72,22 +90,21 @@ public struct FragmentReassembler: Sendable {
                 // Spec §5.3: this chunk starts a new message; an unfinished one is dropped.
                 assembly.buffer = []
                 assembly.isDiscarding = false
-                append(chunk, to: &assembly)
+                append(chunk, to: &assembly, continues: continues, frameBytes: frame.count)
             }
-            if index == lastIndex && header.fragmented != 0 {
+            if continues {
                 assembly.expectedFragment = header.fragmented
             } else {
                 if !assembly.isDiscarding { completed.append(assembly.buffer) }
-                assembly = Assembly()
+                assembly = Assembly(sender: sender)
             }
         }
         if assembly.expectedFragment != 0 {
             precondition(assembly.buffer.count <= maxMessageBytes,
                          "assembly of \(assembly.buffer.count) bytes beyond \(maxMessageBytes)")
             precondition(!assembly.isDiscarding || assembly.buffer.isEmpty, "a discarded assembly holds bytes")
-            assemblies[sender] = assembly
+            assemblies.append(assembly)
         }
-        return completed
     }
 
     /// Drops every incomplete assembly, whoever its sender.
@@ -101,21 +118,31 @@ public struct FragmentReassembler: Sendable {
     /// Drops the assemblies of the given senders, for instance nodes that left the ring: their
     /// fragmented messages can never complete (spec §5.3).
     public mutating func discard(senders: some Sequence<NodeID>) {
-        for sender in senders { assemblies[sender] = nil }
+        let gone = Set(senders)
+        assemblies.removeAll { gone.contains($0.sender) }
     }
 
     /// Appends a chunk to an assembly, or discards the assembly when it would exceed `maxMessageBytes`.
-    private func append(_ chunk: ArraySlice<UInt8>, to assembly: inout Assembly) {
+    ///
+    /// A message starting with a chunk that `continues` in the next frame gets room for about one
+    /// more frame at once (`frameBytes`, this frame's size), so that the usual continuation does
+    /// not reallocate; longer messages grow as arrays do (doubling).
+    private func append(_ chunk: ArraySlice<UInt8>, to assembly: inout Assembly, continues: Bool, frameBytes: Int) {
         guard !assembly.isDiscarding else { return }
         guard chunk.count <= maxMessageBytes - assembly.buffer.count else {
             assembly.buffer = []
             assembly.isDiscarding = true
             return
         }
-        if assembly.buffer.isEmpty {
-            assembly.buffer = Array(chunk)
-        } else {
+        guard assembly.buffer.isEmpty else {
             assembly.buffer.append(contentsOf: chunk)
+            return
+        }
+        if continues {
+            assembly.buffer.reserveCapacity(min(maxMessageBytes, chunk.count + frameBytes))
+            assembly.buffer.append(contentsOf: chunk)
+        } else {
+            assembly.buffer = Array(chunk)
         }
     }
 }

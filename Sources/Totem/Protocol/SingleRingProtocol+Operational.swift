@@ -309,15 +309,17 @@ extension SingleRingProtocol {
     mutating func deliverFrame(of message: DataMessage) {
         guard case .frame(let bytes) = message.content else { return }
         statistics.framesDelivered += 1
-        let completed: [[UInt8]]
+        // One array reused for every frame's completed messages (emptied before and after).
+        reassembled.removeAll(keepingCapacity: true)
+        defer { reassembled.removeAll(keepingCapacity: true) }
         do {
-            completed = try reassembler.receive(bytes, from: message.originator)
+            try reassembler.receive(bytes, from: message.originator, into: &reassembled)
         } catch {
             // Every member delivers the same frames, so every member drops this one alike.
             statistics.malformedFrames += 1
             return
         }
-        for payload in completed {
+        for payload in reassembled {
             statistics.messagesDelivered += 1
             output.append(.deliver(DeliveredMessage(
                 sender: message.originator, payload: payload, ringID: message.ringID, delivery: message.delivery)))

@@ -52,6 +52,8 @@ public struct SingleRingProtocol: Sendable {
     var retransmitQueueHead = 0
     var packer: FramePacker
     var reassembler: FragmentReassembler
+    /// Scratch for `deliverFrame`: the messages one frame completes. Empty between calls.
+    var reassembled: [[UInt8]] = []
     /// All received up to: we hold every message 1...aru of the current ring (`myAru`).
     var aru = SequenceNumber.zero
     var highSeqReceived = SequenceNumber.zero
