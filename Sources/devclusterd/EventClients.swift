@@ -215,8 +215,13 @@ final class EventSubscribers {
             }
         }
         rest.append(UInt8(ascii: "}"))
-        // Text payloads are escaped straight from their bytes, without building a String.
-        if event.payload.withUnsafeBufferPointer({ UTF8Text.isValid($0) }) {
+        // Plain text (the usual payload) is copied as it is; other text is escaped straight from
+        // its bytes, without building a String; anything else goes as base64.
+        if event.payload.withUnsafeBufferPointer({ UTF8Text.isPlainJSONText($0) }) {
+            key(#","payload":""#)
+            rest.append(contentsOf: event.payload)
+            rest.append(UInt8(ascii: "\""))
+        } else if event.payload.withUnsafeBufferPointer({ UTF8Text.isValid($0) }) {
             key(#","payload":"#)
             event.payload.withUnsafeBufferPointer { JSONValue.appendString(utf8: $0, to: &rest) }
         } else {

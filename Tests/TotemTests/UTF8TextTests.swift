@@ -46,6 +46,18 @@ struct UTF8TextTests {
         #expect(ordinary.withUnsafeBufferPointer { UTF8Text.firstJSONSpecialByte(in: $0, from: 0, delete: true) } == ordinary.count)
     }
 
+    @Test func plainJSONTextIsPrintableASCIIWithoutQuoteOrBackslash() {
+        for byte in UInt8.min...UInt8.max {
+            let expected = (0x20...0x7E).contains(byte) && byte != 0x22 && byte != 0x5C
+            for position in [0, 15, 16, 31, 40] {
+                var bytes = Array(repeating: UInt8(ascii: "x"), count: 41)
+                bytes[position] = byte
+                #expect(bytes.withUnsafeBufferPointer { UTF8Text.isPlainJSONText($0) } == expected, "byte \(byte) at \(position)")
+            }
+        }
+        #expect([UInt8]().withUnsafeBufferPointer { UTF8Text.isPlainJSONText($0) })
+    }
+
     @Test func isValidAgreesWithTheStandardLibrary() {
         let cases: [[UInt8]] = [
             [], Array("plain ascii text, long enough for the stride".utf8), Array("caf\u{e9} \u{20ac} \u{1F600}".utf8),
@@ -78,6 +90,8 @@ struct UTF8TextTests {
             #expect(found == expected, "seed \(seed): \(bytes) from \(start), delete \(delete)")
             let ascii = bytes.withUnsafeBufferPointer { UTF8Text.isASCII($0) }
             #expect(ascii == bytes.allSatisfy { $0 < 0x80 }, "seed \(seed): \(bytes)")
+            let plain = bytes.withUnsafeBufferPointer { UTF8Text.isPlainJSONText($0) }
+            #expect(plain == bytes.allSatisfy { (0x20..<0x7F).contains($0) && $0 != 0x22 && $0 != 0x5C }, "seed \(seed): \(bytes)")
         }
     }
 }

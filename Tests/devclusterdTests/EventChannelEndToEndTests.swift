@@ -72,6 +72,13 @@ struct EventChannelEndToEndTests {
         #expect(call(publisher, "event_publish", [
             "channel": "alerts", "type": "ALARM", "attributes": ["site": "parma"], "payload_base64": "AP8B", "retention_ms": 60_000,
         ]).map { (try? $0.get()) != nil } == true)
+        // Text that must be escaped, and non-ASCII text: not the plain-text path of the push.
+        let escaped = "say \"hi\" \\ tab\there\nnew line \u{7F} caf\u{E9} \u{20AC}" + String(repeating: "x", count: 40)
+        let unicode = String(repeating: "\u{E9}t\u{E9} ", count: 12)
+        for text in [escaped, unicode] {
+            #expect(call(publisher, "event_publish", ["channel": "alerts", "type": "alarm", "attributes": ["site": "paris"], "payload": .string(text)])
+                .map { (try? $0.get()) != nil } == true)
+        }
 
         let one = nextEvent(subscriber)
         #expect(one?["event"] == "channel_event")
@@ -87,6 +94,8 @@ struct EventChannelEndToEndTests {
         #expect(two?["data"]?["payload"] == nil)
         #expect(two?["data"]?["attributes"] == ["site": "parma"])
         #expect(two?["data"]?["retention_ms"] == 60_000)
+        #expect(nextEvent(subscriber)?["data"]?["payload"]?.stringValue == escaped)
+        #expect(nextEvent(subscriber)?["data"]?["payload"]?.stringValue == unicode)
         #expect(nextEvent(subscriber) == nil, "an event passed the type or attribute filter")
 
         // A late subscriber on the publishing node gets the retained event replayed, marked so.
