@@ -46,9 +46,26 @@ extension DeviceStateService {
     /// - Throws: `ServiceWireError` when the event message itself does not decode (nothing
     ///   changed but the ring position count, which every node makes alike).
     public mutating func delivered(payload: [UInt8], from sender: NodeID, now: MonotonicInstant) throws(ServiceWireError) -> [DeviceStateEffect] {
-        defer { checkInvariants() }
-        let eventEffects = try events.delivered(payload: payload, from: sender, now: now)
         var effects: [DeviceStateEffect] = []
+        try delivered(payload: payload, from: sender, now: now, into: &effects)
+        return effects
+    }
+
+    /// `delivered(payload:from:now:)` appending its effects to `effects`, so that a caller
+    /// handling message after message reuses one array. On a throw nothing is appended.
+    public mutating func delivered(payload: [UInt8], from sender: NodeID, now: MonotonicInstant,
+                                   into effects: inout [DeviceStateEffect]) throws(ServiceWireError) {
+        defer { checkInvariants() }
+        // The event service's effects go into an array kept between messages (taken out of the
+        // property while in use, so a nested call could not share it).
+        var eventEffects = eventEffectScratch
+        eventEffectScratch = []
+        eventEffects.removeAll(keepingCapacity: true)
+        defer {
+            eventEffects.removeAll(keepingCapacity: true)
+            eventEffectScratch = eventEffects
+        }
+        try events.delivered(payload: payload, from: sender, now: now, into: &eventEffects)
         for effect in eventEffects {
             switch effect {
             case .deliver(let event, let subscriptions):
@@ -73,7 +90,6 @@ extension DeviceStateService {
                 effects.append(Self.translate(effect))
             }
         }
-        return effects
     }
 
     // MARK: - Device states

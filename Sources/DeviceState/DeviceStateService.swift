@@ -47,6 +47,8 @@ public struct DeviceStateService: Sendable {
     var hasPublishedLocalState = false
     /// Counters.
     public internal(set) var statistics = DeviceStateStatistics()
+    /// Scratch for `delivered`: the event service's effects of one message. Empty between calls.
+    var eventEffectScratch: [EventServiceEffect] = []
 
     /// Creates the service, restoring the local states of a previous run (they count at once,
     /// and are published at the first REGULAR configuration).

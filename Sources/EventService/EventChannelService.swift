@@ -206,6 +206,15 @@ public struct EventChannelService: Sendable {
     ///   original publication names another publisher than its sender. The message still takes a
     ///   ring position (every member counts it alike).
     public mutating func delivered(payload: [UInt8], from sender: NodeID, now: MonotonicInstant) throws(ServiceWireError) -> [EventServiceEffect] {
+        var effects: [EventServiceEffect] = []
+        try delivered(payload: payload, from: sender, now: now, into: &effects)
+        return effects
+    }
+
+    /// `delivered(payload:from:now:)` appending its effects to `effects`, so that a caller
+    /// handling event after event reuses one array. On a throw nothing is appended.
+    public mutating func delivered(payload: [UInt8], from sender: NodeID, now: MonotonicInstant,
+                                   into effects: inout [EventServiceEffect]) throws(ServiceWireError) {
         defer { checkInvariants() }
         let service = try ServiceEnvelope.service(of: payload)
         guard service == .event else { throw .wrongService(expected: .event, actual: service.rawValue) }
@@ -223,7 +232,7 @@ public struct EventChannelService: Sendable {
         case .republished(let originalPosition):
             guard !store.isKnown(message.id) else {
                 statistics.duplicatesDropped += 1
-                return []
+                return
             }
             event = Self.event(from: message, position: originalPosition, isRepublished: true, sender: sender)
         }
@@ -231,17 +240,15 @@ public struct EventChannelService: Sendable {
         if let retention = event.retention {
             store.insert(event, expiresAt: now + retention)
         }
-        var effects: [EventServiceEffect] = []
         if event.id.publisher == localNode, event.id.incarnation == incarnation, !event.isRepublished {
             effects.append(.confirmed(event))
         }
         guard let slot = channels.index(forKey: event.channel) else {
             statistics.unknownChannel += 1
-            return effects
+            return
         }
         let matching = Self.count(event, in: &channels.values[slot], subscriptions: subscriptions)
         if !matching.isEmpty { effects.append(.deliver(event, to: matching)) }
-        return effects
     }
 
     // MARK: - Helpers
@@ -257,7 +264,14 @@ public struct EventChannelService: Sendable {
             return []
         }
         state.delivered += 1
-        return state.subscriptions.filter { subscriptions[$0]?.matches(event) == true }
+        // Usually every subscription of the channel matches: the channel's own list is then
+        // returned as it is (shared, not a new array per event).
+        guard let first = state.subscriptions.firstIndex(where: { subscriptions[$0]?.matches(event) != true }) else {
+            return state.subscriptions
+        }
+        var matching = Array(state.subscriptions[..<first])
+        for id in state.subscriptions[(first + 1)...] where subscriptions[id]?.matches(event) == true { matching.append(id) }
+        return matching
     }
 
     private func republishRetained(now: MonotonicInstant) -> [EventServiceEffect] {

@@ -13,6 +13,8 @@ import Totem
 final class ClusterHub {
     private(set) var membership: MembershipService
     private(set) var deviceState: DeviceStateService
+    /// Scratch for `deliveredEvent`: one message's effects. Empty between calls.
+    private var deliveredEffectScratch: [DeviceStateEffect] = []
     let incarnation: UInt64
     private let stateFilePath: String
     private var context: ServiceContext?
@@ -145,11 +147,18 @@ final class ClusterHub {
     }
 
     fileprivate func deliveredEvent(_ message: [UInt8], from sender: NodeID) {
+        // Effects go into an array kept between events, taken out of the property while in use:
+        // executing them may submit to the ring, and a nested delivery must not share it.
+        var effects = deliveredEffectScratch
+        deliveredEffectScratch = []
         do {
-            execute(try deviceState.delivered(payload: message, from: sender, now: MonotonicClock.now()))
+            try deviceState.delivered(payload: message, from: sender, now: MonotonicClock.now(), into: &effects)
+            execute(effects)
         } catch {
             context?.logger.warning("ignored an event message from \(context?.name(of: sender) ?? "\(sender)"): \(error)")
         }
+        effects.removeAll(keepingCapacity: true)
+        deliveredEffectScratch = effects
         if let next = deviceState.nextEventExpiry, armedExpiry.map({ next < $0 }) ?? true { scheduleExpiry() }
         if !heldClients.isEmpty { releaseHeldClientsIfRingCaughtUp() }
     }
