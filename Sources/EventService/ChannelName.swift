@@ -12,11 +12,21 @@ public struct ChannelName: Hashable, Comparable, Sendable, CustomStringConvertib
         self.rawValue = rawValue
     }
 
+    /// Validates a name given as its bytes (received ones); `nil` if they break the rule.
+    public init?(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        guard Self.isValid(utf8: bytes) else { return nil }
+        rawValue = String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Whether `text` is a valid channel name.
     public static func isValid(_ text: String) -> Bool {
-        guard (1...EventLimits.channelNameBytes).contains(text.utf8.count) else { return false }
         var text = text
-        return text.withUTF8 { bytes in bytes.allSatisfy { (0x21...0x7E).contains($0) } }
+        return text.withUTF8 { isValid(utf8: $0) }
+    }
+
+    /// Whether `bytes` are a valid channel name.
+    public static func isValid(utf8 bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        (1...EventLimits.channelNameBytes).contains(bytes.count) && bytes.allSatisfy { (0x21...0x7E).contains($0) }
     }
 
     public static func < (lhs: ChannelName, rhs: ChannelName) -> Bool { lhs.rawValue.utf8.lexicographicallyPrecedes(rhs.rawValue.utf8) }
@@ -53,13 +63,22 @@ public struct EventType: Hashable, Comparable, Sendable, CustomStringConvertible
         rawValue = known
     }
 
+    /// Validates a canonical name given as its bytes (received ones); `nil` if they break the rule.
+    public init?(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        guard Self.isValid(utf8: bytes) else { return nil }
+        rawValue = String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Whether `text` is a valid canonical event type.
     public static func isValid(_ text: String) -> Bool {
         var text = text
-        return text.withUTF8 { bytes in
-            guard (1...EventLimits.eventTypeBytes).contains(bytes.count), (0x61...0x7A).contains(bytes[0]) else { return false }
-            return bytes.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5F }
-        }
+        return text.withUTF8 { isValid(utf8: $0) }
+    }
+
+    /// Whether `bytes` are a valid canonical event type.
+    public static func isValid(utf8 bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard (1...EventLimits.eventTypeBytes).contains(bytes.count), (0x61...0x7A).contains(bytes[0]) else { return false }
+        return bytes.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5F }
     }
 
     public static func < (lhs: EventType, rhs: EventType) -> Bool { lhs.rawValue < rhs.rawValue }

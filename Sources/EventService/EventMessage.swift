@@ -141,10 +141,8 @@ public struct EventMessage: Sendable, Equatable {
         let incarnation = try reader.readUInt64()
         let counter = try reader.readUInt64()
         guard counter != 0 else { throw .invalidValue(field: "counter", value: 0) }
-        let channelText = try reader.readString(lengthAs: UInt8.self, field: "channel", minimum: 1, limit: EventLimits.channelNameBytes)
-        guard let channel = ChannelName(channelText) else { throw .invalidText(field: "channel") }
-        let typeText = try reader.readString(lengthAs: UInt8.self, field: "type", minimum: 1, limit: EventLimits.eventTypeBytes)
-        guard let type = EventType(typeText) else { throw .invalidText(field: "type") }
+        let channel = try Self.readName(&reader, field: "channel", limit: EventLimits.channelNameBytes, ChannelName.init(utf8:))
+        let type = try Self.readName(&reader, field: "type", limit: EventLimits.eventTypeBytes, EventType.init(utf8:))
         let retention = try reader.readUInt32()
         let kind: Kind
         if kindCode == 2 {
@@ -173,5 +171,21 @@ public struct EventMessage: Sendable, Equatable {
         self.init(kind: kind, id: EventID(publisher: publisher, incarnation: incarnation, counter: counter),
                   publisherEntity: entity, channel: channel, type: type, retentionMilliseconds: retention,
                   attributes: attributes, payload: body)
+    }
+
+    /// Reads a length-prefixed channel name or event type, checked once over its bytes (not
+    /// first as UTF-8 text, then again by the name's rule): `invalidUTF8` or `invalidText` as
+    /// reading a string and then the name would report.
+    private static func readName<Name>(_ reader: inout ServiceWireReader, field: String, limit: Int,
+                                       _ make: (UnsafeBufferPointer<UInt8>) -> Name?) throws(ServiceWireError) -> Name {
+        let length = try reader.readLength(as: UInt8.self, field: field, minimum: 1, limit: limit)
+        var name: Name?
+        var isUTF8 = true
+        try reader.withNextBytes(count: length) { bytes in
+            name = make(bytes)
+            if name == nil { isUTF8 = UTF8Text.isValid(bytes) }
+        }
+        guard let name else { throw isUTF8 ? .invalidText(field: field) : .invalidUTF8(field: field) }
+        return name
     }
 }

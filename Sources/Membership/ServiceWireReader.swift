@@ -112,9 +112,22 @@ package struct ServiceWireReader {
     /// - Parameter count: A length already validated by the caller; must not be negative.
     package mutating func readBytes(count: Int) throws(ServiceWireError) -> [UInt8] {
         precondition(count >= 0, "negative read length \(count)")
+        var copy: [UInt8] = []
+        try withNextBytes(count: count) { copy = Array($0) }
+        return copy
+    }
+
+    /// Passes the next `count` bytes to `body` without copying them, and moves past them.
+    /// Not generic (the caller keeps what it builds): a generic version ran unspecialized from
+    /// the other modules, through metadata lookups costing more than the bytes' checks.
+    ///
+    /// - Parameter count: A length already validated by the caller; must not be negative.
+    package mutating func withNextBytes(count: Int, _ body: (UnsafeBufferPointer<UInt8>) -> Void) throws(ServiceWireError) {
+        precondition(count >= 0, "negative read length \(count)")
         try require(count)
-        defer { offset += count }
-        return Array(bytes[offset..<(offset + count)])
+        let start = offset
+        offset += count
+        bytes.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[start..<(start + count)])) }
     }
 
     /// Reads a length-prefixed UTF-8 string.

@@ -104,6 +104,9 @@ struct EventMessageCodecTests {
         bytes[Self.channelOffset + 1] = 0x20
         #expect(throws: ServiceWireError.invalidText(field: "channel")) { try EventMessage(decoding: bytes) }
         bytes = Self.published.encoded()
+        bytes[Self.channelOffset + 1] = 0xC3
+        #expect(throws: ServiceWireError.invalidUTF8(field: "channel")) { try EventMessage(decoding: bytes) }
+        bytes = Self.published.encoded()
         bytes[Self.typeOffset] = 33
         #expect(throws: ServiceWireError.lengthOutOfRange(field: "type", length: 33, minimum: 1, maximum: 32)) { try EventMessage(decoding: bytes) }
         bytes = Self.published.encoded()
