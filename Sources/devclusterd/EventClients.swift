@@ -179,77 +179,85 @@ final class EventSubscribers {
     /// Pushes `event` to each subscription's connection, in the order given. The line is
     /// encoded once; only the subscription number differs between subscribers (it comes first).
     func push(_ event: DeliveredEvent, to ids: [SubscriptionID], replayed: Bool) {
-        // The line is built in a buffer kept between events (taken out of the property, so it
-        // stays uniquely referenced and is not copied on append): no allocation per event.
-        var rest = scratch
-        scratch = []
-        rest.removeAll(keepingCapacity: true)
-        rest.reserveCapacity(event.payload.count + 256)
-        defer { if rest.capacity <= Self.scratchLimit { scratch = rest } }
-        /// Appends a constant fragment (`,"name":` and any opening quote or brace) in one copy.
-        func key(_ fragment: StaticString) {
-            rest.append(contentsOf: UnsafeBufferPointer(start: fragment.utf8Start, count: fragment.utf8CodeUnitCount))
-        }
-        key(#","channel":"#)
-        JSONValue.appendString(event.channel.rawValue, to: &rest)
-        key(#","type":"#)
-        JSONValue.appendString(event.type.rawValue, to: &rest)
-        key(#","event_id":""#)
-        JSONValue.appendUnsigned(UInt64(event.id.publisher.rawValue), to: &rest)
-        rest.append(UInt8(ascii: "."))
-        JSONValue.appendUnsigned(event.id.incarnation, to: &rest)
-        rest.append(UInt8(ascii: "."))
-        JSONValue.appendUnsigned(event.id.counter, to: &rest)
-        rest.append(UInt8(ascii: "\""))
-        key(#","publisher":"#)
-        JSONValue.appendUnsigned(UInt64(event.id.publisher.rawValue), to: &rest)
-        key(#","entity_id":"#)
-        rest.append(contentsOf: encodedEntity(event.publisherEntity))
-        key(#","attributes":{"#)
+        line.removeAll(keepAtMost: Self.lineBufferLimit)
+        line.reserve(event.payload.count + 256)
+        line.append(encodedNames(event.channel, event.type))
+        line.append(#","event_id":""#)
+        line.appendDecimal(UInt64(event.id.publisher.rawValue))
+        line.append(UInt8(ascii: "."))
+        line.appendDecimal(event.id.incarnation)
+        line.append(UInt8(ascii: "."))
+        line.appendDecimal(event.id.counter)
+        line.append(#"","publisher":"#)
+        line.appendDecimal(UInt64(event.id.publisher.rawValue))
+        line.append(#","entity_id":"#)
+        line.append(encodedEntity(event.publisherEntity))
+        line.append(#","attributes":{"#)
         if !event.attributes.isEmpty {
+            var text: [UInt8] = []
             for (index, name) in event.attributes.keys.sorted().enumerated() {
-                if index > 0 { rest.append(UInt8(ascii: ",")) }
-                JSONValue.appendString(name, to: &rest)
-                rest.append(UInt8(ascii: ":"))
-                JSONValue.appendString(event.attributes[name] ?? "", to: &rest)
+                if index > 0 { text.append(UInt8(ascii: ",")) }
+                JSONValue.appendString(name, to: &text)
+                text.append(UInt8(ascii: ":"))
+                JSONValue.appendString(event.attributes[name] ?? "", to: &text)
             }
+            line.append(text)
         }
-        rest.append(UInt8(ascii: "}"))
+        line.append(UInt8(ascii: "}"))
         // Plain text (the usual payload) is copied as it is; other text is escaped straight from
         // its bytes, without building a String; anything else goes as base64.
-        if event.payload.withUnsafeBufferPointer({ UTF8Text.isPlainJSONText($0) }) {
-            key(#","payload":""#)
-            rest.append(contentsOf: event.payload)
-            rest.append(UInt8(ascii: "\""))
-        } else if event.payload.withUnsafeBufferPointer({ UTF8Text.isValid($0) }) {
-            key(#","payload":"#)
-            event.payload.withUnsafeBufferPointer { JSONValue.appendString(utf8: $0, to: &rest) }
-        } else {
-            key(#","payload_base64":"#)
-            JSONValue.appendString(Base64.encode(event.payload), to: &rest)
+        event.payload.withUnsafeBufferPointer { payload in
+            if UTF8Text.isPlainJSONText(payload) {
+                line.append(#","payload":""#)
+                line.append(payload)
+                line.append(UInt8(ascii: "\""))
+            } else if UTF8Text.isValid(payload) {
+                line.append(#","payload":"#)
+                var text: [UInt8] = []
+                JSONValue.appendString(utf8: payload, to: &text)
+                line.append(text)
+            } else {
+                line.append(#","payload_base64":"#)
+                var text: [UInt8] = []
+                JSONValue.appendString(Base64.encode(event.payload), to: &text)
+                line.append(text)
+            }
         }
         if let retention = event.retention {
-            key(#","retention_ms":"#)
-            JSONValue.appendInteger(retention.totalMilliseconds, to: &rest)
+            line.append(#","retention_ms":"#)
+            var text: [UInt8] = []
+            JSONValue.appendInteger(retention.totalMilliseconds, to: &text)
+            line.append(text)
         }
-        key(#","replayed":"#)
-        rest.append(contentsOf: replayed ? Self.trueBytes : Self.falseBytes)
-        rest.append(UInt8(ascii: "}"))
-        rest.append(UInt8(ascii: "}"))
+        line.append(replayed ? #","replayed":true}}"# : #","replayed":false}}"#)
         for id in ids {
             guard let connection = entries[id], connection.isOpen else { continue }
             connection.sendEncoded { output in
                 output.append(contentsOf: Self.linePrefix)
                 JSONValue.appendUnsigned(id.rawValue, to: &output)
-                output.append(contentsOf: rest)
+                line.withBytes { output.append(contentsOf: $0) }
             }
         }
     }
 
-    /// The line buffer `push` reuses; one holding more than this (a burst of large payloads) is
-    /// let go instead of kept.
-    private var scratch: [UInt8] = []
-    private static let scratchLimit = 1 << 17
+    /// Where `push` builds a line's part after the subscription number, reused from event to
+    /// event; it shrinks back to `lineBufferLimit` after a large line.
+    private var line = LineBuffer(capacity: 4_096)
+    private static let lineBufferLimit = 1 << 17
+
+    /// `,"channel":"...","type":"..."` of the last event pushed: a busy channel's events mostly
+    /// share both.
+    private var lastNames: (channel: ChannelName, type: EventType, bytes: [UInt8])?
+
+    private func encodedNames(_ channel: ChannelName, _ type: EventType) -> [UInt8] {
+        if let lastNames, lastNames.channel == channel, lastNames.type == type { return lastNames.bytes }
+        var bytes = Array(#","channel":"#.utf8)
+        JSONValue.appendString(channel.rawValue, to: &bytes)
+        bytes.append(contentsOf: #","type":"#.utf8)
+        JSONValue.appendString(type.rawValue, to: &bytes)
+        lastNames = (channel, type, bytes)
+        return bytes
+    }
 
     /// Entity ids as JSON strings: a handful of servers, each encoded once.
     private var entityStrings: [EntityID: [UInt8]] = [:]
@@ -269,6 +277,4 @@ final class EventSubscribers {
     }
 
     private static let linePrefix = Array(#"{"event":"channel_event","data":{"subscription":"#.utf8)
-    private static let trueBytes = Array("true".utf8)
-    private static let falseBytes = Array("false".utf8)
 }
