@@ -26,8 +26,9 @@ struct SubscriberResult: Sendable {
     var gaps = 0
     var duplicates = 0
     var endsSeen = 0
-    /// Per publisher: delivered count, and the count its END marker announced.
-    var deliveredBy: [Int: Int] = [:]
+    /// Per publisher: delivered count (indexed by node id, 1...64: an array, not a dictionary
+    /// update per line), and the count its END marker announced.
+    var deliveredBy = [Int](repeating: 0, count: 65)
     var announcedBy: [Int: Int] = [:]
     var remoteLatencyP50Microseconds: UInt32 = 0
     var remoteLatencyP99Microseconds: UInt32 = 0
@@ -132,7 +133,7 @@ struct Subscriber {
                 if result.firstDelivery == 0 { result.firstDelivery = now }
                 result.lastDelivery = now
                 result.delivered += 1
-                result.deliveredBy[node, default: 0] += 1
+                result.deliveredBy[node] += 1
                 fold(&result.hash, UInt32(node))
                 fold(&result.hash, sequence)
                 let expected = nextSequence[node]

@@ -66,7 +66,7 @@ func reportThroughput(_ outcome: ThroughputOutcome, size: Int, context: FigureCo
     let counts = Set(subscribers.map(\.delivered))
     let complete = subscribers.allSatisfy { subscriber in
         subscriber.failure == nil && subscriber.duplicates == 0 && subscriber.gaps == 0 && subscriber.malformed == 0
-            && subscriber.announcedBy.allSatisfy { subscriber.deliveredBy[$0.key, default: 0] == $0.value }
+            && subscriber.announcedBy.allSatisfy { subscriber.deliveredBy[$0.key] == $0.value }
     }
     let identical = !subscribers.isEmpty && hashes.count == 1 && counts.count == 1 && complete && publishErrors == 0
     for subscriber in subscribers {
