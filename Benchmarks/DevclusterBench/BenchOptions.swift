@@ -10,6 +10,8 @@ struct BenchOptions: Sendable {
                                 [--window N] [--op publish|devstate] [--keep-logs DIR]
         (tables: scripts/bench-report.py; the side-by-side run with corosync: scripts/bench-compare.sh)
         scenarios: \(scenarios.joined(separator: ", "))
+        environment: DCB_TOTEM="key = value;..." adds [totem] lines to every node's configuration;
+                     DCB_WRAP="N:command ..." runs node N's daemon under a command (valgrind, perf)
         """
 
     var scenario = ""
