@@ -179,6 +179,9 @@ final class EventSubscribers {
     /// Pushes `event` to each subscription's connection, in the order given. The line is
     /// encoded once; only the subscription number differs between subscribers (it comes first).
     func push(_ event: DeliveredEvent, to ids: [SubscriptionID], replayed: Bool) {
+        // The kept buffer is taken out while in use: a push from inside this one (a connection's
+        // close handlers run while sending) builds its line in a buffer of its own.
+        var line = keptLine.take() ?? LineBuffer(capacity: Self.lineBufferCapacity)
         line.removeAll(keepAtMost: Self.lineBufferLimit)
         line.reserve(event.payload.count + 256)
         line.append(encodedNames(event.channel, event.type))
@@ -238,11 +241,13 @@ final class EventSubscribers {
                 line.withBytes { output.append(contentsOf: $0) }
             }
         }
+        keptLine = consume line
     }
 
     /// Where `push` builds a line's part after the subscription number, reused from event to
     /// event; it shrinks back to `lineBufferLimit` after a large line.
-    private var line = LineBuffer(capacity: 4_096)
+    private var keptLine: LineBuffer? = LineBuffer(capacity: lineBufferCapacity)
+    private static let lineBufferCapacity = 4_096
     private static let lineBufferLimit = 1 << 17
 
     /// `,"channel":"...","type":"..."` of the last event pushed: a busy channel's events mostly
