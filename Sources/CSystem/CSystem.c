@@ -84,15 +84,10 @@ int csystem_enable_udp_gro(int fd) {
 int csystem_udp_gro_segment_size(const struct msghdr *message) {
     for (struct cmsghdr *item = CMSG_FIRSTHDR((struct msghdr *)message); item != NULL;
          item = CMSG_NXTHDR((struct msghdr *)message, item)) {
+        // The kernel writes the segment size as an int (udp_cmsg_recv).
         if (item->cmsg_level == SOL_UDP && item->cmsg_type == UDP_GRO &&
-            item->cmsg_len >= CMSG_LEN(sizeof(uint16_t))) {
-            // The kernel writes an int; read the first two bytes' worth portably.
-            if (item->cmsg_len >= CMSG_LEN(sizeof(int))) {
-                int size;
-                memcpy(&size, CMSG_DATA(item), sizeof size);
-                return size;
-            }
-            uint16_t size;
+            item->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int size;
             memcpy(&size, CMSG_DATA(item), sizeof size);
             return size;
         }
