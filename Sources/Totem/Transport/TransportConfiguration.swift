@@ -51,8 +51,10 @@ public struct TransportConfiguration: Sendable, Equatable {
     public var receiveBatchSize = 32
     /// Most datagrams collected before they are sent with `sendmmsg`.
     public var sendBatchSize = 64
-    /// Whether runs of equal-sized multicast datagrams are handed to the kernel as one segmented
-    /// send (UDP_SEGMENT) where the kernel offers it. Receivers see the same datagrams either way.
+    /// Whether runs of equal-sized datagrams to one address (the multicasts; with udpu, each
+    /// peer's copies) are handed to the kernel as one segmented send (UDP_SEGMENT), and receiving
+    /// sockets take such runs whole (UDP_GRO), where the kernel offers it. Receivers see the same
+    /// datagrams either way.
     public var segmentationOffload = true
 
     public init(mode: Mode, localNode: NodeID, nodes: [Node]) {
