@@ -31,16 +31,25 @@ size_t csystem_cmsg_space(size_t length) {
     return CMSG_SPACE(length);
 }
 
-int64_t csystem_receive_queue_overflow_count(const struct msghdr *message) {
-#ifdef SO_RXQ_OVFL
+/// The data of the first ancillary item of `message` with this level and type that holds at
+/// least `length` bytes, or NULL.
+static const unsigned char *find_control_item(const struct msghdr *message, int level, int type, size_t length) {
     for (struct cmsghdr *item = CMSG_FIRSTHDR((struct msghdr *)message); item != NULL;
          item = CMSG_NXTHDR((struct msghdr *)message, item)) {
-        if (item->cmsg_level == SOL_SOCKET && item->cmsg_type == SO_RXQ_OVFL &&
-            item->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
-            uint32_t dropped;
-            memcpy(&dropped, CMSG_DATA(item), sizeof dropped);
-            return (int64_t)dropped;
+        if (item->cmsg_level == level && item->cmsg_type == type && item->cmsg_len >= CMSG_LEN(length)) {
+            return CMSG_DATA(item);
         }
+    }
+    return NULL;
+}
+
+int64_t csystem_receive_queue_overflow_count(const struct msghdr *message) {
+#ifdef SO_RXQ_OVFL
+    const unsigned char *data = find_control_item(message, SOL_SOCKET, SO_RXQ_OVFL, sizeof(uint32_t));
+    if (data != NULL) {
+        uint32_t dropped;
+        memcpy(&dropped, data, sizeof dropped);
+        return (int64_t)dropped;
     }
 #else
     (void)message;
@@ -82,17 +91,12 @@ int csystem_enable_udp_gro(int fd) {
 }
 
 int csystem_udp_gro_segment_size(const struct msghdr *message) {
-    for (struct cmsghdr *item = CMSG_FIRSTHDR((struct msghdr *)message); item != NULL;
-         item = CMSG_NXTHDR((struct msghdr *)message, item)) {
-        // The kernel writes the segment size as an int (udp_cmsg_recv).
-        if (item->cmsg_level == SOL_UDP && item->cmsg_type == UDP_GRO &&
-            item->cmsg_len >= CMSG_LEN(sizeof(int))) {
-            int size;
-            memcpy(&size, CMSG_DATA(item), sizeof size);
-            return size;
-        }
-    }
-    return -1;
+    // The kernel writes the segment size as an int (udp_cmsg_recv).
+    const unsigned char *data = find_control_item(message, SOL_UDP, UDP_GRO, sizeof(int));
+    if (data == NULL) return -1;
+    int size;
+    memcpy(&size, data, sizeof size);
+    return size;
 }
 
 void csystem_set_thread_name(const char *name) {
