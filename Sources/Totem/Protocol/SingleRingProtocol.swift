@@ -120,7 +120,16 @@ public struct SingleRingProtocol: Sendable {
     /// A decoded packet arrived. The runtime hands over multicast datagrams that were already
     /// queued before a token first (spec §3.3 `receiveFlush`, pitfall P1).
     public mutating func receive(_ packet: Packet, now: MonotonicInstant) -> [Effect] {
-        guard started, !hasLeft else { return [] }
+        var effects: [Effect] = []
+        receive(packet, now: now, into: &effects)
+        return effects
+    }
+
+    /// `receive(_:now:)` appending the effects to `effects`, so that a runtime handing over
+    /// packet after packet reuses one array: a fresh array per packet was about 4% of a
+    /// receiving node's instructions.
+    public mutating func receive(_ packet: Packet, now: MonotonicInstant, into effects: inout [Effect]) {
+        guard started, !hasLeft else { return }
         switch packet {
         case .token(let token): handle(token, now: now)
         case .multicast(let message): handle(message, now: now)
@@ -129,7 +138,7 @@ public struct SingleRingProtocol: Sendable {
         case .mergeDetect(let mergeDetect): handle(mergeDetect, now: now)
         case .tokenHoldCancel(let cancel): handle(cancel, now: now)
         }
-        return finishInput()
+        finishInput(into: &effects)
     }
 
     /// A timer armed by an earlier `armTimer` effect expired.
@@ -199,10 +208,21 @@ public struct SingleRingProtocol: Sendable {
 
     /// Checks the invariants and hands the accumulated effects to the caller.
     mutating func finishInput() -> [Effect] {
-        checkInvariants()
-        let effects = output
-        output.removeAll(keepingCapacity: true)
+        var effects: [Effect] = []
+        finishInput(into: &effects)
         return effects
+    }
+
+    /// `finishInput()` appending to `effects`. An empty `effects` trades buffers with `output`
+    /// instead of copying, so both keep their capacity and neither allocates.
+    mutating func finishInput(into effects: inout [Effect]) {
+        checkInvariants()
+        if effects.isEmpty {
+            swap(&effects, &output)
+        } else {
+            effects.append(contentsOf: output)
+            output.removeAll(keepingCapacity: true)
+        }
     }
 }
 

@@ -66,6 +66,8 @@ public final class RingNode {
     private var pendingTokens: [Packet] = []
     /// Effects of nested inputs (an event handler's `submit`), run after the current effects.
     private var deferredEffects: [Effect] = []
+    /// One array for the effects of every received packet, kept between packets (`receiveInCore`).
+    private var receivedEffects: [Effect] = []
     private var isExecutingEffects = false
     private var isHandlingInput = false
     /// Reports of the inputs handled, waiting for their sends to go out (`dispatchEvents`).
@@ -331,8 +333,19 @@ public final class RingNode {
     private func deliverToCore(_ packet: Packet) {
         guard isRunning else { return }
         counters.packetsReceived += 1
-        execute(core.receive(packet, now: MonotonicClock.now()))
+        receiveInCore(packet)
         drainLoopback()
+    }
+
+    /// Hands one packet to the core and executes its effects, reusing `receivedEffects`
+    /// (taken out of the property while in use, so a nested call would get its own).
+    private func receiveInCore(_ packet: Packet) {
+        var effects: [Effect] = []
+        swap(&effects, &receivedEffects)
+        core.receive(packet, now: MonotonicClock.now(), into: &effects)
+        execute(effects)
+        effects.removeAll(keepingCapacity: true)
+        receivedEffects = effects
     }
 
     private func authenticateAndDecode(_ entry: Int) -> Packet? {
@@ -388,7 +401,7 @@ public final class RingNode {
             loopbackHead += 1
             handled += 1
             counters.packetsLoopedBack += 1
-            execute(core.receive(packet, now: MonotonicClock.now()))
+            receiveInCore(packet)
         }
         loopback.removeAll(keepingCapacity: true)
         loopbackHead = 0

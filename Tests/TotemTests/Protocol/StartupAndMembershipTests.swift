@@ -30,6 +30,28 @@ struct StartupAndMembershipTests {
         if let persistIndex, let sendIndex { #expect(persistIndex < sendIndex, "persist must precede the commit token") }
     }
 
+    @Test("receive(into:) appends the same effects as receive, after what the array held; the core's buffer is not shared")
+    func receiveIntoAppends() {
+        var returning = SingleRingProtocol(nodeID: one, settings: .simulation, persistedRingSequence: nil)
+        var appending = returning
+        _ = returning.start(now: .zero)
+        _ = appending.start(now: .zero)
+        // While gathering, each JOIN from a processor not yet known makes the node send a new JOIN.
+        for step in 0..<4 {
+            let newcomer = NodeID(UInt32(2 + step))
+            let join = JoinMessage(sender: newcomer, ringSequence: 1, processors: [newcomer], failed: [])
+            let now = MonotonicInstant.zero + .milliseconds(5 * step)
+            let expected = returning.receive(.join(join), now: now)
+            #expect(!expected.isEmpty, "step \(step)")
+            // The first time into an array already holding an effect (appended after it); then
+            // into empty ones, which trade buffers with the core: each must hold its input's only.
+            let held: [Effect] = step == 0 ? [.cancelTimer(.mergeDetect)] : []
+            var effects = held
+            appending.receive(.join(join), now: now, into: &effects)
+            #expect(effects == held + expected, "step \(step)")
+        }
+    }
+
     @Test("§4.14/T1: a lone node forms a singleton ring: empty transitional, then regular of itself")
     func singletonRing() {
         var cluster = TestCluster(nodeCount: 1)
