@@ -49,8 +49,9 @@ struct UTF8TextTests {
     @Test func plainJSONTextIsPrintableASCIIWithoutQuoteOrBackslash() {
         for byte in UInt8.min...UInt8.max {
             let expected = (0x20...0x7E).contains(byte) && byte != 0x22 && byte != 0x5C
-            for position in [0, 15, 16, 31, 40] {
-                var bytes = Array(repeating: UInt8(ascii: "x"), count: 41)
+            // Positions in the four-vector loop, the one-vector loop and the byte loop of 150 bytes.
+            for position in [0, 15, 16, 31, 47, 63, 64, 127, 128, 143, 144, 149] {
+                var bytes = Array(repeating: UInt8(ascii: "x"), count: 150)
                 bytes[position] = byte
                 #expect(bytes.withUnsafeBufferPointer { UTF8Text.isPlainJSONText($0) } == expected, "byte \(byte) at \(position)")
             }
@@ -76,10 +77,12 @@ struct UTF8TextTests {
         let seed = UInt64.random(in: 1...UInt64.max)
         var generator = SplitMix64(seed: seed)
         for _ in 0..<3_000 {
-            let length = Int(generator.next() % 120)
+            let length = Int(generator.next() % 300)
+            // Dense or sparse special bytes, so that long ordinary runs reach the wide loops too.
+            let oneIn = generator.next() % 2 == 0 ? 8 : 256 as UInt64
             let bytes = (0..<length).map { _ -> UInt8 in
                 let roll = generator.next()
-                return roll % 8 == 0 ? UInt8(truncatingIfNeeded: roll >> 8) : UInt8(ascii: "x")
+                return roll % oneIn == 0 ? UInt8(truncatingIfNeeded: roll >> 8) : UInt8(ascii: "x")
             }
             let start = length == 0 ? 0 : Int(generator.next() % UInt64(length + 1))
             let delete = generator.next() % 2 == 0

@@ -52,22 +52,39 @@ package enum UTF8Text {
     }
 
     /// Whether every byte is printable ASCII other than a quote or a backslash (0x20...0x7E
-    /// without 0x22 and 0x5C): text that goes into a JSON string as it is. One pass, sixteen
-    /// bytes at a time; compared as signed bytes, "below 0x20" also catches every byte of 0x80
-    /// and above. The usual event payload is such text: it then needs neither the UTF-8
+    /// without 0x22 and 0x5C): text that goes into a JSON string as it is. One pass, sixty-four
+    /// bytes per test. The usual event payload is such text: it then needs neither the UTF-8
     /// validation nor the escape scan.
     package static func isPlainJSONText(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = bytes.baseAddress else { return true }
         let raw = UnsafeRawPointer(base)
         let count = bytes.count
         var index = 0
-        let space = SIMD16<Int8>(repeating: 0x20)
         let quote = SIMD16<Int8>(repeating: 0x22)
         let backslash = SIMD16<Int8>(repeating: 0x5C)
-        let delete = SIMD16<Int8>(repeating: 0x7F)
+        let one = SIMD16<Int8>(repeating: 1)
+        let spaceAndOne = SIMD16<Int8>(repeating: 0x21)
+        @inline(__always) func special(at offset: Int) -> SIMDMask<SIMD16<Int8>> {
+            let chunk = raw.loadUnaligned(fromByteOffset: offset, as: SIMD16<Int8>.self)
+            // One signed compare for three kinds: chunk + 1 (wrapping) is below 0x21 exactly for
+            // the bytes below 0x20, for 0x7F (which wraps to -128), and for 0x80 and above.
+            return ((chunk &+ one) .< spaceAndOne) .| (chunk .== quote) .| (chunk .== backslash)
+        }
+        // `any(mask)` reduces lane by lane (it was most of the cost of a vector); a mask lane is
+        // all ones or all zeros and the mask is its sixteen lanes, so OR its two halves instead.
+        @inline(__always) func anySet(_ mask: SIMDMask<SIMD16<Int8>>) -> Bool {
+            let halves = unsafeBitCast(mask, to: SIMD2<UInt64>.self)
+            return halves[0] | halves[1] != 0
+        }
+        // Four vectors per test (1 KiB: 1,297 -> 688 instructions in a receiving daemon).
+        while index + 64 <= count {
+            if anySet(special(at: index) .| special(at: index + 16) .| special(at: index + 32) .| special(at: index + 48)) {
+                return false
+            }
+            index += 64
+        }
         while index + 16 <= count {
-            let chunk = raw.loadUnaligned(fromByteOffset: index, as: SIMD16<Int8>.self)
-            if any((chunk .< space) .| (chunk .== quote) .| (chunk .== backslash) .| (chunk .== delete)) { return false }
+            if anySet(special(at: index)) { return false }
             index += 16
         }
         while index < count {
