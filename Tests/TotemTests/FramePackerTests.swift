@@ -38,7 +38,7 @@ enum PackingFixtures {
             #expect(layout.header.chunkCount >= 1, sourceLocation: sourceLocation)
             return DecodedFrame(
                 fragmented: layout.header.fragmented, continuation: layout.header.continuation,
-                chunks: layout.chunkRanges.map { Array(frame.bytes[$0]) })
+                chunks: layout.chunkRanges(in: frame.bytes).map { Array(frame.bytes[$0]) })
         } catch {
             Issue.record("packer built a malformed frame: \(error)", sourceLocation: sourceLocation)
             return nil

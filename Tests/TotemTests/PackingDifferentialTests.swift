@@ -64,10 +64,10 @@ struct PackingDifferentialTests {
                     return "seed \(seed): frame of \(frame.bytes.count) bytes, capacity \(capacity)"
                 }
                 guard let layout = try? FrameLayout(parsing: frame.bytes) else { return "seed \(seed): malformed frame" }
-                let lastChunkBytes = layout.chunkRanges.last?.count ?? 0
+                let lastChunkBytes = Array(layout.chunkRanges(in: frame.bytes)).last?.count ?? 0
                 if layout.header.fragmented == 0 {
                     partlyFramedBytes = 0  // The frame ends with a complete message.
-                } else if layout.chunkRanges.count == 1 && layout.header.continuation != 0 {
+                } else if layout.header.chunkCount == 1 && layout.header.continuation != 0 {
                     partlyFramedBytes += lastChunkBytes  // A middle part of the same message.
                 } else {
                     partlyFramedBytes = lastChunkBytes  // The first part of a message.

@@ -74,8 +74,8 @@ public struct FragmentReassembler: Sendable {
         } else {
             assembly = Assembly(sender: sender)
         }
-        let lastIndex = layout.chunkRanges.count - 1
-        for (index, range) in layout.chunkRanges.enumerated() {
+        let lastIndex = header.chunkCount - 1
+        for (index, range) in layout.chunkRanges(in: frame).enumerated() {
             let chunk = frame[range]
             let continues = index == lastIndex && header.fragmented != 0
             if index == 0 && header.continuation != 0 {

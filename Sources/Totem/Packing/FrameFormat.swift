@@ -52,11 +52,14 @@ struct FrameHeader: Equatable {
     var chunkCount: Int
 }
 
-/// A frame validated against spec §5.1 and §5.3: its header and where each chunk lies.
+/// A frame validated against spec §5.1 and §5.3: its header and where its chunks begin.
+///
+/// The chunk ranges are read from the frame's table on demand (`chunkRanges(in:)`) rather than
+/// kept in an array: every delivered frame is parsed, and that array was an allocation per frame.
 struct FrameLayout {
     var header: FrameHeader
-    /// Byte ranges of the chunks within the frame, in order; never empty.
-    var chunkRanges: [Range<Int>]
+    /// Where the first chunk begins: the end of the chunk-length table.
+    var dataStart: Int
 
     /// Validates `frame` and locates its chunks. Never traps, whatever the bytes.
     /// - Throws: `FrameError` naming the first rule the frame breaks.
@@ -72,23 +75,40 @@ struct FrameLayout {
         guard chunkCount > 0 else { throw .emptyFrame }
         let tableEnd = headerEnd + FrameFormat.chunkLengthByteCount * chunkCount
         guard frame.count >= tableEnd else { throw .truncated(needed: tableEnd, available: frame.count) }
-
-        var ranges: [Range<Int>] = []
-        ranges.reserveCapacity(chunkCount)
-        var chunkStart = tableEnd
+        var chunkEnd = tableEnd
         for index in 0..<chunkCount {
-            let length = Int(Self.readUInt16(frame, at: headerEnd + FrameFormat.chunkLengthByteCount * index))
-            ranges.append(chunkStart..<chunkStart + length)
-            chunkStart += length
+            chunkEnd += Int(Self.readUInt16(frame, at: headerEnd + FrameFormat.chunkLengthByteCount * index))
         }
-        guard chunkStart == frame.count else { throw .lengthMismatch(expected: chunkStart, actual: frame.count) }
+        guard chunkEnd == frame.count else { throw .lengthMismatch(expected: chunkEnd, actual: frame.count) }
 
         header = FrameHeader(fragmented: frame[4], continuation: frame[5], chunkCount: chunkCount)
-        chunkRanges = ranges
+        dataStart = tableEnd
+    }
+
+    /// The byte ranges of the chunks within `frame`, which must be the frame this layout was
+    /// parsed from; in order, never empty.
+    func chunkRanges(in frame: [UInt8]) -> ChunkRanges {
+        ChunkRanges(frame: frame, count: header.chunkCount, start: dataStart)
+    }
+
+    /// The chunk ranges of a parsed frame, read one by one from its chunk-length table.
+    struct ChunkRanges: Sequence, IteratorProtocol {
+        fileprivate let frame: [UInt8]
+        fileprivate let count: Int
+        fileprivate var start: Int
+        fileprivate var index = 0
+
+        mutating func next() -> Range<Int>? {
+            guard index < count else { return nil }
+            let length = Int(FrameLayout.readUInt16(frame, at: FrameFormat.headerByteCount + FrameFormat.chunkLengthByteCount * index))
+            index += 1
+            defer { start += length }
+            return start..<start + length
+        }
     }
 
     /// Reads a big-endian u16; the caller has checked that both bytes exist.
-    private static func readUInt16(_ bytes: [UInt8], at offset: Int) -> UInt16 {
+    fileprivate static func readUInt16(_ bytes: [UInt8], at offset: Int) -> UInt16 {
         UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
     }
 }
