@@ -14,6 +14,9 @@ final class ControlConnection {
     /// The read watch; `nil` while paused, after the client's end of input, and once closed.
     var registration: EventLoop.Registration?
     private unowned let server: ControlServer
+    /// `server.limits.maximumOutputBytes`, read on every line queued: each use of the unowned
+    /// `server` takes the slow path of a strong retain (the server is also weakly referenced).
+    private let maximumOutputBytes: Int
     private var framer: LineFramer
     private var output: [UInt8] = []
     private var outputHead = 0
@@ -37,6 +40,7 @@ final class ControlConnection {
         self.number = number
         self.descriptor = descriptor
         self.server = server
+        maximumOutputBytes = server.limits.maximumOutputBytes
         framer = LineFramer(maximumLineBytes: server.limits.maximumLineBytes)
     }
 
@@ -64,7 +68,7 @@ final class ControlConnection {
         write(&output)
         output.append(0x0A)
         let pending = pendingOutputBytes
-        guard pending <= server.limits.maximumOutputBytes else {
+        guard pending <= maximumOutputBytes else {
             server.dropSlow(self, pending: pending)
             close(reason: "output limit exceeded")
             return
