@@ -191,7 +191,7 @@ extension DeviceStateService {
             let payload = try DeviceStatePayload(decoding: event.payload)
             guard let value = extract(payload) else {
                 statistics.rejectedPayloads += 1
-                effects.append(.rejectedEvent(event.id, .unknownKind(event.payload.count > 1 ? event.payload[1] : 0, format: "\(event.type) payload")))
+                effects.append(.rejectedEvent(event.id, .unknownKind(event.payloadBytes.dropFirst().first ?? 0, format: "\(event.type) payload")))
                 return nil
             }
             return value

@@ -17,14 +17,14 @@ public struct DeliveredEvent: Sendable, Equatable {
         let channel: ChannelName
         let type: EventType
         let attributes: [String: String]
-        let payload: [UInt8]
+        let payload: ArraySlice<UInt8>
         let retention: Duration?
         let position: RingPosition
         let isRepublished: Bool
         let sender: NodeID
 
         init(id: EventID, publisherEntity: EntityID, channel: ChannelName, type: EventType, attributes: [String: String],
-             payload: [UInt8], retention: Duration?, position: RingPosition, isRepublished: Bool, sender: NodeID) {
+             payload: ArraySlice<UInt8>, retention: Duration?, position: RingPosition, isRepublished: Bool, sender: NodeID) {
             self.id = id
             self.publisherEntity = publisherEntity
             self.channel = channel
@@ -51,7 +51,9 @@ public struct DeliveredEvent: Sendable, Equatable {
     /// Attributes, which subscription filters match.
     public var attributes: [String: String] { fields.attributes }
     /// The opaque payload.
-    public var payload: [UInt8] { fields.payload }
+    public var payload: [UInt8] { Array(fields.payload) }
+    /// The payload as stored: for an event from the ring, a slice of the ring message (no copy).
+    public var payloadBytes: ArraySlice<UInt8> { fields.payload }
     /// The retention it arrived with (the remaining retention for a re-published event); `nil`
     /// when not retained.
     public var retention: Duration? { fields.retention }
@@ -65,6 +67,14 @@ public struct DeliveredEvent: Sendable, Equatable {
     /// Creates a delivered event.
     public init(id: EventID, publisherEntity: EntityID, channel: ChannelName, type: EventType, attributes: [String: String],
                 payload: [UInt8], retention: Duration?, position: RingPosition, isRepublished: Bool, sender: NodeID) {
+        self.init(id: id, publisherEntity: publisherEntity, channel: channel, type: type, attributes: attributes,
+                  payloadBytes: payload[...], retention: retention, position: position, isRepublished: isRepublished, sender: sender)
+    }
+
+    /// `init(id:...payload:...)` with the payload as a slice.
+    public init(id: EventID, publisherEntity: EntityID, channel: ChannelName, type: EventType, attributes: [String: String],
+                payloadBytes payload: ArraySlice<UInt8>, retention: Duration?, position: RingPosition, isRepublished: Bool,
+                sender: NodeID) {
         fields = Fields(id: id, publisherEntity: publisherEntity, channel: channel, type: type, attributes: attributes,
                         payload: payload, retention: retention, position: position, isRepublished: isRepublished, sender: sender)
     }
@@ -73,7 +83,7 @@ public struct DeliveredEvent: Sendable, Equatable {
     public static func == (lhs: DeliveredEvent, rhs: DeliveredEvent) -> Bool {
         if lhs.fields === rhs.fields { return true }
         return lhs.id == rhs.id && lhs.publisherEntity == rhs.publisherEntity && lhs.channel == rhs.channel
-            && lhs.type == rhs.type && lhs.attributes == rhs.attributes && lhs.payload == rhs.payload
+            && lhs.type == rhs.type && lhs.attributes == rhs.attributes && lhs.payloadBytes == rhs.payloadBytes
             && lhs.retention == rhs.retention && lhs.position == rhs.position
             && lhs.isRepublished == rhs.isRepublished && lhs.sender == rhs.sender
     }

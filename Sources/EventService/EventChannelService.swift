@@ -282,7 +282,7 @@ public struct EventChannelService: Sendable {
             let event = entry.event
             let message = EventMessage(kind: .republished(originalPosition: event.position), id: event.id,
                                        publisherEntity: event.publisherEntity, channel: event.channel, type: event.type,
-                                       retentionMilliseconds: milliseconds, attributes: event.attributes, payload: event.payload)
+                                       retentionMilliseconds: milliseconds, attributes: event.attributes, payloadBytes: event.payloadBytes)
             effects.append(.submit(message.encoded()))
         }
         return effects
@@ -291,7 +291,7 @@ public struct EventChannelService: Sendable {
     /// The delivered form of a decoded message.
     private static func event(from message: EventMessage, position: RingPosition, isRepublished: Bool, sender: NodeID) -> DeliveredEvent {
         DeliveredEvent(id: message.id, publisherEntity: message.publisherEntity, channel: message.channel, type: message.type,
-                       attributes: message.attributes, payload: message.payload,
+                       attributes: message.attributes, payloadBytes: message.payloadBytes,
                        retention: message.retentionMilliseconds == 0 ? nil : .milliseconds(Int64(message.retentionMilliseconds)),
                        position: position, isRepublished: isRepublished, sender: sender)
     }

@@ -63,12 +63,26 @@ public struct EventMessage: Sendable, Equatable {
     /// Attributes (validated against `EventLimits`).
     public var attributes: [String: String]
     /// Payload (at most `EventLimits.payloadBytes`).
-    public var payload: [UInt8]
+    public var payload: [UInt8] {
+        get { Array(payloadBytes) }
+        set { payloadBytes = newValue[...] }
+    }
+    /// The payload as stored. A decoded message's payload is a slice of the ring message it
+    /// arrived in, not a copy: a 1 KiB payload's copy was an allocation too large for glibc's
+    /// per-thread cache, on every node for every event.
+    public var payloadBytes: ArraySlice<UInt8>
 
     /// Creates a message. Attributes and payload must be within `EventLimits` (callers validate;
     /// a violation here is a bug) and a re-publication must be retained.
     public init(kind: Kind, id: EventID, publisherEntity: EntityID, channel: ChannelName, type: EventType,
                 retentionMilliseconds: UInt32, attributes: [String: String], payload: [UInt8]) {
+        self.init(kind: kind, id: id, publisherEntity: publisherEntity, channel: channel, type: type,
+                  retentionMilliseconds: retentionMilliseconds, attributes: attributes, payloadBytes: payload[...])
+    }
+
+    /// `init(kind:...payload:)` with the payload as a slice.
+    public init(kind: Kind, id: EventID, publisherEntity: EntityID, channel: ChannelName, type: EventType,
+                retentionMilliseconds: UInt32, attributes: [String: String], payloadBytes payload: ArraySlice<UInt8>) {
         precondition(Self.attributesAreValid(attributes), "attributes outside EventLimits")
         precondition(payload.count <= EventLimits.payloadBytes, "payload of \(payload.count) bytes")
         if case .republished = kind { precondition(retentionMilliseconds > 0, "re-published event without retention") }
@@ -79,7 +93,7 @@ public struct EventMessage: Sendable, Equatable {
         self.type = type
         self.retentionMilliseconds = retentionMilliseconds
         self.attributes = attributes
-        self.payload = payload
+        self.payloadBytes = payload
     }
 
     /// Whether attributes are within the limits the decoder enforces.
@@ -92,7 +106,7 @@ public struct EventMessage: Sendable, Equatable {
     /// The ring payload, envelope byte included. Deterministic: attributes are written in
     /// ascending byte order of their keys.
     public func encoded() -> [UInt8] {
-        var writer = ServiceWireWriter(capacity: 64 + channel.rawValue.utf8.count + payload.count + 32 * attributes.count)
+        var writer = ServiceWireWriter(capacity: 64 + channel.rawValue.utf8.count + payloadBytes.count + 32 * attributes.count)
         writer.write(ServiceID.event.rawValue)
         writer.write(Self.version)
         writer.write(kind.code)
@@ -117,8 +131,8 @@ public struct EventMessage: Sendable, Equatable {
                 writer.writeString(attributes[key] ?? "", lengthAs: UInt16.self)
             }
         }
-        writer.writeLength(payload.count, as: UInt32.self)
-        writer.write(contentsOf: payload)
+        writer.writeLength(payloadBytes.count, as: UInt32.self)
+        writer.write(contentsOf: payloadBytes)
         return writer.bytes
     }
 
@@ -166,11 +180,11 @@ public struct EventMessage: Sendable, Equatable {
             guard attributes.updateValue(value, forKey: key) == nil else { throw .duplicate(field: "attribute keys") }
         }
         let payloadLength = try reader.readLength(as: UInt32.self, field: "payload", limit: EventLimits.payloadBytes)
-        let body = try reader.readBytes(count: payloadLength)
+        let body = try reader.readSlice(count: payloadLength)
         try reader.requireEnd()
         self.init(kind: kind, id: EventID(publisher: publisher, incarnation: incarnation, counter: counter),
                   publisherEntity: entity, channel: channel, type: type, retentionMilliseconds: retention,
-                  attributes: attributes, payload: body)
+                  attributes: attributes, payloadBytes: body)
     }
 
     /// Reads a length-prefixed channel name or event type, checked once over its bytes (not

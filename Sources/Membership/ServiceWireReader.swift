@@ -63,14 +63,20 @@ package struct ServiceWireReader {
 
     /// Reads a big-endian unsigned integer of 1...8 bytes. Not generic: the generic version ran
     /// unspecialized from other modules, through witness tables and metadata lookups.
+    /// Reads through a raw pointer once `require` has checked the bytes exist: an array
+    /// subscript per byte checked the bounds again each time.
     private mutating func readBigEndian(byteCount size: Int) throws(ServiceWireError) -> UInt64 {
         try require(size)
-        var value: UInt64 = 0
-        for index in offset..<(offset + size) {
-            value = value << 8 | UInt64(bytes[index])
-        }
+        let start = offset
         offset += size
-        return value
+        return bytes.withUnsafeBytes { raw in
+            if size == 8 { return UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: start, as: UInt64.self)) }
+            var value: UInt64 = 0
+            for index in start..<(start + size) {
+                value = value << 8 | UInt64(raw[index])
+            }
+            return value
+        }
     }
 
     /// Reads a length or count of `T`'s width and rejects it, before any arithmetic, when it is
@@ -115,6 +121,16 @@ package struct ServiceWireReader {
         var copy: [UInt8] = []
         try withNextBytes(count: count) { copy = Array($0) }
         return copy
+    }
+
+    /// The next `count` bytes as a slice of the message (no copy; it keeps the message alive).
+    ///
+    /// - Parameter count: A length already validated by the caller; must not be negative.
+    package mutating func readSlice(count: Int) throws(ServiceWireError) -> ArraySlice<UInt8> {
+        precondition(count >= 0, "negative read length \(count)")
+        try require(count)
+        defer { offset += count }
+        return bytes[offset..<(offset + count)]
     }
 
     /// Passes the next `count` bytes to `body` without copying them, and moves past them.

@@ -183,7 +183,7 @@ final class EventSubscribers {
         // close handlers run while sending) builds its line in a buffer of its own.
         var line = keptLine.take() ?? LineBuffer(capacity: Self.lineBufferCapacity)
         line.removeAll(keepAtMost: Self.lineBufferLimit)
-        line.reserve(event.payload.count + 256)
+        line.reserve(event.payloadBytes.count + 256)
         line.append(encodedNames(event.channel, event.type))
         line.append(#","event_id":""#)
         line.appendDecimal(UInt64(event.id.publisher.rawValue))
@@ -209,7 +209,7 @@ final class EventSubscribers {
         line.append(UInt8(ascii: "}"))
         // Plain text (the usual payload) is copied as it is; other text is escaped straight from
         // its bytes, without building a String; anything else goes as base64.
-        event.payload.withUnsafeBufferPointer { payload in
+        event.payloadBytes.withUnsafeBufferPointer { payload in
             if UTF8Text.isPlainJSONText(payload) {
                 line.append(#","payload":""#)
                 line.append(payload)

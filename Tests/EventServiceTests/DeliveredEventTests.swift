@@ -28,6 +28,18 @@ struct DeliveredEventTests {
         #expect(copy.channel == Fixtures.devices && copy.type == .deviceState && copy.sender == NodeID(2))
     }
 
+    @Test("an event made from a payload slice equals one made from the same bytes as an array")
+    func payloadSlice() {
+        let message: [UInt8] = [7, 7, 7, 1, 2]
+        let fromSlice = DeliveredEvent(
+            id: EventID(publisher: NodeID(2), incarnation: 9, counter: 1), publisherEntity: Fixtures.entity1,
+            channel: Fixtures.devices, type: .deviceState, attributes: ["a": "b"], payloadBytes: message[3...],
+            retention: .seconds(2), position: RingPosition(ringSequence: 4, index: 1), isRepublished: false, sender: NodeID(2))
+        #expect(fromSlice == Self.event())
+        #expect(fromSlice.payload == [1, 2] && fromSlice.payloadBytes.startIndex == 3)
+        #expect(fromSlice != Self.event(payload: [7, 1, 2]))
+    }
+
     @Test("a difference in any one field makes events unequal")
     func eachFieldCounts() {
         let base = Self.event()

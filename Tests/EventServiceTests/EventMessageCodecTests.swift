@@ -29,6 +29,19 @@ struct EventMessageCodecTests {
         #expect(try EventMessage(decoding: Self.republished.encoded()) == Self.republished)
     }
 
+    @Test("a decoded payload is a slice of the message: its bytes, and the same encoding again")
+    func payloadIsASliceOfTheMessage() throws {
+        let bytes = Self.published.encoded()
+        let decoded = try EventMessage(decoding: bytes)
+        #expect(decoded.payloadBytes.startIndex == bytes.count - 3 && decoded.payloadBytes.endIndex == bytes.count)
+        #expect(decoded.payload == [1, 2, 3])
+        #expect(decoded.encoded() == bytes)
+        var changed = decoded
+        changed.payload = [9]
+        #expect(changed.payloadBytes.elementsEqual([9]) && changed.encoded().suffix(5) == [0, 0, 0, 1, 9])
+        #expect(decoded.payload == [1, 2, 3], "the decoded message is unchanged")
+    }
+
     @Test("the header layout is big-endian and fixed")
     func layout() {
         let bytes = Self.published.encoded()
