@@ -62,9 +62,9 @@ package struct ServiceWireReader {
     }
 
     /// Reads a big-endian unsigned integer of 1...8 bytes. Not generic: the generic version ran
-    /// unspecialized from other modules, through witness tables and metadata lookups.
-    /// Reads through a raw pointer once `require` has checked the bytes exist: an array
-    /// subscript per byte checked the bounds again each time.
+    /// unspecialized from other modules, through witness tables and metadata lookups. Reads
+    /// through a raw pointer once `require` has checked the bytes exist (an array subscript per
+    /// byte checked the bounds again each time).
     private mutating func readBigEndian(byteCount size: Int) throws(ServiceWireError) -> UInt64 {
         try require(size)
         let start = offset
