@@ -2,6 +2,8 @@
 #define _GNU_SOURCE 1
 #include "CSystem.h"
 
+#include <errno.h>
+#include <linux/errqueue.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -104,4 +106,34 @@ void csystem_set_thread_name(const char *name) {
     strncpy(truncated, name, sizeof truncated - 1);
     truncated[sizeof truncated - 1] = '\0';
     (void)pthread_setname_np(pthread_self(), truncated);
+}
+
+int csystem_enable_error_queue(int fd, int family) {
+    int on = 1;
+    if (family == AF_INET6) return setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &on, sizeof on);
+    return setsockopt(fd, SOL_IP, IP_RECVERR, &on, sizeof on);
+}
+
+int csystem_read_port_unreachable(int fd, struct sockaddr_storage *address, socklen_t *address_length) {
+    // The queued entry carries the start of the datagram that failed; only its destination
+    // (msg_name) and the error matter here.
+    unsigned char data[64];
+    unsigned char control[512];
+    struct iovec vector = {.iov_base = data, .iov_len = sizeof data};
+    struct msghdr message = {0};
+    message.msg_name = address;
+    message.msg_namelen = sizeof *address;
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    if (recvmsg(fd, &message, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) return -1;
+    *address_length = message.msg_namelen;
+    const unsigned char *item = find_control_item(&message, SOL_IP, IP_RECVERR, sizeof(struct sock_extended_err));
+    if (item == NULL) item = find_control_item(&message, SOL_IPV6, IPV6_RECVERR, sizeof(struct sock_extended_err));
+    if (item == NULL) return 0;
+    struct sock_extended_err error;
+    memcpy(&error, item, sizeof error);
+    int fromICMP = error.ee_origin == SO_EE_ORIGIN_ICMP || error.ee_origin == SO_EE_ORIGIN_ICMP6;
+    return fromICMP && error.ee_errno == ECONNREFUSED && message.msg_namelen > 0 ? 1 : 0;
 }

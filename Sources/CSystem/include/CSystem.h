@@ -63,6 +63,17 @@ int csystem_enable_udp_gro(int fd);
 /// carries none (a single datagram).
 int csystem_udp_gro_segment_size(const struct msghdr *message);
 
+/// Has the kernel queue ICMP errors for datagrams `fd` sends (IP_RECVERR or IPV6_RECVERR, by
+/// `family`, AF_INET or AF_INET6). A queued error then makes the socket's next call fail once
+/// with that error (ECONNREFUSED for "port unreachable") until the queue is read. Returns 0 or -1.
+int csystem_enable_error_queue(int fd, int family);
+
+/// Reads one entry of `fd`'s error queue without blocking. Returns 1 when it is an ICMP or
+/// ICMPv6 "port unreachable" for a datagram `fd` sent, with that datagram's destination written
+/// to `address` (`*address_length` bytes); 0 for any other entry; -1 with errno when the queue
+/// is empty (EAGAIN) or the read failed.
+int csystem_read_port_unreachable(int fd, struct sockaddr_storage *address, socklen_t *address_length);
+
 /// Names the calling thread (at most 15 bytes are kept), for `top -H` and debuggers.
 void csystem_set_thread_name(const char *name);
 

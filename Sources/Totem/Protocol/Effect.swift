@@ -33,6 +33,7 @@ public enum MembershipState: String, Sendable, Equatable {
 public enum TransitionReason: String, Sendable, Equatable {
     case startup = "start-up"
     case tokenLost = "token lost"
+    case successorUnreachable = "successor unreachable"
     case foreignMessage = "message from another ring"
     case mergeDetected = "merge detect from another ring"
     case joinReceived = "join received"

@@ -141,6 +141,26 @@ public struct SingleRingProtocol: Sendable {
         finishInput(into: &effects)
     }
 
+    /// The network reported that nothing listens at `node`'s address: an ICMP "port
+    /// unreachable" for a datagram sent to it, so its daemon is gone while its host is up.
+    ///
+    /// Ours, not in the spec or in corosync, which notice a crashed member only when the token
+    /// timeout and then the consensus timeout have run out (token + consensus: 8 s with
+    /// corosync's defaults and three nodes). When `node` is this node's successor in
+    /// OPERATIONAL, the token sent to it is lost for certain and `node` will answer no JOIN:
+    /// the node enters GATHER at once with `node` already failed, so the other members agree
+    /// within one JOIN round. Every other report is ignored; the timeouts still cover every
+    /// failure this does not (a host that is down sends no ICMP). A forged report about a live
+    /// node costs a membership change (that node sees itself failed, ignores those JOINs and
+    /// rejoins after its own token loss), never a safety violation.
+    public mutating func peerUnreachable(_ node: NodeID, now: MonotonicInstant) -> [Effect] {
+        guard started, !hasLeft, state == .operational, node != nodeID, node == successor, lastSentToken != nil else { return [] }
+        statistics.successorsUnreachable += 1
+        failedSet.insert(node)
+        enterGather(because: .successorUnreachable, now: now)
+        return finishInput()
+    }
+
     /// A timer armed by an earlier `armTimer` effect expired.
     public mutating func timerExpired(_ timer: RingTimer, now: MonotonicInstant) -> [Effect] {
         guard started, !hasLeft else { return [] }
@@ -247,6 +267,8 @@ public struct Statistics: Sendable, Equatable {
     public var ringsInstalled = 0
     public var malformedFrames = 0
     public var failedToReceive = 0
+    /// Times the successor was reported unreachable and the ring re-formed without it.
+    public var successorsUnreachable = 0
 
     public init() {}
 }

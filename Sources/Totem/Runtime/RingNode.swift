@@ -59,6 +59,7 @@ public final class RingNode {
     private var loopback: [Packet] = []
     private var loopbackHead = 0
     private var isLoopbackDrainScheduled = false
+    private var isUnreachableReportScheduled = false
     /// Most own packets handled in one go before the loop gets a turn (a busy ring of one
     /// passes the token to itself indefinitely).
     private static let loopbackBurst = 256
@@ -407,6 +408,25 @@ public final class RingNode {
         loopbackHead = 0
     }
 
+    /// Hands the nodes the transport found unreachable (nothing listens at their address) to
+    /// the core, after the current input: the successor among them means a lost token.
+    private func scheduleUnreachableReport() {
+        guard !isUnreachableReportScheduled else { return }
+        isUnreachableReportScheduled = true
+        eventLoop.runSoon { [self] in
+            isUnreachableReportScheduled = false
+            guard isRunning else { return }
+            for node in transport.takeUnreachableNodes() where isRunning {
+                let acted = core.statistics.successorsUnreachable
+                handleInput { now in core.peerUnreachable(node, now: now) }
+                if core.statistics.successorsUnreachable > acted {
+                    log(.notice, "node \(nodeID): nothing listens at node \(node)'s address (ICMP port unreachable "
+                        + "for the token sent to it): re-forming the ring without it")
+                }
+            }
+        }
+    }
+
     private func scheduleLoopbackDrain() {
         guard !isLoopbackDrainScheduled else { return }
         isLoopbackDrainScheduled = true
@@ -477,6 +497,8 @@ public final class RingNode {
     }
 
     private func flushSends() {
+        // Reports come from sends and receives alike; every input ends here.
+        if transport.hasUnreachableNodes { scheduleUnreachableReport() }
         guard !sendBatch.isEmpty else { return }
         transport.send(sendBatch)
         sendBatch.removeAll()

@@ -73,6 +73,8 @@ public final class MulticastTransport: Transport {
         let unicastReceive = try unicastSocket.setReceiveBufferSize(configuration.receiveBufferBytes)
         let unicastSend = try unicastSocket.setSendBufferSize(configuration.sendBufferBytes)
         let unicastDrops = unicastSocket.enableKernelDropCounter()
+        // Tokens leave from this socket: a dead successor's "port unreachable" comes back here.
+        let unreachableReports = unicastSocket.enableUnreachableReports()
 
         channels = [
             ReceiveChannel(fileDescriptor: groupSocket.fileDescriptor, role: .multicast),
@@ -84,7 +86,8 @@ public final class MulticastTransport: Transport {
                 + groupSocket.coalescingReport(wanted: configuration.segmentationOffload),
             "udp send socket \(sendAddress): SO_SNDBUF \(sendBuffer), ttl \(configuration.multicastTTL), loop \(configuration.multicastLoop ? "on (other nodes on this host)" : "off"), "
                 + sendSocket.segmentationReport(wanted: configuration.segmentationOffload),
-            "udp unicast socket \(local): SO_RCVBUF \(unicastReceive), SO_SNDBUF \(unicastSend), drop counter \(unicastDrops ? "on" : "unavailable")",
+            "udp unicast socket \(local): SO_RCVBUF \(unicastReceive), SO_SNDBUF \(unicastSend), drop counter \(unicastDrops ? "on" : "unavailable"), "
+                + "unreachable reports \(unreachableReports ? "on" : "unavailable")",
         ]
     }
 
@@ -139,6 +142,12 @@ public final class MulticastTransport: Transport {
         sendSocket.takeSegmentationNotice().map { [$0] } ?? []
     }
 
+    public var hasUnreachableNodes: Bool { unicastSocket.hasUnreachableDestinations }
+
+    public func takeUnreachableNodes() -> [NodeID] {
+        nodes.ids(at: unicastSocket.takeUnreachableDestinations())
+    }
+
     public func receive(on index: Int, into batch: ReceiveBatch) -> Int {
         let socket = index == 0 ? groupSocket : unicastSocket
         let count = socket.receive(into: batch)
@@ -169,5 +178,6 @@ extension UDPSocket.Counters {
         sendWouldBlock += other.sendWouldBlock
         sendErrors += other.sendErrors
         if other.lastSendError != 0 { lastSendError = other.lastSendError }
+        unreachableReports += other.unreachableReports
     }
 }

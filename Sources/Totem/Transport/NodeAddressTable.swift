@@ -38,6 +38,17 @@ final class NodeAddressTable {
         return nil
     }
 
+    /// The listed nodes at these addresses (address and port), in order, each once; addresses
+    /// of no listed node are left out.
+    func ids(at addresses: [SocketAddress]) -> [NodeID] {
+        var found: [NodeID] = []
+        for address in addresses {
+            guard let index = self.addresses.firstIndex(of: address), !found.contains(ids[index]) else { continue }
+            found.append(ids[index])
+        }
+        return found
+    }
+
     /// Whether `source` is a listed node's address; with `matchingPort` false only the IP counts.
     func contains(source: SocketAddress, matchingPort: Bool) -> Bool {
         for address in addresses {

@@ -60,6 +60,12 @@ public protocol Transport: AnyObject {
     /// Things the transport changed on its own since the last call (a kernel refusing
     /// segmentation offload), one log line each; empty nearly always.
     func takeNotices() -> [String]
+    /// Whether the kernel reported since the last `takeUnreachableNodes()` that nothing listens
+    /// at a node's address (ICMP port unreachable for a datagram sent to it). Cheap: the runtime
+    /// reads it after every batch of sends and receives.
+    var hasUnreachableNodes: Bool { get }
+    /// The nodes reported unreachable since the last call, each once, oldest report first.
+    func takeUnreachableNodes() -> [NodeID]
     /// Reads the datagrams waiting on channel `index` into `batch` (at most its capacity);
     /// entries that must not be processed (truncated, unlisted source) are marked dropped.
     /// - Returns: the number of entries filled; 0 when nothing was waiting.

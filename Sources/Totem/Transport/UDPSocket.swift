@@ -36,6 +36,8 @@ public final class UDPSocket {
         public var sendErrors = 0
         /// The `errno` of the last failed send, 0 if none.
         public var lastSendError: Int32 = 0
+        /// ICMP errors the kernel reported for datagrams sent (with `enableUnreachableReports()`).
+        public var unreachableReports = 0
 
         public init() {}
     }
@@ -55,6 +57,12 @@ public final class UDPSocket {
     private var segmentationNoticePending = false
     /// Whether received messages may carry several datagrams (see `enableReceiveCoalescing()`).
     public private(set) var receivesCoalesced = false
+    /// Whether the kernel reports ICMP errors for datagrams sent (see `enableUnreachableReports()`).
+    public private(set) var reportsUnreachable = false
+    /// Destinations the kernel reported "port unreachable" for, since the last take.
+    private var unreachableDestinations: [SocketAddress] = []
+    /// Whether `unreachableDestinations` has entries: one load for the runtime after each batch.
+    public private(set) var hasUnreachableDestinations = false
 
     /// Opens a non-blocking, close-on-exec UDP socket.
     public init(family: SocketAddress.Family) throws(SystemError) {
@@ -164,6 +172,51 @@ public final class UDPSocket {
         return receivesCoalesced
     }
 
+    /// Has the kernel report ICMP errors for datagrams this socket sends (IP_RECVERR): a
+    /// "port unreachable" says that nothing listens at the destination any more (its daemon is
+    /// gone, its host is up), and `takeUnreachableDestinations()` returns it.
+    ///
+    /// With the option on, a queued error also makes the socket's next call fail once with it
+    /// (ECONNREFUSED) whatever that call is about; `send` and `receive` then read the queue and
+    /// try again, so no datagram is lost to an earlier datagram's error.
+    ///
+    /// - Returns: whether the kernel accepted the option.
+    @discardableResult
+    public func enableUnreachableReports() -> Bool {
+        reportsUnreachable = csystem_enable_error_queue(fileDescriptor, family == .ipv4 ? AF_INET : AF_INET6) == 0
+        return reportsUnreachable
+    }
+
+    /// The destinations reported unreachable since the last call, oldest first (each once per
+    /// report; the same address may appear several times).
+    public func takeUnreachableDestinations() -> [SocketAddress] {
+        guard hasUnreachableDestinations else { return [] }
+        defer {
+            unreachableDestinations.removeAll()
+            hasUnreachableDestinations = false
+        }
+        return unreachableDestinations
+    }
+
+    /// Reads the error queue (a bounded number of entries; the kernel keeps reporting the rest)
+    /// after a call failed with ECONNREFUSED. Reading it also clears the pending error.
+    private func readErrorQueue() {
+        var address = sockaddr_storage()
+        var length = socklen_t(0)
+        for _ in 0..<Self.errorQueueEntriesPerRead {
+            let result = csystem_read_port_unreachable(fileDescriptor, &address, &length)
+            if result < 0 { break }
+            counters.unreachableReports += 1
+            guard result == 1, let destination = withUnsafeBytes(of: &address, { SocketAddress($0.baseAddress!, length: Int(length)) })
+            else { continue }
+            // A burst of token retransmissions to a dead node must not grow this without bound.
+            if unreachableDestinations.count < Self.errorQueueEntriesPerRead { unreachableDestinations.append(destination) }
+            hasUnreachableDestinations = true
+        }
+    }
+
+    private static let errorQueueEntriesPerRead = 64
+
     /// A line for the log if the kernel refused a segmented run since the last call, else nil.
     public func takeSegmentationNotice() -> String? {
         guard segmentationNoticePending else { return nil }
@@ -230,16 +283,30 @@ public final class UDPSocket {
     /// - Returns: whether the kernel accepted the datagram.
     @discardableResult
     public func send(_ datagram: UnsafeRawBufferPointer, to address: SocketAddress) -> Bool {
-        let result = address.withSocketAddress { name, length in
-            sendto(fileDescriptor, datagram.baseAddress, datagram.count, Int32(MSG_DONTWAIT), name, length)
+        for attempt in 0..<2 {
+            let result = address.withSocketAddress { name, length in
+                sendto(fileDescriptor, datagram.baseAddress, datagram.count, Int32(MSG_DONTWAIT), name, length)
+            }
+            if result >= 0 {
+                counters.datagramsSent += 1
+                counters.bytesSent += result
+                return true
+            }
+            let error = errno
+            if attempt == 0 && takesEarlierError(error) { continue }
+            countSendFailure(error, datagrams: 1)
+            return false
         }
-        if result >= 0 {
-            counters.datagramsSent += 1
-            counters.bytesSent += result
-            return true
-        }
-        countSendFailure(errno, datagrams: 1)
         return false
+    }
+
+    /// Whether `error` is an earlier datagram's ICMP error that the kernel reported on this
+    /// call (see `enableUnreachableReports()`); it then reads the error queue, and the call is
+    /// worth repeating once.
+    private func takesEarlierError(_ error: Int32) -> Bool {
+        guard reportsUnreachable && error == ECONNREFUSED else { return false }
+        readErrorQueue()
+        return true
     }
 
     /// Sends every entry of `vector` in order with as few `sendmmsg` calls as possible, then
@@ -271,6 +338,9 @@ public final class UDPSocket {
             }
             let error = errno
             if error == EINTR { continue }
+            // The loop's bound still holds: a report is read before each repeat, and each read
+            // takes entries off the kernel's queue.
+            if takesEarlierError(error) { continue }
             if error == EAGAIN || error == EWOULDBLOCK {
                 var remaining = 0
                 for index in start..<vector.count { remaining += vector.segmentCount(at: index) }
@@ -303,14 +373,19 @@ public final class UDPSocket {
         let header = vector.headers[index].msg_hdr
         for segment in 0..<vector.segmentCount(at: index) {
             let datagram = vector.datagram(at: index, segment: segment)
-            let result = sendto(
-                fileDescriptor, datagram.baseAddress, datagram.count, Int32(MSG_DONTWAIT),
-                header.msg_name.assumingMemoryBound(to: sockaddr.self), header.msg_namelen)
-            if result >= 0 {
-                counters.datagramsSent += 1
-                counters.bytesSent += result
-            } else {
-                countSendFailure(errno, datagrams: 1)
+            for attempt in 0..<2 {
+                let result = sendto(
+                    fileDescriptor, datagram.baseAddress, datagram.count, Int32(MSG_DONTWAIT),
+                    header.msg_name.assumingMemoryBound(to: sockaddr.self), header.msg_namelen)
+                if result >= 0 {
+                    counters.datagramsSent += 1
+                    counters.bytesSent += result
+                    break
+                }
+                let error = errno
+                if attempt == 0 && takesEarlierError(error) { continue }
+                countSendFailure(error, datagrams: 1)
+                break
             }
         }
     }
@@ -324,7 +399,10 @@ public final class UDPSocket {
         // A coalesced message would not fit a plain batch's buffers and would be lost whole.
         precondition(!receivesCoalesced || batch.coalesced, "a socket with UDP_GRO on needs a coalesced ReceiveBatch")
         batch.prepare()
-        let received = csystem_recvmmsg(fileDescriptor, batch.headers, UInt32(batch.capacity), Int32(MSG_DONTWAIT))
+        var received = csystem_recvmmsg(fileDescriptor, batch.headers, UInt32(batch.capacity), Int32(MSG_DONTWAIT))
+        if received < 0 && takesEarlierError(errno) {
+            received = csystem_recvmmsg(fileDescriptor, batch.headers, UInt32(batch.capacity), Int32(MSG_DONTWAIT))
+        }
         guard received > 0 else {
             if received < 0 {
                 let error = errno

@@ -43,6 +43,7 @@ public final class UnicastTransport: Transport {
         let receiveBuffer = try socket.setReceiveBufferSize(configuration.receiveBufferBytes)
         let sendBuffer = try socket.setSendBufferSize(configuration.sendBufferBytes)
         let drops = socket.enableKernelDropCounter()
+        let unreachableReports = socket.enableUnreachableReports()
         if configuration.segmentationOffload {
             socket.enableSegmentationOffload()
             socket.enableReceiveCoalescing()
@@ -52,6 +53,7 @@ public final class UnicastTransport: Transport {
             "udpu socket \(local) for \(peers.count) peers: SO_RCVBUF \(receiveBuffer), SO_SNDBUF \(sendBuffer) (requested \(configuration.receiveBufferBytes)/\(configuration.sendBufferBytes); the kernel reports twice what it grants), drop counter \(drops ? "on" : "unavailable"), "
                 + socket.segmentationReport(wanted: configuration.segmentationOffload) + ", "
                 + socket.coalescingReport(wanted: configuration.segmentationOffload)
+                + ", unreachable reports \(unreachableReports ? "on" : "unavailable")"
         ]
     }
 
@@ -108,6 +110,12 @@ public final class UnicastTransport: Transport {
 
     public func takeNotices() -> [String] {
         socket.takeSegmentationNotice().map { [$0] } ?? []
+    }
+
+    public var hasUnreachableNodes: Bool { socket.hasUnreachableDestinations }
+
+    public func takeUnreachableNodes() -> [NodeID] {
+        nodes.ids(at: socket.takeUnreachableDestinations())
     }
 
     public func receive(on index: Int, into batch: ReceiveBatch) -> Int {

@@ -22,6 +22,38 @@ struct OperationalTests {
               retransmitRequests: requests)
     }
 
+    @Test("ours: the successor reported unreachable re-forms the ring without it, well before the token timeout")
+    func unreachableSuccessor() {
+        var cluster = formedRing()
+        cluster.crash(three)
+        // Node 2 forwards the token to node 3; the kernel answers "port unreachable".
+        var node = cluster.nodes[two]!
+        let effects = node.peerUnreachable(three, now: cluster.now)
+        cluster.nodes[two] = node
+        #expect(node.state == .gather && node.statistics.successorsUnreachable == 1)
+        #expect(effects.contains(.stateChanged(to: .gather, reason: .successorUnreachable)))
+        #expect(effects.contains(.multicast(.join(JoinMessage(
+            sender: two, ringSequence: node.ringID.sequence, processors: [one, two, three], failed: [three])))))
+        cluster.execute(effects, at: two)
+        // One JOIN round (join = 10 ms here), far below token + consensus (300 + 360 ms).
+        cluster.run(for: .milliseconds(100))
+        #expect(cluster.formedOneRing(of: [one, two]), "states: \(cluster.ids.map { cluster.state($0) })")
+    }
+
+    @Test("ours: an unreachable report about anyone but the successor, or outside OPERATIONAL, changes nothing")
+    func unreachableOthersIgnored() {
+        let cluster = formedRing()
+        var node = cluster.nodes[two]!
+        // Node 2's successor is node 3: a report about node 1, or about itself, is not acted on.
+        #expect(node.peerUnreachable(one, now: cluster.now).isEmpty)
+        #expect(node.peerUnreachable(two, now: cluster.now).isEmpty)
+        #expect(node.state == .operational && node.statistics.successorsUnreachable == 0)
+        // A node not yet in a ring (GATHER) ignores it too: the consensus timeout decides there.
+        var gathering = SingleRingProtocol(nodeID: one, settings: .simulation, persistedRingSequence: nil)
+        _ = gathering.start(now: .zero)
+        #expect(gathering.peerUnreachable(two, now: .zero).isEmpty && gathering.state == .gather)
+    }
+
     @Test("§3.3/T4: every node delivers every message, in the same order")
     func agreedOrder() throws {
         var cluster = formedRing()

@@ -99,6 +99,42 @@ struct UDPSocketTests {
         #expect(receiver.counters.kernelReceiveDrops == 200 - received)
     }
 
+    @Test("a send to an address where nothing listens is reported unreachable; no later datagram is lost to it")
+    func portUnreachable() throws {
+        let subnet = LoopbackSubnet()
+        let sender = try UDPSocket(family: .ipv4)
+        try sender.bind(to: subnet.address(2))
+        #expect(sender.enableUnreachableReports())
+        let receiver = try UDPSocket(family: .ipv4)
+        try receiver.bind(to: subnet.address(1))
+        // Nothing is bound at .3: the kernel answers with an ICMP port unreachable.
+        let nobody = subnet.address(3)
+        #expect([UInt8](repeating: 1, count: 20).withUnsafeBytes { sender.send($0, to: nobody) })
+        // The queued error fails the socket's next call once; the send repeats it, so the
+        // datagram to the live socket still goes out and arrives.
+        var reported: [SocketAddress] = []
+        let batch = ReceiveBatch(capacity: 4, maxDatagramBytes: 1_472)
+        for round in 0..<200 where reported.isEmpty {
+            #expect([UInt8](repeating: 2, count: 30).withUnsafeBytes { sender.send($0, to: subnet.address(1)) }, "round \(round)")
+            // Receiving on the sender also meets the pending error and reads the queue.
+            _ = sender.receive(into: batch)
+            reported = sender.takeUnreachableDestinations()
+            if reported.isEmpty { sleepBriefly() }
+        }
+        #expect(reported.first == nobody)
+        #expect(sender.counters.unreachableReports >= 1 && sender.counters.sendErrors == 0)
+        #expect(!sender.hasUnreachableDestinations && sender.takeUnreachableDestinations().isEmpty)
+        let count = try receiveEventually(receiver, into: batch)
+        #expect(count >= 1 && Array(batch.bytes(at: 0)) == [UInt8](repeating: 2, count: 30))
+        // Without the option the kernel reports nothing for an unconnected socket.
+        let quiet = try UDPSocket(family: .ipv4)
+        try quiet.bind(to: subnet.address(4))
+        #expect([UInt8](repeating: 1, count: 20).withUnsafeBytes { quiet.send($0, to: nobody) })
+        sleepBriefly()
+        #expect(quiet.receive(into: batch) == 0 && quiet.takeUnreachableDestinations().isEmpty)
+        #expect(quiet.counters.unreachableReports == 0)
+    }
+
     @Test("buffer sizes read back from the kernel; the drop counter option is available")
     func socketOptions() throws {
         let socket = try UDPSocket(family: .ipv4)
