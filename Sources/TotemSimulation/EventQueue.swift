@@ -11,6 +11,9 @@ enum SimulationEvent {
     case timer(index: Int, incarnation: UInt32, timer: RingTimer, generation: UInt64)
     /// A paused node wakes up (only if its pause is still number `pause`).
     case resume(index: Int, pause: UInt64)
+    /// Node `index` learns that nothing listens at `node`'s address any more (the kernel's
+    /// ICMP port unreachable for a unicast to a crashed node whose host is up).
+    case unreachable(index: Int, incarnation: UInt32, node: NodeID)
 }
 
 /// A min-heap of events keyed by (time, insertion counter), so events at the same instant run

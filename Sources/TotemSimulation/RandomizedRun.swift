@@ -60,6 +60,9 @@ public struct RandomizedRun {
             nodeCount: options.nodes, settings: settings, seed: options.seed, network: conditions,
             startingNodes: false, recordsPayloads: false)
         simulator.observer = observer
+        // Half the runs (even seeds) let crashed nodes' hosts answer unicasts with "port
+        // unreachable", so that the early failure path meets every fault the plan makes.
+        simulator.reportsUnreachable = options.seed % 2 == 0
         for node in simulator.nodeIDs { simulator.start(node: node) }
         let profile = LoadProfile(rate: options.rate, maxSize: options.maxSize, safeFraction: options.safe)
         var loads = (0..<options.nodes).map { index in

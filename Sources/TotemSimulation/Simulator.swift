@@ -59,6 +59,10 @@ public struct Simulator {
     public var observer: ((SimulatorObservation) -> Void)?
     /// Keep delivered payloads in `deliveries(of:)` (off for long randomized runs).
     public var recordsPayloads: Bool
+    /// Whether a unicast to a crashed node comes back as "port unreachable" (its host is up):
+    /// the sender's core then gets `peerUnreachable`, as the runtime hands it the kernel's ICMP
+    /// report. Off by default (a crashed host answers nothing).
+    public var reportsUnreachable = false
     /// Problems of the run itself (e.g. a unicast to an unknown node), reported as violations
     /// by `RandomizedRun`.
     public private(set) var anomalies: [String] = []
@@ -72,6 +76,7 @@ public struct Simulator {
     public var stallWindow: Duration = .milliseconds(10)
 
     private var nodes: [SimulatedNode]
+    private static let unreachableReportDelay: Int64 = 100_000
     private var windowStart: Int64 = 0
     private var windowEvents = 0
     /// Input kinds counted while a window is suspiciously busy, to explain a stall.
@@ -440,6 +445,8 @@ public struct Simulator {
             return "\(timer) timer of \(nodes[index].id)"
         case .resume(let index, _):
             return "resume of \(nodes[index].id)"
+        case .unreachable(let index, _, let node):
+            return "unreachable report of \(node) to \(nodes[index].id)"
         }
     }
 
@@ -469,6 +476,14 @@ public struct Simulator {
         case .resume(let index, let pause):
             guard nodes[index].pauseNumber == pause else { return }
             resume(at: index)
+        case .unreachable(let index, let incarnation, let node):
+            guard nodes[index].incarnation == incarnation, nodes[index].status == .running else { return }
+            if nodes[index].isPaused {
+                nodes[index].backlog.append(event)
+                return
+            }
+            let effects = nodes[index].core.peerUnreachable(node, now: now)
+            execute(effects, at: index)
         }
     }
 
@@ -486,6 +501,11 @@ public struct Simulator {
                     continue
                 }
                 transmit(packet, from: index, to: target)
+                if reportsUnreachable && nodes[target].status == .crashed {
+                    // The ICMP answer comes back after about one network delay.
+                    queue.schedule(.unreachable(index: index, incarnation: nodes[index].incarnation, node: destination),
+                                   at: now.nanoseconds + Self.unreachableReportDelay)
+                }
             case .deliver(let message):
                 recordDelivery(message, at: index)
             case .configurationChanged(let change):
