@@ -177,8 +177,10 @@ public final class UDPSocket {
     /// gone, its host is up), and `takeUnreachableDestinations()` returns it.
     ///
     /// With the option on, a queued error also makes the socket's next call fail once with it
-    /// (ECONNREFUSED) whatever that call is about; `send` and `receive` then read the queue and
-    /// try again, so no datagram is lost to an earlier datagram's error.
+    /// (ECONNREFUSED for port unreachable) whatever that call is about; `send` and `receive`
+    /// then read the queue and try again, so no datagram is lost to another's error. An entry
+    /// left in the queue keeps the socket ready for epoll, so `receive` also reads the queue
+    /// whenever it finds no datagram.
     ///
     /// - Returns: whether the kernel accepted the option.
     @discardableResult
@@ -199,13 +201,17 @@ public final class UDPSocket {
     }
 
     /// Reads the error queue (a bounded number of entries; the kernel keeps reporting the rest)
-    /// after a call failed with ECONNREFUSED. Reading it also clears the pending error.
-    private func readErrorQueue() {
+    /// and notes the destinations of "port unreachable" reports. Reading it also clears the
+    /// pending error. Returns the number of entries read.
+    @discardableResult
+    private func readErrorQueue() -> Int {
         var address = sockaddr_storage()
         var length = socklen_t(0)
+        var read = 0
         for _ in 0..<Self.errorQueueEntriesPerRead {
             let result = csystem_read_port_unreachable(fileDescriptor, &address, &length)
             if result < 0 { break }
+            read += 1
             counters.unreachableReports += 1
             guard result == 1, let destination = withUnsafeBytes(of: &address, { SocketAddress($0.baseAddress!, length: Int(length)) })
             else { continue }
@@ -213,6 +219,7 @@ public final class UDPSocket {
             if unreachableDestinations.count < Self.errorQueueEntriesPerRead { unreachableDestinations.append(destination) }
             hasUnreachableDestinations = true
         }
+        return read
     }
 
     private static let errorQueueEntriesPerRead = 64
@@ -293,20 +300,19 @@ public final class UDPSocket {
                 return true
             }
             let error = errno
-            if attempt == 0 && takesEarlierError(error) { continue }
+            if attempt == 0 && takesQueuedError(error) { continue }
             countSendFailure(error, datagrams: 1)
             return false
         }
         return false
     }
 
-    /// Whether `error` is an earlier datagram's ICMP error that the kernel reported on this
-    /// call (see `enableUnreachableReports()`); it then reads the error queue, and the call is
-    /// worth repeating once.
-    private func takesEarlierError(_ error: Int32) -> Bool {
-        guard reportsUnreachable && error == ECONNREFUSED else { return false }
-        readErrorQueue()
-        return true
+    /// Whether a call that failed with `error` met an error the kernel had queued (see
+    /// `enableUnreachableReports()`): usually an earlier datagram's ICMP report. The queue is
+    /// read; if it held anything, the call is worth repeating once.
+    private func takesQueuedError(_ error: Int32) -> Bool {
+        guard reportsUnreachable, error != EAGAIN, error != EWOULDBLOCK, error != EINTR else { return false }
+        return readErrorQueue() > 0
     }
 
     /// Sends every entry of `vector` in order with as few `sendmmsg` calls as possible, then
@@ -320,6 +326,7 @@ public final class UDPSocket {
     func send(_ vector: SendVector) {
         var start = 0
         var attempts = 0
+        var repeatedEntry = -1
         // Each iteration sends at least one entry or skips one, so `count + 1` calls suffice;
         // the extra bound only guards against a kernel that keeps answering EINTR.
         while start < vector.count && attempts <= vector.count + 8 {
@@ -338,9 +345,11 @@ public final class UDPSocket {
             }
             let error = errno
             if error == EINTR { continue }
-            // The loop's bound still holds: a report is read before each repeat, and each read
-            // takes entries off the kernel's queue.
-            if takesEarlierError(error) { continue }
+            // Each entry is repeated at most once for a queued error.
+            if repeatedEntry != start && takesQueuedError(error) {
+                repeatedEntry = start
+                continue
+            }
             if error == EAGAIN || error == EWOULDBLOCK {
                 var remaining = 0
                 for index in start..<vector.count { remaining += vector.segmentCount(at: index) }
@@ -383,7 +392,7 @@ public final class UDPSocket {
                     break
                 }
                 let error = errno
-                if attempt == 0 && takesEarlierError(error) { continue }
+                if attempt == 0 && takesQueuedError(error) { continue }
                 countSendFailure(error, datagrams: 1)
                 break
             }
@@ -400,14 +409,19 @@ public final class UDPSocket {
         precondition(!receivesCoalesced || batch.coalesced, "a socket with UDP_GRO on needs a coalesced ReceiveBatch")
         batch.prepare()
         var received = csystem_recvmmsg(fileDescriptor, batch.headers, UInt32(batch.capacity), Int32(MSG_DONTWAIT))
-        if received < 0 && takesEarlierError(errno) {
-            received = csystem_recvmmsg(fileDescriptor, batch.headers, UInt32(batch.capacity), Int32(MSG_DONTWAIT))
+        var error = received < 0 ? errno : 0
+        if received < 0 && reportsUnreachable {
+            if error == EAGAIN || error == EWOULDBLOCK {
+                // Woken with nothing to read: a queued error that left no pending one (a local
+                // error) keeps the socket reported as ready until it is read.
+                readErrorQueue()
+            } else if takesQueuedError(error) {
+                received = csystem_recvmmsg(fileDescriptor, batch.headers, UInt32(batch.capacity), Int32(MSG_DONTWAIT))
+                error = received < 0 ? errno : 0
+            }
         }
         guard received > 0 else {
-            if received < 0 {
-                let error = errno
-                if error != EAGAIN && error != EWOULDBLOCK && error != EINTR { counters.receiveErrors += 1 }
-            }
+            if received < 0 && error != EAGAIN && error != EWOULDBLOCK && error != EINTR { counters.receiveErrors += 1 }
             return 0
         }
         batch.split(messages: Int(received))

@@ -126,6 +126,16 @@ struct UDPSocketTests {
         #expect(!sender.hasUnreachableDestinations && sender.takeUnreachableDestinations().isEmpty)
         let count = try receiveEventually(receiver, into: batch)
         #expect(count >= 1 && Array(batch.bytes(at: 0)) == [UInt8](repeating: 2, count: 30))
+        // A report met by a receive with nothing to read: read there, and the socket is no
+        // longer ready (an unread entry would keep epoll waking the loop).
+        #expect([UInt8](repeating: 1, count: 20).withUnsafeBytes { sender.send($0, to: nobody) })
+        var ready = pollfd(fd: sender.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        for _ in 0..<200 where poll(&ready, 1, 0) == 0 { sleepBriefly() }
+        #expect(ready.revents & Int16(POLLERR) != 0, "the report did not arrive")
+        #expect(sender.receive(into: batch) == 0)
+        #expect(sender.takeUnreachableDestinations() == [nobody])
+        ready.revents = 0
+        #expect(poll(&ready, 1, 0) == 0, "still ready: \(ready.revents)")
         // Without the option the kernel reports nothing for an unconnected socket.
         let quiet = try UDPSocket(family: .ipv4)
         try quiet.bind(to: subnet.address(4))
