@@ -290,10 +290,14 @@ public final class UDPSocket {
     /// - Returns: whether the kernel accepted the datagram.
     @discardableResult
     public func send(_ datagram: UnsafeRawBufferPointer, to address: SocketAddress) -> Bool {
+        address.withSocketAddress { name, length in send(datagram, name: name, length: length) }
+    }
+
+    /// One `sendto`, repeated once if it met an error queued for another datagram.
+    @discardableResult
+    private func send(_ datagram: UnsafeRawBufferPointer, name: UnsafePointer<sockaddr>, length: socklen_t) -> Bool {
         for attempt in 0..<2 {
-            let result = address.withSocketAddress { name, length in
-                sendto(fileDescriptor, datagram.baseAddress, datagram.count, Int32(MSG_DONTWAIT), name, length)
-            }
+            let result = sendto(fileDescriptor, datagram.baseAddress, datagram.count, Int32(MSG_DONTWAIT), name, length)
             if result >= 0 {
                 counters.datagramsSent += 1
                 counters.bytesSent += result
@@ -381,21 +385,8 @@ public final class UDPSocket {
     private func sendOneByOne(_ vector: SendVector, entry index: Int) {
         let header = vector.headers[index].msg_hdr
         for segment in 0..<vector.segmentCount(at: index) {
-            let datagram = vector.datagram(at: index, segment: segment)
-            for attempt in 0..<2 {
-                let result = sendto(
-                    fileDescriptor, datagram.baseAddress, datagram.count, Int32(MSG_DONTWAIT),
-                    header.msg_name.assumingMemoryBound(to: sockaddr.self), header.msg_namelen)
-                if result >= 0 {
-                    counters.datagramsSent += 1
-                    counters.bytesSent += result
-                    break
-                }
-                let error = errno
-                if attempt == 0 && takesQueuedError(error) { continue }
-                countSendFailure(error, datagrams: 1)
-                break
-            }
+            send(vector.datagram(at: index, segment: segment),
+                 name: header.msg_name.assumingMemoryBound(to: sockaddr.self), length: header.msg_namelen)
         }
     }
 
