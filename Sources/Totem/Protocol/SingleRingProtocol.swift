@@ -151,8 +151,9 @@ public struct SingleRingProtocol: Sendable {
     /// the node enters GATHER at once with `node` already failed, so the other members agree
     /// within one JOIN round. Every other report is ignored; the timeouts still cover every
     /// failure this does not (a host that is down sends no ICMP). A forged report about a live
-    /// node costs a membership change (that node sees itself failed, ignores those JOINs and
-    /// rejoins after its own token loss), never a safety violation.
+    /// node costs what a brief partition costs: a membership change (that node sees itself
+    /// failed, ignores those JOINs and rejoins after its own token loss), which the protocol
+    /// orders like any other.
     public mutating func peerUnreachable(_ node: NodeID, now: MonotonicInstant) -> [Effect] {
         guard started, !hasLeft, state == .operational, node != nodeID, node == successor, lastSentToken != nil else { return [] }
         statistics.successorsUnreachable += 1
