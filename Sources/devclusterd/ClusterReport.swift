@@ -88,6 +88,8 @@ enum ClusterReport {
             "unlisted_source_drops": .number(statistics.transport.unlistedSourceDrops),
             "send_errors": .number(statistics.transport.sockets.sendErrors + statistics.transport.sockets.sendWouldBlock),
             "rings_installed": .number(statistics.core.ringsInstalled),
+            "unreachable_reports": .number(statistics.transport.sockets.unreachableReports),
+            "successors_unreachable": .number(statistics.core.successorsUnreachable),
         ]
         return .object([
             "node": .object([

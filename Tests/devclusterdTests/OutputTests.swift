@@ -106,6 +106,8 @@ struct OutputTests {
         statistics.core.retransmissionsServed = 3
         statistics.authenticationFailures = 4
         statistics.transport.sockets.kernelReceiveDrops = 5
+        statistics.transport.sockets.unreachableReports = 7
+        statistics.core.successorsUnreachable = 1
         return ClusterReport.status(ClusterReport.StatusInput(
             configuration: configuration, runtime: runtime, entityID: DaemonConfiguration.EntityID(parsing: "02:00:00:00:00:01")!,
             ringID: ring, ringMembers: [NodeID(1), NodeID(2)], state: .operational, statistics: statistics,
@@ -128,8 +130,10 @@ struct OutputTests {
         #expect(counters.objectValue?.keys == [
             "datagrams_sent", "datagrams_sent_segmented", "datagrams_received", "bytes_sent", "bytes_received", "messages_delivered", "retransmissions",
             "retransmit_requests", "token_retransmissions", "authentication_failures", "decode_errors", "receive_drops",
-            "truncated_datagrams", "unlisted_source_drops", "send_errors", "rings_installed",
+            "truncated_datagrams", "unlisted_source_drops", "send_errors", "rings_installed", "unreachable_reports",
+            "successors_unreachable",
         ])
+        #expect(counters["unreachable_reports"] == 7 && counters["successors_unreachable"] == 1)
     }
 
     @Test func statusInBlockStyle() throws {
@@ -144,6 +148,7 @@ struct OutputTests {
             "=== ==> Uptime: 1h 2m 5s", "=== ==> Datagrams: 10 sent (6 in segmented runs), 20 received",
             "=== ==> Retransmissions: 3 resent, 0 requested, 0 token", "=== ==> Authentication Failures: 4",
             "=== ==> Receive Drops: 5 (kernel), 0 undecodable, 0 truncated, 0 from unlisted sources",
+            "=== ==> Unreachable Reports: 7 (ICMP), 1 for the successor (ring re-formed at once)",
         ] {
             #expect(lines.contains(expected), "missing \(expected)")
         }
