@@ -60,7 +60,6 @@ extension DeviceStateService {
         // property while in use, so a nested call could not share it).
         var eventEffects = eventEffectScratch
         eventEffectScratch = []
-        eventEffects.removeAll(keepingCapacity: true)
         defer {
             eventEffects.removeAll(keepingCapacity: true)
             eventEffectScratch = eventEffects

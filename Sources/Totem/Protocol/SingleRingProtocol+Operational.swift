@@ -309,8 +309,8 @@ extension SingleRingProtocol {
     mutating func deliverFrame(of message: DataMessage) {
         guard case .frame(let bytes) = message.content else { return }
         statistics.framesDelivered += 1
-        // One array reused for every frame's completed messages (emptied before and after).
-        reassembled.removeAll(keepingCapacity: true)
+        // One array reused for every frame's completed messages; empty on entry (this is its
+        // only writer), emptied again on the way out.
         defer { reassembled.removeAll(keepingCapacity: true) }
         do {
             try reassembler.receive(bytes, from: message.originator, into: &reassembled)
