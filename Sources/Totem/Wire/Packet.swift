@@ -136,14 +136,15 @@ public struct DataMessage: Sendable, Equatable {
     }
 }
 
-/// What a `DataMessage` carries.
-public indirect enum DataContent: Sendable, Equatable {
+/// What a `DataMessage` carries. Only the rare encapsulated case is boxed: with the whole enum
+/// `indirect`, every frame received cost an allocation of its own.
+public enum DataContent: Sendable, Equatable {
     /// A packing-layer frame (spec §5.1), opaque to the ordering protocol.
     case frame([UInt8])
     /// A complete old-ring MCAST re-broadcast in the new ring during RECOVERY (flag ENCAPSULATED).
     /// On the wire it is the inner datagram (header and body, no authentication trailer); the
     /// inner message is itself never encapsulated.
-    case encapsulated(DataMessage)
+    indirect case encapsulated(DataMessage)
 }
 
 /// A JOIN (or, with `isLeave`, a LEAVE) message of the membership protocol (spec §4.4, §4.13).
