@@ -36,7 +36,9 @@ public struct DeviceStateService: Sendable {
     var memberSet: Set<NodeID> = []
     let deviceStateChannels: [ChannelName]
     let mailboxChannels: [ChannelName]
-    var internalSubscriptions: Set<SubscriptionID> = []
+    /// The service's own subscriptions (one per device-state or MWI channel): a handful, so an
+    /// array; it is searched for every event delivered, where hashing each id cost more.
+    var internalSubscriptions: [SubscriptionID] = []
     let subscribesMailboxes: Bool
     var mailboxRecords: [MailboxName: MailboxRecord] = [:]
     /// Our MWI publications not yet delivered back, by event id.
@@ -81,7 +83,7 @@ public struct DeviceStateService: Sendable {
             for channel in events.channels(subscribing: type) {
                 do {
                     let (id, _) = try events.subscribe(Subscription(channel: channel, types: [type]), now: .zero)
-                    internalSubscriptions.insert(id)
+                    internalSubscriptions.append(id)
                 } catch {
                     preconditionFailure("cannot subscribe \(type) on \(channel), which subscribes it: \(error)")
                 }

@@ -18,6 +18,9 @@ public struct EventChannelService: Sendable {
         var delivered = 0
         var ignored = 0
         var subscriptions: [SubscriptionID] = []
+        /// Whether every subscription listed takes every event of the channel (no types, no
+        /// filters, the usual kind): delivery then returns `subscriptions` without looking any up.
+        var everySubscriptionTakesAll = true
     }
 
     /// This node.
@@ -26,12 +29,19 @@ public struct EventChannelService: Sendable {
     public let entityID: EntityID
     /// This process's incarnation, part of every event id it creates.
     public let incarnation: UInt64
-    private let channelOrder: [ChannelName]
-    private var channels: [ChannelName: ChannelState]
+    /// The channels' states, in configuration order; the set of channels never changes.
+    private var channels: [ChannelState]
+    /// Where each channel's state is in `channels`.
+    private let slots: [ChannelName: Int]
+    /// The channel of the last event delivered and its slot: a busy channel's events skip hashing
+    /// its name.
+    private var lastDeliveredChannel: (name: ChannelName, slot: Int)?
     private var subscriptions: [SubscriptionID: Subscription] = [:]
     private var nextSubscription: UInt64 = 1
     private var nextCounter: UInt64 = 1
     private var store = RetentionStore()
+    /// Names of the last event message delivered, reused by the next one's decoding.
+    private var decodedNames = EventNameCache()
     /// Sequence of the ring whose events are being counted (the last REGULAR configuration's).
     private var ringSequence: UInt64 = 0
     /// Index the next event message delivered in that ring gets.
@@ -50,16 +60,15 @@ public struct EventChannelService: Sendable {
     ///   - channels: The configured channels, in configuration order.
     /// - Throws: `ChannelConfigurationError.duplicateChannel` when a name repeats.
     public init(localNode: NodeID, entityID: EntityID, incarnation: UInt64, channels: [ChannelConfiguration]) throws(ChannelConfigurationError) {
-        var states: [ChannelName: ChannelState] = [:]
-        for channel in channels {
-            guard states[channel.name] == nil else { throw .duplicateChannel(channel.name) }
-            states[channel.name] = ChannelState(configuration: channel)
+        var slots: [ChannelName: Int] = [:]
+        for (slot, channel) in channels.enumerated() {
+            guard slots.updateValue(slot, forKey: channel.name) == nil else { throw .duplicateChannel(channel.name) }
         }
         self.localNode = localNode
         self.entityID = entityID
         self.incarnation = incarnation
-        channelOrder = channels.map(\.name)
-        self.channels = states
+        self.channels = channels.map { ChannelState(configuration: $0) }
+        self.slots = slots
         checkInvariants()
     }
 
@@ -68,8 +77,8 @@ public struct EventChannelService: Sendable {
     /// What `channels` shows, in configuration order.
     public var channelSummaries: [ChannelSummary] {
         let retainedByChannel = Dictionary(grouping: store.entries.values, by: \.event.channel).mapValues(\.count)
-        return channelOrder.compactMap { name in
-            guard let state = channels[name] else { return nil }
+        return channels.map { state in
+            let name = state.configuration.name
             return ChannelSummary(name: name, publishes: state.configuration.publishes, subscribes: state.configuration.subscribes,
                                   subscribers: state.subscriptions.count, published: state.published,
                                   delivered: state.delivered, ignored: state.ignored, retained: retainedByChannel[name] ?? 0)
@@ -77,16 +86,16 @@ public struct EventChannelService: Sendable {
     }
 
     /// The configuration of `channel`, if configured.
-    public func configuration(of channel: ChannelName) -> ChannelConfiguration? { channels[channel]?.configuration }
+    public func configuration(of channel: ChannelName) -> ChannelConfiguration? { slots[channel].map { channels[$0].configuration } }
 
     /// Channels whose configuration publishes `type`, in configuration order.
     public func channels(publishing type: EventType) -> [ChannelName] {
-        channelOrder.filter { channels[$0]?.configuration.publishes.contains(type) == true }
+        channels.filter { $0.configuration.publishes.contains(type) }.map(\.configuration.name)
     }
 
     /// Channels whose configuration subscribes `type`, in configuration order.
     public func channels(subscribing type: EventType) -> [ChannelName] {
-        channelOrder.filter { channels[$0]?.configuration.subscribes.contains(type) == true }
+        channels.filter { $0.configuration.subscribes.contains(type) }.map(\.configuration.name)
     }
 
     /// Retained events held now, in ring order (expired ones may linger until the next input).
@@ -116,10 +125,10 @@ public struct EventChannelService: Sendable {
                                  payload: [UInt8] = [], retention: Duration? = nil) throws(PublishError) -> (id: EventID, effects: [EventServiceEffect]) {
         defer { checkInvariants() }
         // The channel's state is read and counted in place: a copy of it (and the write back)
-        // costs retains and a second hash per event on the hot path.
-        guard let slot = channels.index(forKey: channel) else { throw .unknownChannel(channel) }
-        guard channels.values[slot].configuration.publishes.contains(type) else {
-            throw .typeNotPublished(type, channel: channel, allowed: channels.values[slot].configuration.publishes)
+        // costs retains per event on the hot path.
+        guard let slot = slots[channel] else { throw .unknownChannel(channel) }
+        guard channels[slot].configuration.publishes.contains(type) else {
+            throw .typeNotPublished(type, channel: channel, allowed: channels[slot].configuration.publishes)
         }
         try Self.validate(attributes: attributes, payload: payload)
         let milliseconds = try Self.milliseconds(of: retention)
@@ -127,7 +136,7 @@ public struct EventChannelService: Sendable {
         let message = EventMessage(kind: .published, id: id, publisherEntity: entityID, channel: channel, type: type,
                                    retentionMilliseconds: milliseconds, attributes: attributes, payload: payload)
         nextCounter += 1
-        channels.values[slot].published += 1
+        channels[slot].published += 1
         statistics.published += 1
         return (id, [.submit(message.encoded())])
     }
@@ -138,8 +147,8 @@ public struct EventChannelService: Sendable {
     /// - Throws: `SubscribeError`; nothing changes on a throw.
     public mutating func subscribe(_ subscription: Subscription, now: MonotonicInstant) throws(SubscribeError) -> (id: SubscriptionID, effects: [EventServiceEffect]) {
         defer { checkInvariants() }
-        guard var state = channels[subscription.channel] else { throw .unknownChannel(subscription.channel) }
-        let allowed = state.configuration.subscribes
+        guard let slot = slots[subscription.channel] else { throw .unknownChannel(subscription.channel) }
+        let allowed = channels[slot].configuration.subscribes
         for type in subscription.types where !allowed.contains(type) {
             throw .typeNotSubscribed(type, channel: subscription.channel, allowed: allowed)
         }
@@ -148,8 +157,8 @@ public struct EventChannelService: Sendable {
         let id = SubscriptionID(rawValue: nextSubscription)
         nextSubscription += 1
         subscriptions[id] = subscription
-        state.subscriptions.append(id)
-        channels[subscription.channel] = state
+        channels[slot].subscriptions.append(id)
+        channels[slot].everySubscriptionTakesAll = channels[slot].everySubscriptionTakesAll && subscription.takesEveryEvent
         let replay = store.inPositionOrder.map(\.event).filter { allowed.contains($0.type) && subscription.matches($0) }
         return (id, replay.map { .replayRetained($0, to: id) })
     }
@@ -159,7 +168,10 @@ public struct EventChannelService: Sendable {
     public mutating func unsubscribe(_ id: SubscriptionID) -> Bool {
         defer { checkInvariants() }
         guard let subscription = subscriptions.removeValue(forKey: id) else { return false }
-        channels[subscription.channel]?.subscriptions.removeAll { $0 == id }
+        guard let slot = slots[subscription.channel] else { preconditionFailure("subscription \(id) on unknown channel") }
+        channels[slot].subscriptions.removeAll { $0 == id }
+        let takeAll = channels[slot].subscriptions.allSatisfy { subscriptions[$0]?.takesEveryEvent == true }
+        channels[slot].everySubscriptionTakesAll = takeAll
         return true
     }
 
@@ -220,7 +232,7 @@ public struct EventChannelService: Sendable {
         guard service == .event else { throw .wrongService(expected: .event, actual: service.rawValue) }
         let position = RingPosition(ringSequence: ringSequence, index: nextIndex)
         nextIndex += 1
-        let message = try EventMessage(decoding: payload)
+        let message = try EventMessage(decoding: payload, names: &decodedNames)
         store.expire(now: now)
         let event: DeliveredEvent
         switch message.kind {
@@ -243,11 +255,17 @@ public struct EventChannelService: Sendable {
         if event.id.publisher == localNode, event.id.incarnation == incarnation, !event.isRepublished {
             effects.append(.confirmed(event))
         }
-        guard let slot = channels.index(forKey: event.channel) else {
+        let slot: Int
+        if let last = lastDeliveredChannel, last.name == event.channel {
+            slot = last.slot
+        } else if let found = slots[event.channel] {
+            slot = found
+            lastDeliveredChannel = (event.channel, found)
+        } else {
             statistics.unknownChannel += 1
             return
         }
-        let matching = Self.count(event, in: &channels.values[slot], subscriptions: subscriptions)
+        let matching = Self.count(event, in: &channels[slot], subscriptions: subscriptions)
         if !matching.isEmpty { effects.append(.deliver(event, to: matching)) }
     }
 
@@ -265,7 +283,9 @@ public struct EventChannelService: Sendable {
         }
         state.delivered += 1
         // Usually every subscription of the channel matches: the channel's own list is then
-        // returned as it is (shared, not a new array per event).
+        // returned as it is (shared, not a new array per event), and without a lookup per
+        // subscription (each copied a Subscription out of the table: three retains, three releases).
+        if state.everySubscriptionTakesAll { return state.subscriptions }
         guard let first = state.subscriptions.firstIndex(where: { subscriptions[$0]?.matches(event) != true }) else {
             return state.subscriptions
         }
@@ -325,18 +345,21 @@ public struct EventChannelService: Sendable {
     /// both, and run for every event) in debug builds, as DeviceStateService does.
     private func checkInvariants() {
         precondition(nextCounter >= 1, "event counter \(nextCounter)")
-        precondition(channels.count == channelOrder.count, "channel table and order disagree")
+        precondition(channels.count == slots.count, "channel table and slots disagree")
         precondition(store.count <= EventLimits.retainedEvents, "retained \(store.count) events")
         assert(subscriptionTablesAgree())
     }
 
     private func subscriptionTablesAgree() -> Bool {
         var open = 0
-        for (name, state) in channels {
-            precondition(state.configuration.name == name, "channel \(name) stored under another name")
+        for (slot, state) in channels.enumerated() {
+            let name = state.configuration.name
+            precondition(slots[name] == slot, "channel \(name) stored under another slot")
             for id in state.subscriptions {
                 precondition(subscriptions[id]?.channel == name, "subscription \(id) listed on \(name) but not open there")
             }
+            let takeAll = state.subscriptions.allSatisfy { subscriptions[$0]?.takesEveryEvent == true }
+            precondition(state.everySubscriptionTakesAll == takeAll, "channel \(name): stale everySubscriptionTakesAll")
             open += state.subscriptions.count
         }
         precondition(open == subscriptions.count, "\(open) listed subscriptions, \(subscriptions.count) open")

@@ -72,6 +72,9 @@ public struct Subscription: Sendable, Equatable {
         self.filters = filters
     }
 
+    /// Whether the subscription takes every event of its channel (no types, no filters).
+    public var takesEveryEvent: Bool { types.isEmpty && filters.isEmpty }
+
     /// Whether `event` is for this subscription: its channel, a wanted type, every filter.
     public func matches(_ event: DeliveredEvent) -> Bool {
         event.channel == channel && (types.isEmpty || types.contains(event.type))

@@ -112,6 +112,28 @@ struct FilterTests {
         #expect(try Self.publishAndDeliver([:], to: &service).map(\.1) == [[everything]])
     }
 
+    @Test("after a filtered or typed subscription closes, the others take every event again; before, only theirs")
+    func subscriptionsComeAndGo() throws {
+        var service = try Fixtures.service(1)
+        let everything = try service.subscribe(Subscription(channel: Fixtures.devices), now: .zero).id
+        #expect(try Self.publishAndDeliver(["device": "SIP/1"], to: &service).map(\.1) == [[everything]])
+        let sip = try service.subscribe(Subscription(channel: Fixtures.devices, filters: [
+            SubscriptionFilter(attribute: "device", match: .prefix("SIP/"))]), now: .zero).id
+        let typed = try service.subscribe(Subscription(channel: Fixtures.devices, types: [.deviceState]), now: .zero).id
+        #expect(try Self.publishAndDeliver(["device": "SIP/1"], to: &service).map(\.1) == [[everything, sip, typed]])
+        #expect(try Self.publishAndDeliver(["device": "PJSIP/1"], to: &service).map(\.1) == [[everything, typed]])
+        let closed = service.unsubscribe(sip)
+        #expect(closed)
+        #expect(try Self.publishAndDeliver(["device": "PJSIP/1"], to: &service).map(\.1) == [[everything, typed]])
+        let later = try service.subscribe(Subscription(channel: Fixtures.devices, filters: [
+            SubscriptionFilter(attribute: "device", match: .exact("IAX/1"))]), now: .zero).id
+        #expect(try Self.publishAndDeliver(["device": "PJSIP/1"], to: &service).map(\.1) == [[everything, typed]])
+        #expect(try Self.publishAndDeliver(["device": "IAX/1"], to: &service).map(\.1) == [[everything, typed, later]])
+        let closedBoth = service.unsubscribe(later) && service.unsubscribe(everything)
+        #expect(closedBoth)
+        #expect(try Self.publishAndDeliver(["device": "SIP/2"], to: &service).map(\.1) == [[typed]])
+    }
+
     @Test("all filters of a subscription must match")
     func allMustMatch() throws {
         var service = try Fixtures.service(1)

@@ -29,6 +29,30 @@ struct EventMessageCodecTests {
         #expect(try EventMessage(decoding: Self.republished.encoded()) == Self.republished)
     }
 
+    @Test("a name cache gives the names of the bytes read, whatever came before, and keeps no bad name")
+    func nameCache() throws {
+        var names = EventNameCache()
+        let otherChannel = EventMessage(kind: .published, id: Self.id, publisherEntity: Fixtures.entity1,
+                                        channel: ChannelName("device_statf")!, type: .mwi, retentionMilliseconds: 0,
+                                        attributes: [:], payload: [])
+        // Same names twice, a channel differing in its last byte and another type, then the first again.
+        for message in [Self.published, Self.published, otherChannel, Self.republished, Self.published] {
+            #expect(try EventMessage(decoding: message.encoded(), names: &names) == message)
+        }
+        // A bad channel right after a good one of the same length is still refused, and refused again.
+        var bad = Self.published.encoded()
+        bad[Self.channelOffset + 1] = UInt8(ascii: " ")
+        for _ in 0..<2 {
+            do {
+                _ = try EventMessage(decoding: bad, names: &names)
+                Issue.record("a channel with a space was accepted")
+            } catch {
+                #expect(error == .invalidText(field: "channel"))
+            }
+        }
+        #expect(try EventMessage(decoding: Self.published.encoded(), names: &names) == Self.published)
+    }
+
     @Test("a decoded payload is a slice of the message: its bytes, and the same encoding again")
     func payloadIsASliceOfTheMessage() throws {
         let bytes = Self.published.encoded()
