@@ -144,6 +144,9 @@ final class EventSubscribers {
     // Strong references: a connection's close handler removes its subscriptions (`removeAll`).
     private var entries: [SubscriptionID: ControlConnection] = [:]
     private var byConnection: [ObjectIdentifier: [SubscriptionID]] = [:]
+    /// The subscription pushed to last and its connection (one of `entries`, dropped with it): a
+    /// busy channel's events mostly go to the same subscriber, without hashing its id each time.
+    private var lastPushed: (id: SubscriptionID, connection: ControlConnection)?
     /// The most subscriptions one connection may hold.
     static let perConnectionLimit = 64
 
@@ -166,6 +169,7 @@ final class EventSubscribers {
         guard let holder = entries[id], holder === connection else { return false }
         entries.removeValue(forKey: id)
         byConnection[ObjectIdentifier(connection)]?.removeAll { $0 == id }
+        if lastPushed?.id == id { lastPushed = nil }
         return true
     }
 
@@ -173,6 +177,7 @@ final class EventSubscribers {
     func removeAll(of owner: ObjectIdentifier) -> [SubscriptionID] {
         let ids = byConnection.removeValue(forKey: owner) ?? []
         for id in ids { entries.removeValue(forKey: id) }
+        if let last = lastPushed, ids.contains(last.id) { lastPushed = nil }
         return ids
     }
 
@@ -234,7 +239,15 @@ final class EventSubscribers {
         }
         line.append(replayed ? #","replayed":true}}"# : #","replayed":false}}"#)
         for id in ids {
-            guard let connection = entries[id], connection.isOpen else { continue }
+            let connection: ControlConnection
+            if let last = lastPushed, last.id == id {
+                connection = last.connection
+            } else {
+                guard let found = entries[id] else { continue }
+                connection = found
+                lastPushed = (id, found)
+            }
+            guard connection.isOpen else { continue }
             connection.sendEncoded { output in
                 output.append(contentsOf: Self.linePrefix)
                 JSONValue.appendUnsigned(id.rawValue, to: &output)
