@@ -197,9 +197,6 @@ public struct EventMessage: Sendable, Equatable {
                   attributes: attributes, payloadBytes: body)
     }
 
-    /// Reads a length-prefixed channel name or event type, checked once over its bytes (not
-    /// first as UTF-8 text, then again by the name's rule): `invalidUTF8` or `invalidText` as
-    /// reading a string and then the name would report.
     /// Whether `a` and `b` hold the same bytes (a plain loop: `elementsEqual` went through
     /// iterators at about 35 instructions a byte).
     private static func same(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -208,6 +205,9 @@ public struct EventMessage: Sendable, Equatable {
         return true
     }
 
+    /// Reads a length-prefixed channel name or event type, checked once over its bytes (not
+    /// first as UTF-8 text, then again by the name's rule): `invalidUTF8` or `invalidText` as
+    /// reading a string and then the name would report.
     /// `last` is the name read before and its bytes; the same bytes give the same name.
     private static func readName<Name>(_ reader: inout ServiceWireReader, field: String, limit: Int,
                                        last: inout (bytes: [UInt8], name: Name)?,
