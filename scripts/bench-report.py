@@ -104,7 +104,34 @@ def table(n, ours, coro):
             f"| client: delivered events/s at node 2 | {fmt(cl.get('delivered_events_per_s'))} |", '']
     return out
 
-def targets(ours, coro3, coro5):
+def load_paired(path):
+    """scripts/ratio-check.sh's lines, `STACK NODES SIZE MSGS_PER_S`, as {(stack, size, nodes): [values]}."""
+    runs = {}
+    for line in open(path):
+        fields = line.split()
+        if len(fields) != 4 or fields[0] not in ('corosync', 'devcluster'):
+            continue
+        runs.setdefault((fields[0], int(fields[2]), int(fields[1])), []).append(float(fields[3]))
+    return runs
+
+def paired_share(paired, stack, size):
+    three, five = med(paired.get((stack, size, 3), [])), med(paired.get((stack, size, 5), []))
+    return five / three if three and five else None
+
+def paired_table(paired):
+    out = ['## Five-node shares, paired (`scripts/ratio-check.sh`)\n',
+           'One sender; each stack\'s three- and five-node runs minutes apart at most (ours alternate), '
+           'so that the VM\'s drift over the matrix does not enter the shares. msg/s per run, in order.\n',
+           '| stack | size | 3 nodes | 5 nodes | 5/3 of the medians |', '|---|---|---|---|---|']
+    for stack in ('corosync', 'devcluster'):
+        for size in (64, 1024):
+            three, five = paired.get((stack, size, 3), []), paired.get((stack, size, 5), [])
+            share = paired_share(paired, stack, size)
+            out.append(f"| {stack} | {size} B | {', '.join(f'{v:,.0f}' for v in three)} | {', '.join(f'{v:,.0f}' for v in five)} | "
+                       f"{'n/a' if share is None else f'{share:.3f}'} |")
+    return out + ['']
+
+def targets(ours, coro3, coro5, paired=None):
     def o(n, t, m): return med(ours.get((n, t), {}).get(m, []))
     def c(co, t, m): return med(co.get(t, {}).get(m, []))
     rows = []
@@ -133,14 +160,22 @@ def targets(ours, coro3, coro5):
     for t in ['sat1-64', 'sat1-1024', 'satall-64', 'satall-1024']:
         o3, o5 = o(3, t, 'delivered_msgs_per_s'), o(5, t, 'delivered_msgs_per_s')
         c3, c5 = c(coro3, t, 'delivered_msgs_per_s'), c(coro5, t, 'delivered_msgs_per_s')
-        add(f'5 nodes {t}: falls no more than corosync', safe(lambda: o5 / o3 >= c5 / c3),
-            f'devcluster 5/3 = {safe(lambda: round(o5 / o3, 2))}, corosync 5/3 = {safe(lambda: round(c5 / c3, 2))}')
+        matrix = f'devcluster 5/3 = {safe(lambda: round(o5 / o3, 2))}, corosync 5/3 = {safe(lambda: round(c5 / c3, 2))}'
+        size = int(t.split('-')[1])
+        po, pc = (paired_share(paired, 'devcluster', size), paired_share(paired, 'corosync', size)) if paired and t.startswith('sat1') else (None, None)
+        if po is not None and pc is not None:
+            # One sender: judged on the paired runs (see the section of that name); the matrix's shares for reference.
+            add(f'5 nodes {t}: falls no more than corosync', po >= pc,
+                f'paired: devcluster 5/3 = {po:.3f}, corosync 5/3 = {pc:.3f} (matrix: {matrix})')
+        else:
+            add(f'5 nodes {t}: falls no more than corosync', safe(lambda: o5 / o3 >= c5 / c3), matrix)
     return ['## Targets (3 nodes unless stated; medians of this run)\n', '| target | result | measured |', '|---|---|---|'] + rows + ['']
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ours', required=True); ap.add_argument('--corosync', required=True)
     ap.add_argument('--machine'); ap.add_argument('--commands'); ap.add_argument('--out', default='BENCHMARKS.md')
+    ap.add_argument('--paired', help="scripts/ratio-check.sh's raw figures (--out FILE)")
     a = ap.parse_args()
     ours = load_ours(a.ours)
     coro = {n: load_corosync(a.corosync, f'udp{n}') for n in (3, 5)}
@@ -153,17 +188,23 @@ def main():
         lines += ['## Machine\n', '```', open(a.machine).read().rstrip(), '```', '']
     if a.commands and os.path.exists(a.commands):
         lines += ['## Commands\n', '```', open(a.commands).read().rstrip(), '```', '']
-    lines += targets(ours, coro[3], coro[5])
+    paired = load_paired(a.paired) if a.paired and os.path.exists(a.paired) else None
+    lines += targets(ours, coro[3], coro[5], paired)
     for n in (3, 5):
         if any(k[0] == n for k in ours) or coro[n]:
             lines += table(n, ours, coro[n])
+    if paired:
+        lines += paired_table(paired)
     # The hand-written analysis (what limits us, how the figures were reached) follows the tables.
     analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'Benchmarks', 'ANALYSIS.md')
     if os.path.exists(analysis):
         lines += [open(analysis).read().rstrip(), '']
     lines += ['## Raw data\n', 'Kept on the machine that ran the script (`.build-bench/` is not committed):', '',
               f'- devcluster: `{a.ours}` (one JSON line per figure)',
-              f'- corosync: `{a.corosync}/out/` (cpgbench lines per node: `udpN/TRIAL-rREP/n*.txt`; failover: `fo-udpN/kill-rREP/result.txt`)', '']
+              f'- corosync: `{a.corosync}/out/` (cpgbench lines per node: `udpN/TRIAL-rREP/n*.txt`; failover: `fo-udpN/kill-rREP/result.txt`)']
+    if paired:
+        lines += [f'- paired five-node shares: `{a.paired}`']
+    lines += ['']
     open(a.out, 'w').write('\n'.join(lines))
     print(f'wrote {a.out}')
 

@@ -4,16 +4,19 @@
 # Benchmarks/ANALYSIS.md "The five-node ratios", paired re-checks). Needs root, corosync and
 # libcpg-dev (scripts/bench-compare.sh installs them), and a release build of devcluster.
 #
-# usage: scripts/ratio-check.sh [--reps N] [--duration S]
+# usage: scripts/ratio-check.sh [--reps N] [--duration S] [--out FILE]
+#   --out: where the raw figures go (one "STACK NODES SIZE MSGS_PER_S" line per run; default in
+#   the work directory). bench-compare.sh runs this script and reports from that file.
 # Environment: COROSYNC_HARNESS=DIR (default: ../shared/bench/corosync relative to the project root).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-REPS=4; DUR=5
+REPS=4; DUR=5; OUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) REPS=$2; shift 2;;
     --duration) DUR=$2; shift 2;;
-    *) sed -n '2,9p' "$0"; exit 2;;
+    --out) OUT=$2; shift 2;;
+    *) sed -n '2,11p' "$0"; exit 2;;
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "ratio-check.sh: must run as root (network namespaces)" >&2; exit 1; }
@@ -26,7 +29,7 @@ CORO=$WORK/corosync
 mkdir -p "$WORK"
 cp -r "$HARNESS_SRC" "$CORO"; chmod -R u+w "$CORO"; rm -rf "$CORO/run" "$CORO/out"
 (cd "$CORO" && gcc -O2 -Wall -o cpgbench cpgbench.c -lcpg) || { echo "cpgbench build failed"; exit 1; }
-RESULTS=$WORK/results.txt
+RESULTS=${OUT:-$WORK/results.txt}
 : > "$RESULTS"
 cleanup() {
   [ -e "$CORO/run/cluster.state" ] && (cd "$CORO" && timeout 60 ./corosync-cluster.sh down >/dev/null 2>&1)
