@@ -22,6 +22,7 @@ extension DaemonConfiguration {
         compare("totem", "mcastport", totem.port, new.totem.port) { String($0) }
         compare("totem", "netmtu", totem.netMTU, new.totem.netMTU) { String($0) }
         compare("totem", "segmentation_offload", totem.segmentationOffload, new.totem.segmentationOffload) { $0 ? "yes" : "no" }
+        compare("totem", "port_unreachable", totem.portUnreachable, new.totem.portUnreachable) { $0 ? "yes" : "no" }
         compare("totem", "crypto", totem.crypto, new.totem.crypto) { crypto in
             crypto.keyFile.map { "\(crypto.name), keyfile \($0)" } ?? crypto.name
         }

@@ -104,6 +104,7 @@ extension DaemonConfiguration {
         var transport = TransportConfiguration(mode: mode, localNode: options.nodeID, nodes: transportNodes)
         transport.netmtu = totem.netMTU
         transport.segmentationOffload = totem.segmentationOffload
+        transport.reportsUnreachable = totem.portUnreachable
         transport.multicastLoop = nodes.contains { node in
             let isLoopback = node.address.isIPv4 ? node.address.bytes[0] == 127 : node.address.bytes == Self.ipv6Loopback
             return node.id != options.nodeID && (isLoopback || localAddresses.contains(node.address))

@@ -156,6 +156,7 @@ private let udpuTotem = """
         mcastport = 6000
         netmtu = 9000
         segmentation_offload = no
+        port_unreachable = no
         token = 2000
         token_coefficient = 0
         token_retransmit = 400
@@ -203,6 +204,7 @@ private let udpuTotem = """
     var totem = DaemonConfiguration.TotemSection(clusterName: "pbx", transport: .udpu, port: 6000, netMTU: 9000,
                                                  crypto: .chaCha20Poly1305(keyFile: "/etc/devcluster/authkey"), settings: settings)
     totem.segmentationOffload = false
+    totem.portUnreachable = false
     #expect(configuration.totem == totem)
     // No [options] nodeid: this server is the [node] whose address is one of its own.
     #expect(configuration.options.nodeID == NodeID(1))
@@ -319,10 +321,19 @@ private let udpuTotem = """
     ])
 }
 
+@Test func portUnreachableTakesYesOrNo() throws {
+    #expect(try parse(udpTotem).totem.portUnreachable == true)
+    #expect(try parse(udpTotem + "port_unreachable = no\n").totem.portUnreachable == false)
+    #expect(errors(udpTotem + "port_unreachable = maybe\n") == [
+        "devcluster.conf:4: [totem] port_unreachable: expected yes or no, got \"maybe\""
+    ])
+}
+
 @Test func unknownOptionListsValidOptionsAndSuggestsTheClosest() {
     #expect(errors(udpTotem + "mcastprot = 5405\n") == [
         "devcluster.conf:4: [totem] mcastprot: unknown option (did you mean \"mcastport\"?); valid options: "
-            + "cluster_name, transport, bindnetaddr, mcastaddr, mcastport, netmtu, segmentation_offload, token, token_coefficient, "
+            + "cluster_name, transport, bindnetaddr, mcastaddr, mcastport, netmtu, segmentation_offload, port_unreachable, token, "
+            + "token_coefficient, "
             + "token_retransmit, token_retransmits_before_loss_const, hold, join, consensus, merge, window_size, "
             + "max_messages, miss_count_const, fail_recv_const, seqno_unchanged_const, "
             + "cancel_token_hold_on_retransmit, keyfile, crypto"
@@ -607,7 +618,8 @@ private let udpuTotem = """
         """) == [
         "devcluster.conf:4: [totem] mcastport: expected a port number 1-65535, got \"54x05\"",
         "devcluster.conf:5: [totem] tokn: unknown option (did you mean \"token\"?); valid options: "
-            + "cluster_name, transport, bindnetaddr, mcastaddr, mcastport, netmtu, segmentation_offload, token, token_coefficient, "
+            + "cluster_name, transport, bindnetaddr, mcastaddr, mcastport, netmtu, segmentation_offload, port_unreachable, token, "
+            + "token_coefficient, "
             + "token_retransmit, token_retransmits_before_loss_const, hold, join, consensus, merge, window_size, "
             + "max_messages, miss_count_const, fail_recv_const, seqno_unchanged_const, "
             + "cancel_token_hold_on_retransmit, keyfile, crypto",
@@ -780,12 +792,14 @@ private struct SplitMix64 {
     #expect(try loop(["127.0.0.1", "127.0.0.2"], local: []) == true)
 }
 
-@Test func segmentationOffloadReachesTheTransport() throws {
-    for (value, expected) in [("", true), ("segmentation_offload = no\n", false)] {
+@Test func segmentationOffloadAndPortUnreachableReachTheTransport() throws {
+    for (value, offload, unreachable) in [("", true, true), ("segmentation_offload = no\n", false, true),
+                                          ("port_unreachable = no\n", true, false)] {
         let text = "[totem]\ncluster_name = pbx\ntransport = udpu\n" + value + "[node]\nnodeid = 1\naddr = 10.0.0.1\n[options]\nnodeid = 1\n"
         let configuration = try parse(text)
         let runtime = try configuration.runtimeConfiguration(
             file: "devcluster.conf", authentication: .none, key: nil, localAddresses: [], log: { _, _ in })
-        #expect(runtime.transport.segmentationOffload == expected, "\(value)")
+        #expect(runtime.transport.segmentationOffload == offload, "\(value)")
+        #expect(runtime.transport.reportsUnreachable == unreachable, "\(value)")
     }
 }

@@ -256,9 +256,11 @@ struct DaemonTests {
         #expect(running.restartRequiredChanges(to: running).isEmpty)
         changed.options.logLevel = .debug
         changed.totem.settings.token = .milliseconds(1000)
+        changed.totem.portUnreachable = false
         changed.options.stateDirectory = "/var/lib/other"
         changed.nodes.removeLast()
         #expect(running.restartRequiredChanges(to: changed) == [
+            "[totem] port_unreachable (yes -> no)",
             "[totem] token (300 -> 1000)",
             "[node] list (1 server1 127.0.0.1, 2 server2 127.0.0.2, 3 server3 127.0.0.3 -> 1 server1 127.0.0.1, 2 server2 127.0.0.2)",
             "[options] state_dir (/tmp/test-state -> /var/lib/other)",

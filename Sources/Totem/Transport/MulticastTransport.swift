@@ -74,7 +74,7 @@ public final class MulticastTransport: Transport {
         let unicastSend = try unicastSocket.setSendBufferSize(configuration.sendBufferBytes)
         let unicastDrops = unicastSocket.enableKernelDropCounter()
         // Tokens leave from this socket: a dead successor's "port unreachable" comes back here.
-        let unreachableReports = unicastSocket.enableUnreachableReports()
+        let unreachableReports = configuration.reportsUnreachable ? unicastSocket.enableUnreachableReports() : nil
 
         channels = [
             ReceiveChannel(fileDescriptor: groupSocket.fileDescriptor, role: .multicast),
@@ -87,7 +87,7 @@ public final class MulticastTransport: Transport {
             "udp send socket \(sendAddress): SO_SNDBUF \(sendBuffer), ttl \(configuration.multicastTTL), loop \(configuration.multicastLoop ? "on (other nodes on this host)" : "off"), "
                 + sendSocket.segmentationReport(wanted: configuration.segmentationOffload),
             "udp unicast socket \(local): SO_RCVBUF \(unicastReceive), SO_SNDBUF \(unicastSend), drop counter \(unicastDrops ? "on" : "unavailable"), "
-                + "unreachable reports \(unreachableReports ? "on" : "unavailable")",
+                + "unreachable reports \(Self.describe(unreachableReports: unreachableReports))",
         ]
     }
 

@@ -76,6 +76,16 @@ public protocol Transport: AnyObject {
 
 extension Transport {
     public func takeNotices() -> [String] { [] }
+
+    /// The set-up report's words for the unreachable reports: `nil` when the configuration
+    /// turned them off, else whether the kernel accepted the option.
+    static func describe(unreachableReports: Bool?) -> String {
+        switch unreachableReports {
+        case nil: "off"
+        case true?: "on"
+        case false?: "unavailable"
+        }
+    }
 }
 
 /// Opens the transport `configuration` describes.

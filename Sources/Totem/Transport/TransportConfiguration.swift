@@ -56,6 +56,10 @@ public struct TransportConfiguration: Sendable, Equatable {
     /// sockets take such runs whole (UDP_GRO), where the kernel offers it. Receivers see the same
     /// datagrams either way.
     public var segmentationOffload = true
+    /// Whether the socket that sends the token asks the kernel for ICMP error reports
+    /// (`UDPSocket.enableUnreachableReports`), so that a successor whose daemon is gone (a "port
+    /// unreachable") is failed at once instead of after the token and consensus timeouts.
+    public var reportsUnreachable = true
 
     public init(mode: Mode, localNode: NodeID, nodes: [Node]) {
         self.mode = mode

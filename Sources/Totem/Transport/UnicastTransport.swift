@@ -43,7 +43,7 @@ public final class UnicastTransport: Transport {
         let receiveBuffer = try socket.setReceiveBufferSize(configuration.receiveBufferBytes)
         let sendBuffer = try socket.setSendBufferSize(configuration.sendBufferBytes)
         let drops = socket.enableKernelDropCounter()
-        let unreachableReports = socket.enableUnreachableReports()
+        let unreachableReports = configuration.reportsUnreachable ? socket.enableUnreachableReports() : nil
         if configuration.segmentationOffload {
             socket.enableSegmentationOffload()
             socket.enableReceiveCoalescing()
@@ -53,7 +53,7 @@ public final class UnicastTransport: Transport {
             "udpu socket \(local) for \(peers.count) peers: SO_RCVBUF \(receiveBuffer), SO_SNDBUF \(sendBuffer) (requested \(configuration.receiveBufferBytes)/\(configuration.sendBufferBytes); the kernel reports twice what it grants), drop counter \(drops ? "on" : "unavailable"), "
                 + socket.segmentationReport(wanted: configuration.segmentationOffload) + ", "
                 + socket.coalescingReport(wanted: configuration.segmentationOffload)
-                + ", unreachable reports \(unreachableReports ? "on" : "unavailable")"
+                + ", unreachable reports \(Self.describe(unreachableReports: unreachableReports))"
         ]
     }
 

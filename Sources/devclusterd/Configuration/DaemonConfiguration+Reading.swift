@@ -66,7 +66,8 @@ extension Duration {
 
 /// The keys each kind of section accepts, in documentation order.
 enum ConfigurationKeys {
-    static let totem = ["cluster_name", "transport", "bindnetaddr", "mcastaddr", "mcastport", "netmtu", "segmentation_offload"]
+    static let totem = ["cluster_name", "transport", "bindnetaddr", "mcastaddr", "mcastport", "netmtu", "segmentation_offload",
+                        "port_unreachable"]
         + TotemNumericOption.all.map(\.key) + ["cancel_token_hold_on_retransmit", "keyfile", "crypto"]
     static let node = ["nodeid", "name", "addr"]
     static let options = ["nodeid", "entity_id", "control_socket", "control_socket_group", "state_dir", "log_level"]
@@ -96,6 +97,7 @@ struct TotemDraft {
     var port = Located(value: 5405, line: 0)
     var netMTU = 1500
     var segmentationOffload = true
+    var portUnreachable = true
     var keyFile: Located<String>?
     var crypto: Located<String>?
     var settings = DaemonConfiguration.defaultTotemSettings
@@ -248,6 +250,9 @@ struct ConfigurationReader {
                 else { invalid(entry, "totem", "a whole number of bytes 576-65535") }
             case "segmentation_offload":
                 if let flag = Self.boolean(entry.value) { draft.segmentationOffload = flag }
+                else { invalid(entry, "totem", "yes or no") }
+            case "port_unreachable":
+                if let flag = Self.boolean(entry.value) { draft.portUnreachable = flag }
                 else { invalid(entry, "totem", "yes or no") }
             case "cancel_token_hold_on_retransmit":
                 if let flag = Self.boolean(entry.value) { draft.settings.cancelHoldOnRetransmit = flag }
@@ -437,6 +442,7 @@ extension ConfigurationReader {
         var totemSection = Model.TotemSection(clusterName: clusterName, transport: transport, port: port,
                                               netMTU: totem.netMTU, crypto: crypto, settings: settings)
         totemSection.segmentationOffload = totem.segmentationOffload
+        totemSection.portUnreachable = totem.portUnreachable
         return DaemonConfiguration(
             totem: totemSection,
             nodes: nodes.map { Model.Node(id: $0.id.value, name: $0.name.value, address: $0.address.value) },

@@ -58,6 +58,10 @@ extension DaemonConfiguration {
         /// and take them whole on receipt (UDP GSO/GRO) where the kernel offers it. The wire
         /// carries the same datagrams either way.
         public var segmentationOffload = true
+        /// `port_unreachable`: a token the kernel answers with an ICMP "port unreachable" (the
+        /// successor's daemon is gone, its host is up) fails that node at once, instead of after
+        /// the token and consensus timeouts.
+        public var portUnreachable = true
         /// Authentication and encryption of every datagram, with the key file.
         public var crypto: Crypto
         /// The protocol's timers and constants, `configuredNodeCount` set from the node list.

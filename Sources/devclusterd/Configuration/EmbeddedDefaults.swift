@@ -256,6 +256,7 @@ extension DaemonConfiguration {
         add("mcastport", String(totem.port))
         add("netmtu", String(totem.netMTU))
         add("segmentation_offload", totem.segmentationOffload ? "yes" : "no")
+        add("port_unreachable", totem.portUnreachable ? "yes" : "no")
         for option in TotemNumericOption.all {
             if let value = option.current(totem.settings) { add(option.key, String(value)) }
         }
