@@ -105,7 +105,7 @@ case " $NODES " in
     if [ "${PIPESTATUS[0]}" = 0 ] && [ -s "$WORK/paired.txt" ]; then
       PAIRED="--paired $WORK/paired.txt"
     else
-      echo "note: the paired five-node shares (scripts/ratio-check.sh) failed; the share targets are judged on the matrix" >> "$WORK/notes.txt"
+      echo "note: the paired five-node shares (scripts/ratio-check.sh) failed; the one-sender share targets are judged on the matrix" >> "$WORK/notes.txt"
     fi;;
 esac
 
