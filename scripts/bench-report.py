@@ -105,11 +105,12 @@ def table(n, ours, coro):
     return out
 
 def load_paired(path):
-    """scripts/ratio-check.sh's lines, `STACK NODES SIZE MSGS_PER_S`, as {(stack, size, nodes): [values]}."""
+    """scripts/ratio-check.sh's lines, `STACK NODES SIZE MSGS_PER_S`, as {(stack, size, nodes): [values]}.
+    A run that produced no figure (written as 0) is left out rather than counted as a median's 0."""
     runs = {}
     for line in open(path):
         fields = line.split()
-        if len(fields) != 4 or fields[0] not in ('corosync', 'devcluster'):
+        if len(fields) != 4 or fields[0] not in ('corosync', 'devcluster') or float(fields[3]) <= 0:
             continue
         runs.setdefault((fields[0], int(fields[2]), int(fields[1])), []).append(float(fields[3]))
     return runs
