@@ -20,6 +20,12 @@ public enum DeviceStateEffect: Sendable, Equatable {
     case extensionStateChanged(ExtensionStateChange)
     /// A mailbox's cluster-wide counts changed: tell MWI subscribers.
     case mailboxChanged(MailboxChange)
+    /// Another server's own state of one device changed (`state` nil: it no longer reports the
+    /// device): tell adapters that aggregate per server themselves (Asterisk's `res_devcluster`).
+    case serverStateChanged(ServerStateChange)
+    /// A server whose device states this node held left the configuration: its slots no longer
+    /// count. Adapters purge every entry carrying its entity id.
+    case serverLeft(entity: EntityID, node: NodeID)
     /// An event of type `device_state` or `mwi` carried a payload that does not decode; it was
     /// ignored (log and count it).
     case rejectedEvent(EventID, ServiceWireError)
@@ -120,10 +126,32 @@ public struct DeviceSnapshot: Sendable, Equatable {
     }
 }
 
+/// A change of one other server's own state of one device.
+public struct ServerStateChange: Sendable, Equatable {
+    /// The device.
+    public var device: DeviceName
+    /// The server's entity id.
+    public var entity: EntityID
+    /// The node that published it.
+    public var node: NodeID
+    /// The server's state now; `nil` when it no longer reports the device.
+    public var state: DeviceStateValue?
+
+    /// Creates a change.
+    public init(device: DeviceName, entity: EntityID, node: NodeID, state: DeviceStateValue?) {
+        self.device = device
+        self.entity = entity
+        self.node = node
+        self.state = state
+    }
+}
+
 /// Counters of the device-state service, for `status` and debugging.
 public struct DeviceStateStatistics: Sendable, Equatable {
-    /// Local device-state changes.
+    /// Local device-state changes (clears included).
     public var localChanges = 0
+    /// Remote device states removed because their server cleared them.
+    public var remoteStatesCleared = 0
     /// Remote device states applied to the cache.
     public var remoteStatesApplied = 0
     /// Device states ignored because their publisher is not a member of the configuration.

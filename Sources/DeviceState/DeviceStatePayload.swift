@@ -12,10 +12,13 @@ import Totem
 /// ```
 /// size  field
 ///   1   format version = 1
-///   1   kind: 1 = device state, 2 = mailbox update, 3 = mailbox re-publication
+///   1   kind: 1 = device state, 2 = mailbox update, 3 = mailbox re-publication,
+///             4 = device state cleared
 /// kind 1 (event type device_state):
 ///   1   state code 0...8 (DeviceStateValue)
 ///   2   device name length D, 1...255;  D bytes (a valid, normalized DeviceName)
+/// kind 4 (event type device_state): the publisher no longer reports the device
+///   2   device name length D, 1...255;  D bytes
 /// kind 2 (event type mwi):
 ///   4   new messages
 ///   4   old messages
@@ -35,6 +38,10 @@ public enum DeviceStatePayload: Sendable, Equatable {
     case mailboxUpdate(MailboxName, MailboxCounts)
     /// A re-published MWI record, with its original stamp and origin.
     case mailboxRepublication(MailboxRecord)
+    /// A server no longer reports one device (its slot is removed everywhere). Daemons from before
+    /// this kind existed count it as a payload that does not decode and keep the old slot until
+    /// the server leaves.
+    case deviceStateCleared(DeviceName)
 
     /// The format version this build writes and reads.
     public static let version: UInt8 = 1
@@ -44,7 +51,7 @@ public enum DeviceStatePayload: Sendable, Equatable {
     /// The event type this payload travels as.
     public var eventType: EventType {
         switch self {
-        case .deviceState: .deviceState
+        case .deviceState, .deviceStateCleared: .deviceState
         case .mailboxUpdate, .mailboxRepublication: .mwi
         }
     }
@@ -68,6 +75,9 @@ public enum DeviceStatePayload: Sendable, Equatable {
             writer.write(record.stamp.position.index)
             writer.write(contentsOf: record.originEntity.octets)
             writer.write(record.originNode.rawValue)
+        case .deviceStateCleared(let device):
+            writer.write(UInt8(4))
+            writer.writeString(device.rawValue, lengthAs: UInt16.self)
         }
         return writer.bytes
     }
@@ -93,9 +103,9 @@ public enum DeviceStatePayload: Sendable, Equatable {
         case 1:
             let code = try reader.readUInt8()
             guard let state = DeviceStateValue(rawValue: code) else { throw .invalidValue(field: "state", value: UInt64(code)) }
-            let text = try reader.readString(lengthAs: UInt16.self, field: "device", minimum: 1, limit: DeviceName.maxBytes)
-            guard let device = try? DeviceName(parsing: text) else { throw .invalidText(field: "device") }
-            self = .deviceState(device, state)
+            self = .deviceState(try Self.readDevice(&reader), state)
+        case 4:
+            self = .deviceStateCleared(try Self.readDevice(&reader))
         case 2:
             let (mailbox, counts) = try Self.readMailbox(&reader)
             self = .mailboxUpdate(mailbox, counts)
@@ -113,6 +123,12 @@ public enum DeviceStatePayload: Sendable, Equatable {
             throw .unknownKind(kind, format: "device state")
         }
         try reader.requireEnd()
+    }
+
+    private static func readDevice(_ reader: inout ServiceWireReader) throws(ServiceWireError) -> DeviceName {
+        let text = try reader.readString(lengthAs: UInt16.self, field: "device", minimum: 1, limit: DeviceName.maxBytes)
+        guard let device = try? DeviceName(parsing: text) else { throw .invalidText(field: "device") }
+        return device
     }
 
     private static func readMailbox(_ reader: inout ServiceWireReader) throws(ServiceWireError) -> (MailboxName, MailboxCounts) {

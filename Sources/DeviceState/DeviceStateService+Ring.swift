@@ -18,7 +18,8 @@ extension DeviceStateService {
     ///   only to channels whose configuration lets this node publish the type.
     /// - The event service's own join re-publication of retained events is included.
     ///
-    /// - Returns: The notifications of the leave, then the `submit`s.
+    /// - Returns: The notifications of the leave (aggregate and hint changes, then `serverLeft`
+    ///   for each other server with device states here whose node left), then the `submit`s.
     public mutating func configurationChanged(_ change: ConfigurationChange, now: MonotonicInstant) -> [DeviceStateEffect] {
         defer { checkInvariants() }
         var effects: [DeviceStateEffect] = []
@@ -26,6 +27,10 @@ extension DeviceStateService {
         memberSet = Set(change.members)
         for leave in cache.removeServers(notIn: members, keeping: entityID) {
             notify(leave, into: &effects)
+        }
+        for (entity, node) in remoteEntities.sorted(by: { $0.key < $1.key }) where !memberSet.contains(node) {
+            remoteEntities.removeValue(forKey: entity)
+            effects.append(.serverLeft(entity: entity, node: node))
         }
         for effect in events.configurationChanged(change, now: now) { effects.append(Self.translate(effect)) }
         if change.kind == .regular, !change.joined.isEmpty || !hasPublishedLocalState {
@@ -94,14 +99,18 @@ extension DeviceStateService {
     // MARK: - Device states
 
     private mutating func applyDeviceState(_ event: DeliveredEvent, into effects: inout [DeviceStateEffect]) {
-        guard let (device, state) = decode(event, into: &effects, as: { payload in
-            if case .deviceState(let device, let state) = payload { return (device, state) }
-            return nil
+        guard let (device, state) = decode(event, into: &effects, as: { payload -> (DeviceName, DeviceStateValue?)? in
+            switch payload {
+            case .deviceState(let device, let state): (device, state)
+            case .deviceStateCleared(let device): (device, nil)
+            case .mailboxUpdate, .mailboxRepublication: nil
+            }
         }) else { return }
         let publisher = event.id.publisher
+        let entity = event.publisherEntity
         // Our own states count from the local table; the ring copy of them is ignored (as
         // Asterisk drops events carrying its own EID).
-        guard event.publisherEntity != entityID else {
+        guard entity != entityID else {
             if publisher != localNode { statistics.ownEntityConflicts += 1 }
             return
         }
@@ -111,10 +120,21 @@ extension DeviceStateService {
             statistics.ignoredFromNonMembers += 1
             return
         }
-        statistics.remoteStatesApplied += 1
-        if let change = cache.set(state, of: device, entity: event.publisherEntity, node: publisher) {
-            notify(change, into: &effects)
+        let before = cache.state(of: device, entity: entity)
+        let change: DeviceStateChange?
+        if let state {
+            statistics.remoteStatesApplied += 1
+            remoteEntities[entity] = publisher
+            change = cache.set(state, of: device, entity: entity, node: publisher)
+        } else {
+            guard before != nil else { return }
+            statistics.remoteStatesCleared += 1
+            change = cache.remove(device, entity: entity)
         }
+        if before != state {
+            effects.append(.serverStateChanged(ServerStateChange(device: device, entity: entity, node: publisher, state: state)))
+        }
+        if let change { notify(change, into: &effects) }
     }
 
     // MARK: - MWI
@@ -127,7 +147,7 @@ extension DeviceStateService {
                               stamp: MailboxStamp(position: event.position, entity: event.publisherEntity))
             case .mailboxRepublication(let record):
                 record
-            case .deviceState:
+            case .deviceState, .deviceStateCleared:
                 nil
             }
         }) else { return }

@@ -31,6 +31,9 @@ public struct DeviceStateService: Sendable {
     /// This server's own states, as persisted.
     public internal(set) var localState: LocalStateTable
     var cache = EntityCache()
+    /// Other servers with device-state slots here, and the node that published for each: told
+    /// as `serverLeft` when that node leaves the configuration.
+    var remoteEntities: [EntityID: NodeID] = [:]
     /// Members of the current configuration, ascending (and as a set, for lookups).
     public internal(set) var members: [NodeID] = []
     var memberSet: Set<NodeID> = []
@@ -114,6 +117,23 @@ public struct DeviceStateService: Sendable {
         var effects: [DeviceStateEffect] = [.persist(localState)]
         publish(.deviceState(device, state), attributes: ["device": device.rawValue], on: deviceStateChannels, into: &effects)
         if let change = cache.set(state, of: device, entity: entityID, node: localNode) {
+            notify(change, into: &effects)
+        }
+        return effects
+    }
+
+    /// Removes this server's own state of `device`: persisted, and published so that every
+    /// server drops this server's slot (the device may stay known through other servers).
+    ///
+    /// - Returns: Nothing when this server does not report the device; else `persist`, the
+    ///   `submit`s, then `deviceStateChanged` and `extensionStateChanged` if the aggregate moved.
+    public mutating func clearLocalState(of device: DeviceName) -> [DeviceStateEffect] {
+        defer { checkInvariants() }
+        guard localState.devices.removeValue(forKey: device) != nil else { return [] }
+        statistics.localChanges += 1
+        var effects: [DeviceStateEffect] = [.persist(localState)]
+        publish(.deviceStateCleared(device), attributes: ["device": device.rawValue], on: deviceStateChannels, into: &effects)
+        if let change = cache.remove(device, entity: entityID) {
             notify(change, into: &effects)
         }
         return effects

@@ -32,6 +32,12 @@
 ///   member are dropped and aggregates recomputed (the entity → node map comes from each
 ///   event's publisher field). A device state delivered from a non-member (after a
 ///   TRANSITIONAL configuration) is ignored.
+/// - **Clear**: a server can stop reporting a device (`clearLocalState`, a `deviceStateCleared`
+///   payload); every server drops its slot. PBX adapters use it to re-synchronise after their PBX
+///   restarted without some device.
+/// - **Per-server view**: besides the aggregate, the service tells (`serverStateChanged`,
+///   `serverLeft`) each change of another server's slot and each departure of a server with slots,
+///   for adapters whose PBX aggregates itself (Asterisk folds per-EID entries in its own cache).
 /// - **Join**: after a REGULAR configuration with joined members (and after the first one
 ///   after start), every server re-publishes all its local states, like res_corosync.
 /// - **MWI ordering**: an MWI update's stamp is the ring position of its original publication

@@ -67,6 +67,11 @@ struct EntityCache: Sendable {
         (records[device]?.servers ?? []).sorted { $0.entity < $1.entity }
     }
 
+    /// `entity`'s state of `device`, if it reports one.
+    func state(of device: DeviceName, entity: EntityID) -> DeviceStateValue? {
+        records[device]?.servers.first { $0.entity == entity }?.state
+    }
+
     /// Stores `entity`'s state of `device`, replacing its previous one.
     ///
     /// - Returns: The aggregate change, if the aggregate moved.
@@ -78,6 +83,15 @@ struct EntityCache: Sendable {
         } else {
             record.servers.append(server)
         }
+        return store(record, for: device)
+    }
+
+    /// Removes `entity`'s slot of `device`, if it has one.
+    ///
+    /// - Returns: The aggregate change, if the aggregate moved.
+    mutating func remove(_ device: DeviceName, entity: EntityID) -> DeviceStateChange? {
+        guard var record = records[device], let index = record.servers.firstIndex(where: { $0.entity == entity }) else { return nil }
+        record.servers.remove(at: index)
         return store(record, for: device)
     }
 

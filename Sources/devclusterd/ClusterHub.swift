@@ -50,7 +50,23 @@ final class ClusterHub {
     /// What a watcher can ask for.
     enum Topic: String, CaseIterable, Sendable {
         case membership, device, `extension`, mwi
+        /// Other servers' own device states and departures (`server_device`, `server_left`),
+        /// for adapters whose PBX aggregates per server; only when asked for.
+        case servers
+
+        /// The topics of a `watch`/`subscribe` that names none.
+        static let defaults: Set<Topic> = [.membership, .device, .extension, .mwi]
     }
+
+    // PBX adapters registered on their connections (`adapter_register`).
+    struct Adapter {
+        var name: String
+        var entityID: EntityID
+        var systemName: String?
+        var version: String?
+        var connection: ControlConnection?
+    }
+    private var adapters: [ObjectIdentifier: Adapter] = [:]
 
     // Control clients' event-channel subscriptions (`event_subscribe`).
     private let eventSubscribers = EventSubscribers()
@@ -69,6 +85,8 @@ final class ClusterHub {
 
     /// Entity-id conflicts already logged.
     private var reportedEntityConflicts: [EntityConflict] = []
+    /// Adapter entity-id mismatches already logged (adapter name and id).
+    private var reportedMismatches: Set<String> = []
 
     // Pings waiting for replies, by id.
     private struct PendingPing {
@@ -101,6 +119,7 @@ final class ClusterHub {
         context.membersReport = { [unowned self] in membersReport() }
         context.channelsReport = { [unowned self] in channelsReport() }
         context.quorumReport = { [unowned self] in .object(Self.json(membership.quorum)) }
+        context.adaptersReport = { [unowned self] in adaptersReport() }
     }
 
     fileprivate func stop() {
@@ -203,6 +222,18 @@ final class ClusterHub {
                     data.set("previous_old", .number(old.oldMessages))
                 }
                 push(.mwi, event: "mwi", data: data)
+            case .serverStateChanged(let change):
+                push(.servers, event: "server_device", data: [
+                    "device": .string(change.device.rawValue), "entity_id": .string(change.entity.description),
+                    "nodeid": .number(change.node.rawValue), "name": .string(context?.name(of: change.node) ?? "node\(change.node)"),
+                    "state": change.state.map { .string($0.name) } ?? .null,
+                ])
+            case .serverLeft(let entity, let node):
+                let name = context?.name(of: node) ?? "node\(node)"
+                context?.logger.info("\(name) (entity \(entity)) left the ring: its device states no longer count here")
+                push(.servers, event: "server_left", data: [
+                    "entity_id": .string(entity.description), "nodeid": .number(node.rawValue), "name": .string(name),
+                ])
             case .rejectedEvent(let id, let error):
                 context?.logger.warning("ignored event \(id): its payload does not decode: \(error)")
             case .event(.deliver(let event, let subscriptions)):
@@ -508,7 +539,7 @@ final class ClusterHub {
     // MARK: Control commands
 
     static let deviceCommands = [
-        "devstate_set", "devstate_get", "devstate_list", "hints", "mwi_set", "mwi_get", "mwi_list",
+        "adapter_register", "devstate_set", "devstate_clear", "devstate_get", "devstate_list", "hints", "mwi_set", "mwi_get", "mwi_list",
         "watch", "subscribe", "unsubscribe", "snapshot", "event_publish", "event_subscribe", "event_unsubscribe",
     ]
 
@@ -533,6 +564,17 @@ final class ClusterHub {
                     throw ControlError(.invalidArgument, error.description)
                 }
                 holdIfRingBusy(reply.connection)
+            case "devstate_clear":
+                try arguments.allow(["device"])
+                let name = try Self.deviceName(try arguments.string("device"))
+                let effects = deviceState.clearLocalState(of: name)
+                execute(effects)
+                var result = Self.json(deviceState.device(name), name: context.name(of:))
+                result.set("cleared", .bool(!effects.isEmpty))
+                reply.succeed(.object(result))
+                holdIfRingBusy(reply.connection)
+            case "adapter_register":
+                try register(arguments, reply: reply, context: context)
             case "devstate_get":
                 try arguments.allow(["device"])
                 let name = try Self.deviceName(try arguments.string("device"))
@@ -651,15 +693,96 @@ final class ClusterHub {
         }
     }
 
-    /// Everything an adapter needs to start from: members, devices, hints, mailboxes.
+    /// Everything an adapter needs to start from: members, devices (with each server's state),
+    /// hints, mailboxes, and this server's own states as it publishes them.
     private func snapshot() -> JSONValue {
         guard let context else { return .null }
+        let local = deviceState.localState
         return .object([
+            "entity_id": .string(deviceState.entityID.description),
             "members": membersReport(),
             "devices": .array(deviceState.devices.map { .object(Self.json($0, name: context.name(of:))) }),
             "hints": .array(deviceState.hintRows.map { .object(Self.json($0)) }),
             "mailboxes": .array(deviceState.mailboxes.map { .object(Self.json($0)) }),
+            "local_devices": .array(local.devices.keys.sorted().compactMap { device in
+                local.devices[device].map { .object(["device": .string(device.rawValue), "state": .string($0.name)]) }
+            }),
+            "local_mailboxes": .array(local.mailboxes.keys.sorted().compactMap { mailbox in
+                local.mailboxes[mailbox].map { entry in
+                    .object(["mailbox": .string(mailbox.mailbox), "context": .string(mailbox.context),
+                             "new": .number(entry.counts.newMessages), "old": .number(entry.counts.oldMessages)])
+                }
+            }),
         ])
+    }
+
+    // MARK: Adapters
+
+    /// `adapter_register`: a PBX adapter says which entity id it publishes for. It must be this
+    /// server's: the adapter's PBX tags its own states with it, and the cluster knows this server
+    /// by it. A mismatch is refused (`entity_mismatch`) and logged once per adapter and id.
+    private func register(_ arguments: CommandArguments, reply: ControlReply, context: ServiceContext) throws(ControlError) {
+        try arguments.allow(["entity_id", "name", "system_name", "version"])
+        let text = try arguments.string("entity_id")
+        guard let entity = EntityID(parsing: text) else {
+            throw ControlError(.invalidArgument, "\"entity_id\" must be six hexadecimal octets like 02:00:00:00:00:01, got \"\(text.prefix(40))\"")
+        }
+        let name = try Self.label(try arguments.string("name"), "name")
+        let systemName = try arguments.optionalString("system_name").map { text throws(ControlError) in try Self.label(text, "system_name") }
+        let version = try arguments.optionalString("version").map { text throws(ControlError) in try Self.label(text, "version") }
+        guard let connection = reply.connection else {
+            throw ControlError(.unavailable, "adapter_register needs a control connection")
+        }
+        let own = deviceState.entityID
+        guard entity == own else {
+            let source = context.configuration.options.entityID == nil
+                ? "derived at first start and kept in \(context.configuration.options.stateDirectory)/entity_id"
+                : "from [options] entity_id"
+            let message = "\(name) publishes for entity id \(entity), but this server's entity id is \(own) (\(source)); "
+                + "set [options] entity_id = \(entity) in devcluster.conf and restart devclusterd, "
+                + "or set entityid = \(own) in asterisk.conf, so that both name this server alike"
+            let key = "\(name) \(entity)"
+            if !reportedMismatches.contains(key) {
+                reportedMismatches.insert(key)
+                context.logger.error("adapter refused: \(message)")
+            }
+            throw ControlError(.entityMismatch, message)
+        }
+        let key = ObjectIdentifier(connection)
+        let isNew = adapters[key] == nil
+        adapters[key] = Adapter(name: name, entityID: entity, systemName: systemName, version: version, connection: connection)
+        if isNew {
+            connection.onClose { [weak self] in
+                guard let self, let adapter = adapters.removeValue(forKey: key) else { return }
+                self.context?.logger.notice("adapter \(adapter.name) disconnected")
+            }
+        }
+        let details = [systemName, version.map { "version \($0)" }].compactMap { $0 }.joined(separator: ", ")
+        context.logger.notice("adapter \(name)\(details.isEmpty ? "" : " (\(details))") registered for entity id \(entity)")
+        reply.succeed(.object([
+            "entity_id": .string(own.description), "nodeid": .number(context.localNodeID.rawValue),
+            "name": .string(context.name(of: context.localNodeID)), "cluster": .string(context.configuration.totem.clusterName),
+        ]))
+    }
+
+    /// `status`'s `adapters`: the registered adapters, oldest connection first.
+    private func adaptersReport() -> JSONValue {
+        let entries = adapters.values.filter { $0.connection?.isOpen ?? false }.sorted { $0.name < $1.name }
+        return .array(entries.map { adapter in
+            .object([
+                "name": .string(adapter.name), "entity_id": .string(adapter.entityID.description),
+                "system_name": adapter.systemName.map { .string($0) } ?? .null,
+                "version": adapter.version.map { .string($0) } ?? .null,
+            ])
+        })
+    }
+
+    /// A short printable label (adapter names and versions): 1-64 bytes, no control characters.
+    private static func label(_ text: String, _ field: String) throws(ControlError) -> String {
+        guard !text.isEmpty, text.utf8.count <= 64, !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw ControlError(.invalidArgument, "\"\(field)\" must be 1-64 printable characters, got \"\(text.prefix(64))\"")
+        }
+        return text
     }
 
     private static func deviceName(_ text: String) throws(ControlError) -> DeviceName {
@@ -800,7 +923,7 @@ struct CommandArguments {
     }
 
     func topics() throws(ControlError) -> Set<ClusterHub.Topic> {
-        guard let value = request.arguments["topics"] else { return Set(ClusterHub.Topic.allCases) }
+        guard let value = request.arguments["topics"] else { return ClusterHub.Topic.defaults }
         let valid = ClusterHub.Topic.allCases.map(\.rawValue).joined(separator: ", ")
         guard let list = value.arrayValue, !list.isEmpty else {
             throw ControlError(.invalidArgument, "\"topics\" must be a non-empty list of: \(valid)")

@@ -44,6 +44,8 @@ enum ClientCommand: Equatable, CaseIterable {
     case debug(enabled: Bool)
     /// `devstate set DEVICE STATE`: this server's own state of a device.
     case devstateSet(device: String, state: String)
+    /// `devstate clear DEVICE`: this server no longer reports a device.
+    case devstateClear(device: String)
     /// `devstate get DEVICE`: the cluster-wide state and each server's.
     case devstateGet(device: String)
     /// `devstate list`: every device some server reports.
@@ -73,7 +75,7 @@ enum ClientCommand: Equatable, CaseIterable {
         case .channels: "channels"
         case .settings: "settings"
         case .debug: "debug"
-        case .devstateSet, .devstateGet, .devstateList: "devstate"
+        case .devstateSet, .devstateClear, .devstateGet, .devstateList: "devstate"
         case .hints: "hints"
         case .mwiSet, .mwiGet, .mwiList: "mwi"
         case .watch: "watch"
@@ -87,6 +89,7 @@ enum ClientCommand: Equatable, CaseIterable {
         case .debug(let enabled): ControlRequest(id: 1, command: name, arguments: ["enabled": .bool(enabled)])
         case .devstateSet(let device, let state):
             ControlRequest(id: 1, command: "devstate_set", arguments: ["device": .string(device), "state": .string(state)])
+        case .devstateClear(let device): ControlRequest(id: 1, command: "devstate_clear", arguments: ["device": .string(device)])
         case .devstateGet(let device): ControlRequest(id: 1, command: "devstate_get", arguments: ["device": .string(device)])
         case .devstateList: ControlRequest(id: 1, command: "devstate_list")
         case .mwiSet(let mailbox, let new, let old):
@@ -101,7 +104,7 @@ enum ClientCommand: Equatable, CaseIterable {
     var argumentWords: Int {
         switch self {
         case .debug, .devstateList, .mwiList: 1
-        case .devstateGet, .mwiGet: 2
+        case .devstateGet, .devstateClear, .mwiGet: 2
         case .devstateSet: 3
         case .mwiSet: 4
         default: 0
@@ -136,13 +139,16 @@ enum CommandLineParser {
 
     /// `devstate set|get|list ...`.
     private static func devstate(_ rest: ArraySlice<String>) throws(UsageError) -> ClientCommand {
-        let usage = "devstate set DEVICE STATE, devstate get DEVICE or devstate list"
+        let usage = "devstate set DEVICE STATE, devstate clear DEVICE, devstate get DEVICE or devstate list"
         guard let action = rest.first else { throw UsageError("devstate needs an action: \(usage)") }
         let operands = Array(rest.dropFirst())
         switch action {
         case "set":
             guard operands.count >= 2 else { throw UsageError("devstate set needs DEVICE and STATE (e.g. devstate set Custom:mystate INUSE)") }
             return .devstateSet(device: operands[0], state: operands[1])
+        case "clear":
+            guard let device = operands.first else { throw UsageError("devstate clear needs DEVICE (e.g. devstate clear Custom:mystate)") }
+            return .devstateClear(device: device)
         case "get":
             guard let device = operands.first else { throw UsageError("devstate get needs DEVICE (e.g. devstate get Custom:mystate)") }
             return .devstateGet(device: device)
@@ -327,6 +333,7 @@ enum CommandLineParser {
           debug on|off    debug logging on, or back to the configured log level
           devstate set DEVICE STATE   set this server's state of DEVICE (NOT_INUSE, INUSE, BUSY,
                           INVALID, UNAVAILABLE, RINGING, RINGINUSE, ONHOLD, UNKNOWN)
+          devstate clear DEVICE       this server no longer reports DEVICE (its state stops counting)
           devstate get DEVICE         the cluster-wide state of DEVICE and each server's
           devstate list   every device some server reports, with its cluster-wide state
           hints           the hints and their extension states (like core show hints)

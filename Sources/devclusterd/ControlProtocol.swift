@@ -106,6 +106,8 @@ struct ControlError: Error, Sendable, Equatable, CustomStringConvertible {
         case unavailable
         /// Too many clients are connected.
         case tooManyConnections = "too_many_connections"
+        /// An adapter registered for another entity id than this server's.
+        case entityMismatch = "entity_mismatch"
         /// A bug in the daemon; the message says what.
         case `internal`
     }

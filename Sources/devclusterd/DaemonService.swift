@@ -162,6 +162,8 @@ final class ServiceContext {
     var channelsReport: (() -> JSONValue)?
     /// The `quorum` member of `status`; `nil`: not reported.
     var quorumReport: (() -> JSONValue)?
+    /// The `adapters` member of `status` (registered PBX adapters); `nil`: not reported.
+    var adaptersReport: (() -> JSONValue)?
 
     // MARK: Used by the Daemon
 

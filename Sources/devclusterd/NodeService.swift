@@ -39,8 +39,9 @@ final class NodeService: DaemonService {
                 ringID: context.ringID, ringMembers: context.members, state: context.membershipState,
                 statistics: context.statistics, uptime: MonotonicClock.now() - context.startedAt,
                 logLevel: context.effectiveLogLevel, controlClients: context.controlClientCount()))
-            if let quorum = context.quorumReport?(), case .object(var object) = status {
-                object.set("quorum", quorum)
+            if case .object(var object) = status {
+                if let quorum = context.quorumReport?() { object.set("quorum", quorum) }
+                if let adapters = context.adaptersReport?() { object.set("adapters", adapters) }
                 status = .object(object)
             }
             reply.succeed(status)

@@ -26,6 +26,7 @@ enum OutputFormatter {
         case .settings: try settings(result)
         case .debug: try debug(result)
         case .devstateSet: try devstateSet(result)
+        case .devstateClear: try devstateClear(result)
         case .devstateGet: try devstateGet(result)
         case .devstateList: try devstateList(result)
         case .hints: try hints(result)
@@ -45,6 +46,15 @@ enum OutputFormatter {
             throw FormatError("the daemon's answer has no \"device\" and \"state\"")
         }
         return "\(device): set on this server; cluster-wide state \(state)\n"
+    }
+
+    /// `devstate clear`: whether this server reported the device, and the cluster-wide state now.
+    static func devstateClear(_ result: JSONValue) throws(FormatError) -> String {
+        guard let device = result["device"]?.stringValue, let state = result["state"]?.stringValue else {
+            throw FormatError("the daemon's answer has no \"device\" and \"state\"")
+        }
+        let what = result["cleared"]?.boolValue == false ? "this server did not report it" : "cleared on this server"
+        return "\(device): \(what); cluster-wide state \(state)\n"
     }
 
     /// `devstate get`: the cluster-wide state, then one line per reporting server.

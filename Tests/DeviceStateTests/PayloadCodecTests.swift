@@ -17,17 +17,23 @@ struct DeviceStatePayloadCodecTests {
         .deviceState(Builders.device("Custom:mystate"), .ringInUse),
         .mailboxUpdate(Builders.mailbox("1234@default"), MailboxCounts(newMessages: 0, oldMessages: UInt32.max)),
         .mailboxRepublication(record),
+        .deviceStateCleared(Builders.device("PJSIP/alice")),
     ]
 
     @Test("round trips every kind, and travels as the right event type")
     func roundTrip() throws {
         for sample in Self.samples { #expect(try DeviceStatePayload(decoding: sample.encoded()) == sample) }
-        #expect(Self.samples.map(\.eventType) == [.deviceState, .mwi, .mwi])
+        #expect(Self.samples.map(\.eventType) == [.deviceState, .mwi, .mwi, .deviceState])
     }
 
     @Test("layout of a device state")
     func layout() {
         #expect(DeviceStatePayload.deviceState(Builders.device("SIP/1"), .busy).encoded() == [1, 1, 3, 0, 5, 0x53, 0x49, 0x50, 0x2F, 0x31])
+    }
+
+    @Test("layout of a cleared device state")
+    func clearedLayout() {
+        #expect(DeviceStatePayload.deviceStateCleared(Builders.device("SIP/1")).encoded() == [1, 4, 0, 5, 0x53, 0x49, 0x50, 0x2F, 0x31])
     }
 
     @Test("rejects every truncation and trailing bytes")
@@ -47,8 +53,8 @@ struct DeviceStatePayloadCodecTests {
         bytes[0] = 2
         #expect(throws: ServiceWireError.unsupportedVersion(2, format: "device state")) { try DeviceStatePayload(decoding: bytes) }
         bytes = Self.samples[0].encoded()
-        bytes[1] = 4
-        #expect(throws: ServiceWireError.unknownKind(4, format: "device state")) { try DeviceStatePayload(decoding: bytes) }
+        bytes[1] = 5
+        #expect(throws: ServiceWireError.unknownKind(5, format: "device state")) { try DeviceStatePayload(decoding: bytes) }
         bytes = Self.samples[0].encoded()
         bytes[2] = 9
         #expect(throws: ServiceWireError.invalidValue(field: "state", value: 9)) { try DeviceStatePayload(decoding: bytes) }

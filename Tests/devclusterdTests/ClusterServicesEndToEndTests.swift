@@ -100,7 +100,7 @@ private final class TerminalChild {
 
 /// A control-socket connection made by hand, independent of `ControlClient`: lines out, lines
 /// in, every read bounded by a timeout. Pushed events read on the way are kept in `events`.
-private final class RawControlConnection {
+final class RawControlConnection {
     private let descriptor: Int32
     private var buffer: [UInt8] = []
     /// Every pushed line (one with an `event` member) read so far, in arrival order.
@@ -248,6 +248,11 @@ private func isDocumentedEvent(_ line: JSONValue) -> Bool {
         return hasShape(data, ["mailbox": isString, "context": isString, "new": isInteger, "old": isInteger, "waiting": isBool,
                                "origin_entity_id": isString, "origin_nodeid": isInteger],
                         optional: ["previous_new": isInteger, "previous_old": isInteger])
+    case "server_device":
+        return hasShape(data, ["device": isString, "entity_id": isString, "nodeid": isInteger, "name": isString,
+                               "state": { $0.stringValue != nil || $0 == .null }])
+    case "server_left":
+        return hasShape(data, ["entity_id": isString, "nodeid": isInteger, "name": isString])
     case "membership":
         switch data["change"]?.stringValue {
         case "joined", "left":
