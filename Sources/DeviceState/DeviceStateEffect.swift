@@ -6,8 +6,9 @@ import Totem
 
 /// What the device-state service asks the daemon to do, in the order returned.
 ///
-/// Execute in order: `persist` must reach stable storage before a later `submit` of the same
-/// batch is handed to the ring, so that a state other servers saw survives our restart.
+/// Execute in order. `persist` hands over a table to be written (a later one supersedes it); the
+/// daemon writes it off the ring's thread, so a crash within milliseconds of a change may restart
+/// with the previous table (a PBX adapter re-sends its states when it reconnects).
 public enum DeviceStateEffect: Sendable, Equatable {
     /// Submit these bytes to the ring (they already carry the service envelope).
     case submit([UInt8])

@@ -1,7 +1,8 @@
 // The cluster services inside the daemon: runs MembershipService and DeviceStateService (which
 // owns the EventChannelService) on the loop thread, executes their effects (ring submits with a
 // backlog for a full send queue, coalesced atomic writes of the local state table, pushes to
-// watchers), answers their control commands, and the ring `ping`. Service logic stays in the
+// watchers), answers their control commands, and the ring `ping`. The local state table is
+// written by a StateFileWriter off the loop thread. Service logic stays in the
 // services; this file only wires.
 
 import DeviceState
@@ -30,13 +31,8 @@ final class ClusterHub {
     /// How often a backlog is retried.
     static let backlogRetry = Duration.milliseconds(5)
 
-    // The local state table: the latest not yet written, and the bytes last written.
-    private var pendingTable: LocalStateTable?
-    private var lastWritten: [UInt8]?
-    private var persistTimer: EventLoop.TimerID?
-    /// Writes not followed by a submit wait this long, so that bursts make one write.
-    static let persistDelay = Duration.milliseconds(50)
-    private(set) var stateFileWrites = 0
+    // The local state table's writer (made at start, when the logger is known).
+    private var stateWriter: StateFileWriter?
 
     // Watchers (`watch`, `subscribe`): per connection, the topics it wants.
     // A strong reference: the connection's close handler removes its watcher (a weak reference
@@ -120,10 +116,19 @@ final class ClusterHub {
         context.channelsReport = { [unowned self] in channelsReport() }
         context.quorumReport = { [unowned self] in .object(Self.json(membership.quorum)) }
         context.adaptersReport = { [unowned self] in adaptersReport() }
+        let logger = context.logger
+        stateWriter = StateFileWriter(path: stateFilePath, lastWritten: nil) { logger.error($0) }
+        context.persistenceReport = { [unowned self] in
+            guard let report = stateWriter?.report else { return .null }
+            return .object([
+                "state_file": .string(stateFilePath), "writes": .number(report.writes), "failures": .number(report.failures),
+                "failing": .bool(report.failing), "last_error": report.lastError.map { .string($0) } ?? .null,
+            ])
+        }
     }
 
     fileprivate func stop() {
-        flushPersist()
+        stateWriter?.finish()
         for (_, ping) in pings {
             context?.eventLoop.removeTimer(ping.timer)
             ping.reply.fail(ControlError(.unavailable, "the daemon is stopping"))
@@ -131,8 +136,6 @@ final class ClusterHub {
         pings.removeAll()
         if let timer = backlogTimer { context?.eventLoop.removeTimer(timer) }
         backlogTimer = nil
-        if let timer = persistTimer { context?.eventLoop.removeTimer(timer) }
-        persistTimer = nil
         if let timer = expiryTimer { context?.eventLoop.removeTimer(timer) }
         expiryTimer = nil
         if let timer = releaseTimer { context?.eventLoop.removeTimer(timer) }
@@ -197,12 +200,10 @@ final class ClusterHub {
         for effect in effects {
             switch effect {
             case .submit(let bytes):
-                // The table must be on disk before a state others see goes out.
-                flushPersist()
                 submit(bytes)
             case .persist(let table):
-                pendingTable = table
-                schedulePersist()
+                // Written off the loop thread; the ring and the clients never wait for the disk.
+                stateWriter?.store(table)
             case .deviceStateChanged(let change):
                 context?.logger.debug("device \(change.device): \(change.old.name) -> \(change.new.name)")
                 push(.device, event: "device", data: [
@@ -424,28 +425,8 @@ final class ClusterHub {
 
     // MARK: The local state table
 
-    private func schedulePersist() {
-        guard let context else { return }
-        let timer = persistTimer ?? context.eventLoop.makeTimer { [unowned self] in flushPersist() }
-        persistTimer = timer
-        context.eventLoop.arm(timer, at: MonotonicClock.now() + Self.persistDelay)
-    }
-
-    /// Writes the pending table now (atomically; nothing when it equals what is on disk).
-    func flushPersist() {
-        guard let table = pendingTable else { return }
-        pendingTable = nil
-        if let timer = persistTimer { context?.eventLoop.disarm(timer) }
-        let bytes = table.encoded()
-        guard bytes != lastWritten else { return }
-        do {
-            try FileSystem.writeAtomically(bytes, to: stateFilePath, mode: 0o600)
-            lastWritten = bytes
-            stateFileWrites += 1
-        } catch {
-            context?.logger.error("cannot write the local state file: \(error); local states will not survive a restart")
-        }
-    }
+    /// Writes and failures of the state file so far (`nil` before start).
+    var stateFileReport: StateFileWriter.Report? { stateWriter?.report }
 
     // MARK: Reports
 

@@ -164,6 +164,8 @@ final class ServiceContext {
     var quorumReport: (() -> JSONValue)?
     /// The `adapters` member of `status` (registered PBX adapters); `nil`: not reported.
     var adaptersReport: (() -> JSONValue)?
+    /// The `persistence` member of `status` (the local state file's writes); `nil`: not reported.
+    var persistenceReport: (() -> JSONValue)?
 
     // MARK: Used by the Daemon
 

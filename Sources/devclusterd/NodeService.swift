@@ -42,6 +42,7 @@ final class NodeService: DaemonService {
             if case .object(var object) = status {
                 if let quorum = context.quorumReport?() { object.set("quorum", quorum) }
                 if let adapters = context.adaptersReport?() { object.set("adapters", adapters) }
+                if let persistence = context.persistenceReport?() { object.set("persistence", persistence) }
                 status = .object(object)
             }
             reply.succeed(status)
