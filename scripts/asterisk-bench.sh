@@ -18,7 +18,9 @@
 #      and until DEVICE_STATE() there stops reading INUSE (the cache), each bounded by 30 s;
 #   4. a lost host: server 1's link cut (ip link set eth0 down in its namespace), same timings.
 # Then devcluster-bench's daemon path: `latency` (a plain ring event) and `devstate` (devstate_set on
-# one node, the device push on another), 3 nodes, same run.
+# one node, the device push on another), 3 nodes, both at 200 per second, same run.
+# scripts/asterisk-bench-report.py RESULTS --settings TOKEN_MS CONSENSUS_MS --out BENCHMARKS.md
+# turns the results into BENCHMARKS.md's "Asterisk servers side by side" section.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 COUNT=300; BURST=2000; TRIALS=3; OUT=""
@@ -123,6 +125,9 @@ run_stack() { # $1 = incumbent | devcluster
   if ! timeout 300 bash "$TB" up 3 $flag >>"$LOG" 2>&1; then
     emit "{\"stack\":\"$stack\",\"error\":\"asterisk-testbed.sh up 3 $flag failed\"}"; timeout 120 bash "$TB" down >>"$LOG" 2>&1; return
   fi
+  if [ "$stack" = devcluster ]; then
+    timeout 20 bash "$TB" dc 1 settings --json 2>>"$LOG" | sed 's/^{/{"stack":"devcluster","metric":"settings",/' | tee -a "$OUT"
+  fi
   echo "== $stack: Asterisk's own limit" | tee -a "$LOG"
   timeout 300 bash "$TB" exec 1 python3 "$AMIBENCH" --set 10.214.0.1 --watch 10.214.0.1 --count "$COUNT" --burst "$BURST" 2>>"$LOG" \
     | sed "s/^{/{\"stack\":\"$stack\",\"watch\":\"self\",/" | tee -a "$OUT"
@@ -138,7 +143,9 @@ run_stack incumbent
 run_stack devcluster
 
 echo "== devcluster-bench: plain event and devstate path" | tee -a "$LOG"
-timeout 600 "$BIN/devcluster-bench" latency --nodes 3 --reps 3 --out "$WORK/daemon.jsonl" >>"$LOG" 2>&1
-timeout 600 "$BIN/devcluster-bench" devstate --nodes 3 --reps 3 --duration 5 --out "$WORK/daemon.jsonl" >>"$LOG" 2>&1
+# Both at the same rate: an idle ring holds the token between changes, so the rate sets the latency.
+timeout 600 "$BIN/devcluster-bench" latency --nodes 3 --reps 3 --rate 200 --duration 5 --out "$WORK/daemon.jsonl" >>"$LOG" 2>&1
+timeout 600 "$BIN/devcluster-bench" devstate --nodes 3 --reps 3 --rate 200 --duration 5 --out "$WORK/daemon.jsonl" >>"$LOG" 2>&1
 sed 's/^{/{"stack":"devcluster-daemon",/' "$WORK/daemon.jsonl" 2>/dev/null | tee -a "$OUT"
 echo "results: $OUT"
+echo "report:  python3 scripts/asterisk-bench-report.py $OUT --commit $(git -C "$ROOT" rev-parse --short HEAD) --out BENCHMARKS.md"

@@ -206,7 +206,22 @@ def main():
     if paired:
         lines += [f'- paired five-node shares: `{a.paired}`']
     lines += ['']
-    open(a.out, 'w').write('\n'.join(lines))
+    text = '\n'.join(lines)
+    # Keep the section scripts/asterisk-bench-report.py maintains (another run, another script).
+    try:
+        previous = open(a.out).read()
+    except FileNotFoundError:
+        previous = ''
+    start, end = '<!-- asterisk-bench:start -->', '<!-- asterisk-bench:end -->'
+    if start in previous and end in previous:
+        block = start + previous.split(start, 1)[1].split(end, 1)[0] + end + '\n'
+        marker = '\n## Raw data'
+        if marker in text:
+            head, tail = text.split(marker, 1)
+            text = head.rstrip('\n') + '\n\n' + block + marker + tail
+        else:
+            text = text.rstrip('\n') + '\n\n' + block
+    open(a.out, 'w').write(text)
     print(f'wrote {a.out}')
 
 main()

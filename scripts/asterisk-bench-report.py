@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""asterisk-bench-report.py - the "Asterisk servers side by side" section of BENCHMARKS.md from
+scripts/asterisk-bench.sh's JSON lines.
+
+usage: asterisk-bench-report.py RESULTS.jsonl [--settings TOKEN_MS CONSENSUS_MS] [--commit SHA] [--out BENCHMARKS.md]
+(--settings: the effective token and consensus timeouts; by default from the run's `settings` line)
+
+The section sits between the markers below and replaces the previous one (bench-report.py keeps
+it when it rewrites the rest of the file); without --out it is printed.
+"""
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import datetime
+
+START = "<!-- asterisk-bench:start -->"
+END = "<!-- asterisk-bench:end -->"
+
+
+def load(path):
+    rows = []
+    for line in open(path):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            print(f"asterisk-bench-report: skipped a line that is not JSON: {line[:80]}", file=sys.stderr)
+    return rows
+
+
+def pick(rows, **match):
+    return [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+
+
+def one(rows, **match):
+    found = pick(rows, **match)
+    return found[0] if found else None
+
+
+def spread(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:.3g}"
+    return f"{med:.3g} [{min(values):.3g}-{max(values):.3g}]"
+
+
+def fmt(value, digits=3):
+    return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("--settings", nargs=2, type=float, metavar=("TOKEN_MS", "CONSENSUS_MS"))
+    ap.add_argument("--commit")
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    rows = load(a.results)
+    stacks = ["incumbent", "devcluster"]
+    names = {"incumbent": "Asterisk + res_corosync + corosync 3", "devcluster": "Asterisk + res_devcluster + devclusterd"}
+    lat = {s: one(rows, stack=s, watch="others", metric="devstate_latency_ms") for s in stacks}
+    own_lat = {s: one(rows, stack=s, watch="self", metric="devstate_latency_ms") for s in stacks}
+    burst = {s: one(rows, stack=s, watch="others", metric="devstate_burst") for s in stacks}
+    own = {s: one(rows, stack=s, watch="self", metric="devstate_burst") for s in stacks}
+    kills = {s: pick(rows, stack=s, metric="purge_kill") for s in stacks}
+    links = {s: pick(rows, stack=s, metric="purge_link") for s in stacks}
+    daemon = pick(rows, stack="devcluster-daemon")
+
+    def purge_cell(trials, key):
+        values = [t.get(key) for t in trials]
+        seen = [v for v in values if v is not None]
+        if not trials:
+            return "n/a"
+        if not seen:
+            bound = trials[0].get("bound_s", 30)
+            return f"never within {bound:g} s ({len(trials)} of {len(trials)} trials)"
+        text = spread(seen) + " s"
+        if len(seen) < len(trials):
+            text += f" ({len(trials) - len(seen)} of {len(trials)} trials never)"
+        return text
+
+    lines = [START, "## Asterisk servers side by side (`scripts/asterisk-bench.sh`)", ""]
+    lines.append(
+        "Three real Asterisk 22.10.1 servers, each in its own network namespace on one bridge, sharing device state "
+        "through each stack in turn, in one run on one machine; measured through AMI as a PBX administrator sees it "
+        "(`../shared/bench/asterisk/ami_devstate_bench.py`: `Setvar DEVICE_STATE(Custom:...)` on server 1, the "
+        "`DeviceStateChange` event timed on servers 2 and 3). Purge trials: server 1 alone holds a device INUSE; "
+        "kill -9 of its Asterisk and daemon, or its link cut; timed until server 2 raises `DeviceStateChange` for the "
+        "device (what hints, panels and phones follow) and until `DEVICE_STATE()` there stops reading INUSE (the cache). "
+        "Cells with several trials: median [min-max].")
+    lines.append("")
+    try:
+        kernel = platform.release()
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+        cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        kernel, cpu, cores = "?", "?", "?"
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    lines.append(f"Machine: {cores} vCPUs ({cpu}), Linux {kernel}; run {stamp}" + (f" at commit {a.commit}" if a.commit else "")
+                 + ". devclusterd release build, udp multicast, hmac-sha256; corosync 3.1.7 udp, no crypto; both with "
+                 "their default timers.")
+    lines.append("")
+    lines.append("| figure | " + " | ".join(names[s] for s in stacks) + " |")
+    lines.append("|---|" + "---|" * len(stacks))
+
+    def row(label, cells):
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    row("one change at a time, seen on both other servers: p50 / p99 ms",
+        [f"{fmt(lat[s]['p50'])} / {fmt(lat[s]['p99'])}" if lat[s] else "n/a" for s in stacks])
+    row("same, seen by the setting server itself: p50 / p99 ms",
+        [f"{fmt(own_lat[s]['p50'])} / {fmt(own_lat[s]['p99'])}" if own_lat[s] else "n/a" for s in stacks])
+    row("burst, all seen on both other servers: changes/s",
+        [f"{burst[s]['changes_per_s']:,.0f} ({burst[s]['changes']} changes)" if burst[s] and burst[s].get("seen_all") else "n/a" for s in stacks])
+    row("burst, one server alone raising its own events (Asterisk's own limit with that module loaded): changes/s",
+        [f"{own[s]['changes_per_s']:,.0f}" if own[s] and own[s].get("seen_all") else "n/a" for s in stacks])
+    row("kill -9 of server 1: DeviceStateChange on server 2 (hints follow)", [purge_cell(kills[s], "event_s") for s in stacks])
+    row("kill -9 of server 1: DEVICE_STATE() on server 2 stops reading INUSE", [purge_cell(kills[s], "cache_s") for s in stacks])
+    row("server 1's link cut: DeviceStateChange on server 2", [purge_cell(links[s], "event_s") for s in stacks])
+    row("server 1's link cut: DEVICE_STATE() on server 2 stops reading INUSE", [purge_cell(links[s], "cache_s") for s in stacks])
+    lines.append("")
+
+    # The daemon's own path.
+    def daemon_values(scenario, metric):
+        return [r["value"] for r in daemon if r.get("scenario") == scenario and r.get("metric") == metric]
+    plain50, plain99 = daemon_values("latency", "latency_p50_ms"), daemon_values("latency", "latency_p99_ms")
+    dev50, dev99 = daemon_values("devstate", "devstate_p50_ms"), daemon_values("devstate", "devstate_p99_ms")
+    plain_rate = next((r.get("rate") for r in daemon if r.get("scenario") == "latency"), None)
+    dev_rate = next((r.get("rate") for r in daemon if r.get("scenario") == "devstate"), None)
+    if plain50 or dev50:
+        lines.append("The daemon's own path, same run (`devcluster-bench`, 3 nodes, medians over repetitions):")
+        lines.append("")
+        lines.append("| path | p50 ms | p99 ms |")
+        lines.append("|---|---|---|")
+        lines.append(f"| plain ring event (`latency`, {plain_rate:g} msg/s) | {spread(plain50)} | {spread(plain99)} |")
+        lines.append(f"| `devstate_set` on node 1 -> `device` push on node 2 (`devstate`, {dev_rate:g} changes/s) | {spread(dev50)} | {spread(dev99)} |")
+        lines.append("")
+
+    # Targets.
+    lines.append("Targets (issue 13), this run:")
+    lines.append("")
+    verdicts = []
+    if lat["incumbent"] and lat["devcluster"]:
+        ok = lat["devcluster"]["p50"] <= lat["incumbent"]["p50"] and lat["devcluster"]["p99"] <= lat["incumbent"]["p99"]
+        verdicts.append(("p50 and p99 no higher than the incumbent's", ok,
+                         f"{fmt(lat['devcluster']['p50'])} / {fmt(lat['devcluster']['p99'])} ms against "
+                         f"{fmt(lat['incumbent']['p50'])} / {fmt(lat['incumbent']['p99'])} ms"))
+    if burst["devcluster"] and own["devcluster"] and burst["devcluster"].get("seen_all") and own["devcluster"].get("seen_all"):
+        share = burst["devcluster"]["changes_per_s"] / own["devcluster"]["changes_per_s"]
+        incumbent_share = (burst["incumbent"]["changes_per_s"] / own["incumbent"]["changes_per_s"]
+                           if burst["incumbent"] and own["incumbent"] and own["incumbent"].get("changes_per_s") else None)
+        verdicts.append(("burst at least 95% of one server's own rate", share >= 0.95,
+                         f"{share:.0%} of {own['devcluster']['changes_per_s']:,.0f}/s"
+                         + (f" (the incumbent: {incumbent_share:.0%} of its {own['incumbent']['changes_per_s']:,.0f}/s)" if incumbent_share else "")))
+    kill_values = [t.get("event_s") for t in kills["devcluster"]]
+    if kill_values:
+        worst = max((v for v in kill_values if v is not None), default=None)
+        ok = None not in kill_values and worst is not None and worst <= 1.0
+        verdicts.append(("a crashed daemon's states purged from the others within 1 s", ok,
+                         f"worst of {len(kill_values)} trials: {fmt(worst)} s" if worst is not None else "not purged"))
+    link_values = [t.get("event_s") for t in links["devcluster"]]
+    settings = one(rows, stack="devcluster", metric="settings")
+    timers = a.settings or ((settings["token_ms"], settings["consensus_ms"]) if settings else None)
+    if link_values and timers:
+        bound = (timers[0] + timers[1]) / 1000
+        worst = max((v for v in link_values if v is not None), default=None)
+        ok = None not in link_values and worst is not None and worst <= bound
+        verdicts.append((f"a lost host's within token + consensus ({bound:.2f} s)", ok,
+                         f"worst of {len(link_values)} trials: {fmt(worst)} s" if worst is not None else "not purged"))
+    if plain50 and dev50:
+        gap = statistics.median(dev50) - statistics.median(plain50)
+        verdicts.append(("device state within 0.1 ms of a plain event (p50)", gap <= 0.1,
+                         f"{statistics.median(dev50):.3f} against {statistics.median(plain50):.3f} ms"))
+    for label, ok, detail in verdicts:
+        lines.append(f"- {'met' if ok else '**not met**'}: {label}: {detail}")
+    lines.append("")
+    lines.append(END)
+    block = "\n".join(lines) + "\n"
+
+    if not a.out:
+        sys.stdout.write(block)
+        return 0
+    try:
+        text = open(a.out).read()
+    except FileNotFoundError:
+        text = ""
+    if START in text and END in text:
+        before, rest = text.split(START, 1)
+        after = rest.split(END, 1)[1].lstrip("\n")
+        text = before + block + ("\n" + after if after else "")
+    else:
+        marker = "\n## Raw data"
+        if marker in text:
+            head, tail = text.split(marker, 1)
+            text = head.rstrip("\n") + "\n\n" + block + marker + tail
+        else:
+            text = text.rstrip("\n") + "\n\n" + block
+    open(a.out, "w").write(text)
+    print(f"asterisk-bench-report: wrote the section into {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
