@@ -31,8 +31,11 @@ final class ClusterHub {
     /// How often a backlog is retried.
     static let backlogRetry = Duration.milliseconds(5)
 
-    // The local state table's writer (made at start, when the logger is known).
+    // The local state table's writer (made at start, when the logger is known), and whether the
+    // table changed since it was last handed over (it is handed over only while the writer is
+    // idle: see StateFileWriter).
     private var stateWriter: StateFileWriter?
+    private var stateDirty = false
 
     // Watchers (`watch`, `subscribe`): per connection, the topics it wants.
     // A strong reference: the connection's close handler removes its watcher (a weak reference
@@ -117,7 +120,10 @@ final class ClusterHub {
         context.quorumReport = { [unowned self] in .object(Self.json(membership.quorum)) }
         context.adaptersReport = { [unowned self] in adaptersReport() }
         let logger = context.logger
-        stateWriter = StateFileWriter(path: stateFilePath, lastWritten: nil) { logger.error($0) }
+        let loop = context.eventLoop
+        let hub = LoopBound(self, eventLoop: loop)
+        stateWriter = StateFileWriter(path: stateFilePath, lastWritten: nil, log: { logger.error($0) },
+                                      written: { _ = loop.execute { hub.value.offerStateTable() } })
         context.persistenceReport = { [unowned self] in
             guard let report = stateWriter?.report else { return .null }
             return .object([
@@ -128,6 +134,8 @@ final class ClusterHub {
     }
 
     fileprivate func stop() {
+        if stateDirty { stateWriter?.store(deviceState.localState) }
+        stateDirty = false
         stateWriter?.finish()
         for (_, ping) in pings {
             context?.eventLoop.removeTimer(ping.timer)
@@ -201,9 +209,10 @@ final class ClusterHub {
             switch effect {
             case .submit(let bytes):
                 submit(bytes)
-            case .persist(let table):
+            case .persist:
                 // Written off the loop thread; the ring and the clients never wait for the disk.
-                stateWriter?.store(table)
+                stateDirty = true
+                offerStateTable()
             case .deviceStateChanged(let change):
                 context?.logger.debug("device \(change.device): \(change.old.name) -> \(change.new.name)")
                 push(.device, event: "device", data: [
@@ -424,6 +433,14 @@ final class ClusterHub {
     }
 
     // MARK: The local state table
+
+    /// Hands the local state table to the writer if it changed and the writer is idle; otherwise
+    /// the writer's `written` callback brings the loop back here.
+    private func offerStateTable() {
+        guard stateDirty, let stateWriter, stateWriter.isIdle else { return }
+        stateDirty = false
+        stateWriter.store(deviceState.localState)
+    }
 
     /// Writes and failures of the state file so far (`nil` before start).
     var stateFileReport: StateFileWriter.Report? { stateWriter?.report }

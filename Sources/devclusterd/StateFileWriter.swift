@@ -1,7 +1,7 @@
 // Writing the local state table off the loop thread: the loop hands over the latest table (a
 // copy-on-write value, so handing it over costs nothing) and goes on; one writer thread encodes
-// it and writes it atomically. Tables handed over while a write runs are coalesced: only the
-// latest is written next. Owns the writer thread and its counters; not what the table holds.
+// it and writes it atomically, at most once per `minimumInterval`. Owns the writer thread and its
+// counters; not what the table holds, nor when the loop hands a table over.
 
 import Dispatch
 import DeviceState
@@ -15,6 +15,13 @@ import Synchronization
 /// restarts the node with the previous table; its PBX adapter re-sends its own states when it
 /// reconnects. Before, every change was written on the loop thread before it went to the ring,
 /// which held the token and every client's answer behind two fsyncs.
+///
+/// The loop should hand a table over only while `isIdle`, and again when `written` tells it the
+/// writer is ready: a table the writer still holds makes the loop's next change copy the whole
+/// table (copy on write), and encoding costs the table's size, so offering one per change made a
+/// burst of N new devices cost O(N²) (a 20,000-change burst: 5 s of CPU on each of two threads).
+/// Writes are at least `minimumInterval` apart, so a busy table is written at most 20 times a
+/// second with the default.
 final class StateFileWriter: Sendable {
     /// What a `status` report shows of persistence.
     struct Report: Sendable, Equatable {
@@ -36,7 +43,9 @@ final class StateFileWriter: Sendable {
     }
 
     private let path: String
+    private let minimumInterval: Duration
     private let log: @Sendable (String) -> Void
+    private let written: @Sendable () -> Void
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
@@ -48,10 +57,16 @@ final class StateFileWriter: Sendable {
     /// - Parameters:
     ///   - path: The state file.
     ///   - lastWritten: The bytes the file holds now (tables encoding to them are not written).
-    ///   - log: Told of failures (the first, then every 100th, and the recovery); any thread.
-    init(path: String, lastWritten: [UInt8]?, log: @escaping @Sendable (String) -> Void) {
+    ///   - minimumInterval: The least time from the start of one write to the start of the next.
+    ///   - log: Told of failures (the first, then every 100th, and the recovery); writer thread.
+    ///   - written: Called on the writer thread each time it becomes idle after a table (written,
+    ///     unchanged, or failed and not retried): the moment to hand over a newer one.
+    init(path: String, lastWritten: [UInt8]?, minimumInterval: Duration = .milliseconds(50),
+         log: @escaping @Sendable (String) -> Void, written: @escaping @Sendable () -> Void = {}) {
         self.path = path
+        self.minimumInterval = minimumInterval
         self.log = log
+        self.written = written
         let thread = Thread { [self] in run(lastWritten: lastWritten) }
         thread.name = "devclusterd state writer"
         thread.start()
@@ -78,6 +93,9 @@ final class StateFileWriter: Sendable {
         wake.signal()
         finished.wait()
     }
+
+    /// Whether nothing is pending and no write runs: a table handed over now is written at once.
+    var isIdle: Bool { state.withLock { $0.pending == nil && !$0.writingNow } }
 
     /// Writes and failures so far.
     var report: Report {
@@ -110,6 +128,8 @@ final class StateFileWriter: Sendable {
                 return (table, state.stopping)
             }
             if let table {
+                let clock = ContinuousClock()
+                let started = clock.now
                 let bytes = table.encoded()
                 if bytes != lastWritten {
                     do {
@@ -119,8 +139,13 @@ final class StateFileWriter: Sendable {
                     } catch {
                         recordFailure(error.description, table: table, stopping: stopping)
                     }
+                    // Pace the writes: the next one starts no sooner than minimumInterval after this
+                    // one started (at stop, the last table is written without waiting).
+                    let rest = minimumInterval - (clock.now - started)
+                    if !stopping && rest > .zero { Thread.sleep(forTimeInterval: Double(rest.totalNanoseconds) / 1e9) }
                 }
                 state.withLock { $0.writingNow = false }
+                written()
             }
             if stopping, state.withLock({ $0.pending == nil }) {
                 finished.signal()

@@ -74,4 +74,30 @@ struct StateFileWriterTests {
         #expect(try Self.read(path) == (try Self.table(2)))
         #expect(logged.withLock { $0 }.last?.contains("written again") == true, "\(logged.withLock { $0 })")
     }
+
+    @Test("busy until a table is written; told when ready again; writes at least the minimum interval apart")
+    func pacing() throws {
+        let base = try makeTemporaryDirectory()
+        defer { removeDirectory(base) }
+        let path = base + "/local_state"
+        let readyAt = Mutex<[ContinuousClock.Instant]>([])
+        let writer = StateFileWriter(path: path, lastWritten: nil, minimumInterval: .milliseconds(80), log: { _ in },
+                                     written: { readyAt.withLock { $0.append(ContinuousClock.now) } })
+        defer { writer.finish() }
+        #expect(writer.isIdle)
+        writer.store(try Self.table(1))
+        #expect(!writer.isIdle)
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(5)
+        while clock.now < deadline && readyAt.withLock({ $0.count }) < 1 { usleep(1_000) }
+        #expect(writer.isIdle)
+        writer.store(try Self.table(2))
+        while clock.now < deadline && readyAt.withLock({ $0.count }) < 2 { usleep(1_000) }
+        let times = readyAt.withLock { $0 }
+        try #require(times.count == 2, "\(times)")
+        // Each write holds the writer for the minimum interval, so the second ends >= 80 ms after the first.
+        #expect(times[1] - times[0] >= .milliseconds(80), "\(times[1] - times[0])")
+        #expect(try Self.read(path) == (try Self.table(2)))
+        #expect(writer.report.writes == 2)
+    }
 }
