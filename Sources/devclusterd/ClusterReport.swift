@@ -90,6 +90,7 @@ enum ClusterReport {
             "rings_installed": .number(statistics.core.ringsInstalled),
             "unreachable_reports": .number(statistics.transport.sockets.unreachableReports),
             "successors_unreachable": .number(statistics.core.successorsUnreachable),
+            "successor_probes": .number(statistics.successorProbes),
         ]
         return .object([
             "node": .object([

@@ -131,7 +131,7 @@ struct OutputTests {
             "datagrams_sent", "datagrams_sent_segmented", "datagrams_received", "bytes_sent", "bytes_received", "messages_delivered", "retransmissions",
             "retransmit_requests", "token_retransmissions", "authentication_failures", "decode_errors", "receive_drops",
             "truncated_datagrams", "unlisted_source_drops", "send_errors", "rings_installed", "unreachable_reports",
-            "successors_unreachable",
+            "successors_unreachable", "successor_probes",
         ])
         #expect(counters["unreachable_reports"] == 7 && counters["successors_unreachable"] == 1)
     }

@@ -20,6 +20,9 @@ public struct RuntimeStatistics: Sendable, Equatable {
     public var packetsLoopedBack = 0
     /// Ring sequence writes that failed.
     public var persistFailures = 0
+    /// Tokens sent to the successor once more because no token had left this node for a probe
+    /// interval (with unreachable reports on: a crashed successor's host then answers).
+    public var successorProbes = 0
     /// The core's counters (frames, deliveries, retransmissions, rings installed, ...).
     public var core = Statistics()
     public var state = MembershipState.gather
