@@ -128,6 +128,32 @@ def main():
     row("server 1's link cut: DEVICE_STATE() on server 2 stops reading INUSE", [purge_cell(links[s], "cache_s") for s in stacks])
     lines.append("")
 
+    # Where the CPU goes in a burst.
+    cpu = {s: one(rows, stack=s, metric="burst_cpu_s") for s in stacks}
+    if any(cpu.values()):
+        lines.append("CPU per change during a burst seen on both other servers (user + system µs per change, "
+                     "per process; server 1 sets):")
+        lines.append("")
+        lines.append("| process | " + " | ".join(names[s] for s in stacks) + " |")
+        lines.append("|---|" + "---|" * len(stacks))
+        def role(name):
+            return "".join(c for c in name if not c.isdigit()), name[-1]
+        kinds = {}
+        for s in stacks:
+            for name in (cpu[s] or {}).get("us_per_change", {}):
+                kind, server = role(name)
+                kinds.setdefault(("asterisk" if kind == "asterisk" else "daemon", server), {})[s] = cpu[s]["us_per_change"][name]
+        for (kind, server) in sorted(kinds):
+            label = f"server {server}: " + ("Asterisk" if kind == "asterisk" else "cluster daemon (corosync / devclusterd)")
+            lines.append(f"| {label} | " + " | ".join(fmt(kinds[(kind, server)].get(s)) for s in stacks) + " |")
+        for s in stacks:
+            if cpu[s]:
+                total = sum(cpu[s]["us_per_change"].values())
+                daemons = sum(v for k, v in cpu[s]["us_per_change"].items() if not k.startswith("asterisk"))
+                lines.append(f"| all of {names[s]}: total, of which the cluster daemons | "
+                             + " | ".join((f"{total:.0f}, {daemons:.0f} ({daemons / total:.0%})" if t == s else "") for t in stacks) + " |")
+        lines.append("")
+
     # The daemon's own path.
     def daemon_values(scenario, metric):
         return [r["value"] for r in daemon if r.get("scenario") == scenario and r.get("metric") == metric]

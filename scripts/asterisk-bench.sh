@@ -59,6 +59,23 @@ BIN=$(swift build -c release --show-bin-path)
 export DEVCLUSTERD=$BIN/devclusterd
 
 emit() { echo "$1" | tee -a "$OUT"; }
+CPU_BURST=5000
+# {"asterisk1": seconds, "devclusterd1": seconds, ...}: CPU (user + system) of each server's processes.
+cpu_snapshot() {
+  timeout 20 bash "$TB" status 2>/dev/null | python3 -c '
+import json, os, re, sys
+ticks = os.sysconf("SC_CLK_TCK"); out = {}
+for line in sys.stdin:
+    m = re.match(r"server(\d+) ", line)
+    if not m: continue
+    for name, pid in re.findall(r"(\w+)=(\d+):alive", line):
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            out[f"{name}{m.group(1)}"] = (int(fields[11]) + int(fields[12])) / ticks
+        except OSError:
+            pass
+print(json.dumps(out))'
+}
 now() { python3 -c 'import time; print(f"{time.time():.6f}")'; }
 
 # One purge trial: $1 stack, $2 kind (kill|link), $3 trial number.
@@ -134,6 +151,19 @@ run_stack() { # $1 = incumbent | devcluster
   echo "== $stack: the cluster" | tee -a "$LOG"
   timeout 300 bash "$TB" exec 1 python3 "$AMIBENCH" --set 10.214.0.1 --watch 10.214.0.2 10.214.0.3 --count "$COUNT" --burst "$BURST" 2>>"$LOG" \
     | sed "s/^{/{\"stack\":\"$stack\",\"watch\":\"others\",/" | tee -a "$OUT"
+  echo "== $stack: where the CPU goes in a burst" | tee -a "$LOG"
+  local before after
+  before=$(cpu_snapshot)
+  timeout 300 bash "$TB" exec 1 python3 "$AMIBENCH" --set 10.214.0.1 --watch 10.214.0.2 10.214.0.3 --count 1 --burst "$CPU_BURST" 2>>"$LOG" \
+    | sed "s/^{/{\"stack\":\"$stack\",\"watch\":\"others-cpu\",/" | tee -a "$OUT"
+  after=$(cpu_snapshot)
+  python3 - "$stack" "$CPU_BURST" "$before" "$after" <<'PY' | tee -a "$OUT"
+import json, sys
+stack, changes, before, after = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), json.loads(sys.argv[4])
+cpu = {name: round(after[name] - before.get(name, 0.0), 3) for name in after}
+print(json.dumps({"stack": stack, "metric": "burst_cpu_s", "changes": changes, "cpu_s": cpu,
+                  "us_per_change": {name: round(seconds / changes * 1e6, 1) for name, seconds in cpu.items()}}))
+PY
   for k in $(seq 1 "$TRIALS"); do echo "== $stack: kill -9 trial $k" | tee -a "$LOG"; purge_trial "$stack" kill "$k"; done
   for k in $(seq 1 "$TRIALS"); do echo "== $stack: link-down trial $k" | tee -a "$LOG"; purge_trial "$stack" link "$k"; done
   timeout 120 bash "$TB" down >>"$LOG" 2>&1
