@@ -56,7 +56,29 @@ public struct DeviceName: Hashable, Comparable, Sendable, CustomStringConvertibl
     /// Whether this is a `Custom:` device.
     public var isCustom: Bool { rawValue.hasPrefix("Custom:") }
 
-    public static func < (lhs: DeviceName, rhs: DeviceName) -> Bool { lhs.rawValue.utf8.lexicographicallyPrecedes(rhs.rawValue.utf8) }
+    /// Ascending by the names' UTF-8 bytes (the state file's order).
+    ///
+    /// Compares the contiguous UTF-8 storage as raw bytes: `utf8.lexicographicallyPrecedes`
+    /// gives the same order but runs unspecialized in debug builds (a witness call per byte),
+    /// where sorting a few thousand names took most of a configuration change.
+    public static func < (lhs: DeviceName, rhs: DeviceName) -> Bool {
+        var left = lhs.rawValue
+        var right = rhs.rawValue
+        return left.withUTF8 { leftBytes in
+            right.withUTF8 { rightBytes in Self.precedes(UnsafeRawBufferPointer(leftBytes), UnsafeRawBufferPointer(rightBytes)) }
+        }
+    }
+
+    private static func precedes(_ left: UnsafeRawBufferPointer, _ right: UnsafeRawBufferPointer) -> Bool {
+        let common = min(left.count, right.count)
+        var index = 0
+        while index < common {
+            let (a, b) = (left[index], right[index])
+            if a != b { return a < b }
+            index += 1
+        }
+        return left.count < right.count
+    }
 
     public var description: String { rawValue }
 }

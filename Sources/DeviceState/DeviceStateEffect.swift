@@ -165,7 +165,8 @@ public struct DeviceStateStatistics: Sendable, Equatable {
     public var staleMailboxUpdates = 0
     /// Events whose payload did not decode.
     public var rejectedPayloads = 0
-    /// Device-state and MWI messages re-published after joins.
+    /// Device states and MWI records re-published after joins, once per channel (device states
+    /// travel several to a message).
     public var republished = 0
 
     /// All zero.

@@ -13,12 +13,19 @@ import Totem
 /// size  field
 ///   1   format version = 1
 ///   1   kind: 1 = device state, 2 = mailbox update, 3 = mailbox re-publication,
-///             4 = device state cleared
+///             4 = device state cleared, 5 = device states (several at once)
 /// kind 1 (event type device_state):
 ///   1   state code 0...8 (DeviceStateValue)
 ///   2   device name length D, 1...255;  D bytes (a valid, normalized DeviceName)
 /// kind 4 (event type device_state): the publisher no longer reports the device
 ///   2   device name length D, 1...255;  D bytes
+/// kind 5 (event type device_state): several of the publisher's own states, each applied as a
+///       kind 1 (the join re-publication: one event per ~1 KiB of states, not one per device)
+///   2   count K, 1...170; K times:
+///         1   state code 0...8
+///         2   device name length D, 1...255;  D bytes
+///       devices strictly ascending by their (normalized) name bytes, so none twice;
+///       the whole payload at most 1,024 bytes (`maxBatchBytes`)
 /// kind 2 (event type mwi):
 ///   4   new messages
 ///   4   old messages
@@ -31,6 +38,9 @@ import Totem
 ///   4   origin node id (non-zero)
 /// ```
 /// Nothing may follow. Decoding rejects every violation with a `ServiceWireError`.
+///
+/// Daemons from before kind 5 existed count it as a payload that does not decode: a newcomer
+/// running such a version learns the others' states from their next changes only.
 public enum DeviceStatePayload: Sendable, Equatable {
     /// A server's own state of one device.
     case deviceState(DeviceName, DeviceStateValue)
@@ -42,18 +52,49 @@ public enum DeviceStatePayload: Sendable, Equatable {
     /// this kind existed count it as a payload that does not decode and keep the old slot until
     /// the server leaves.
     case deviceStateCleared(DeviceName)
+    /// Several of a server's own device states, strictly ascending by device (see
+    /// `batches(of:)`), each counting as a `deviceState`.
+    case deviceStates([DeviceStateEntry])
 
     /// The format version this build writes and reads.
     public static let version: UInt8 = 1
-    /// The longest payload: kind 1 with the longest device name (kind 3 needs at most 198).
-    public static let maxBytes = 2 + 1 + 2 + DeviceName.maxBytes
+    /// The longest kind 5 payload, header included: with the event's own header it fits one
+    /// Totem frame of the default 1,500-byte MTU.
+    public static let maxBatchBytes = 1_024
+    /// The most states in one kind 5 payload: as many of the shortest entries (a 3-byte name
+    /// such as `a:b`, 6 bytes with its state and length) as fit in `maxBatchBytes`.
+    public static let maxBatchCount = (maxBatchBytes - batchHeaderBytes) / 6
+    /// The longest payload of any kind (a kind 1 needs at most 260 bytes, a kind 3 198).
+    public static let maxBytes = maxBatchBytes
+    /// Bytes of a kind 5 payload before its entries: version, kind, count.
+    static let batchHeaderBytes = 4
 
     /// The event type this payload travels as.
     public var eventType: EventType {
         switch self {
-        case .deviceState, .deviceStateCleared: .deviceState
+        case .deviceState, .deviceStateCleared, .deviceStates: .deviceState
         case .mailboxUpdate, .mailboxRepublication: .mwi
         }
+    }
+
+    /// `entries` (strictly ascending by device) as kind 5 payloads in order, each as full as
+    /// `maxBatchBytes` and `maxBatchCount` allow. Empty for no entries.
+    public static func batches(of entries: [DeviceStateEntry]) -> [DeviceStatePayload] {
+        var batches: [DeviceStatePayload] = []
+        var batch: [DeviceStateEntry] = []
+        var size = batchHeaderBytes
+        for entry in entries {
+            let entrySize = entry.encodedBytes
+            if !batch.isEmpty && (size + entrySize > maxBatchBytes || batch.count == maxBatchCount) {
+                batches.append(.deviceStates(batch))
+                batch.removeAll(keepingCapacity: true)
+                size = batchHeaderBytes
+            }
+            batch.append(entry)
+            size += entrySize
+        }
+        if !batch.isEmpty { batches.append(.deviceStates(batch)) }
+        return batches
     }
 
     /// The payload bytes.
@@ -78,6 +119,17 @@ public enum DeviceStatePayload: Sendable, Equatable {
         case .deviceStateCleared(let device):
             writer.write(UInt8(4))
             writer.writeString(device.rawValue, lengthAs: UInt16.self)
+        case .deviceStates(let entries):
+            // What the decoder checks, asserted: built by `batches(of:)`.
+            precondition((1...Self.maxBatchCount).contains(entries.count), "a batch of \(entries.count) device states")
+            precondition(zip(entries, entries.dropFirst()).allSatisfy { $0.device < $1.device }, "batch not ascending by device")
+            writer.write(UInt8(5))
+            writer.write(UInt16(entries.count))
+            for entry in entries {
+                writer.write(entry.state.rawValue)
+                writer.writeString(entry.device.rawValue, lengthAs: UInt16.self)
+            }
+            precondition(writer.bytes.count <= Self.maxBatchBytes, "a batch of \(writer.bytes.count) bytes")
         }
         return writer.bytes
     }
@@ -92,7 +144,8 @@ public enum DeviceStatePayload: Sendable, Equatable {
     /// Decodes payload bytes.
     ///
     /// - Throws: `ServiceWireError` for a wrong version or kind, an unknown state code, an
-    ///   invalid device or mailbox name, a zero node id, missing or trailing bytes.
+    ///   invalid device or mailbox name, a zero node id, a batch count out of range or devices
+    ///   out of order, missing or trailing bytes.
     public init(decoding bytes: [UInt8]) throws(ServiceWireError) {
         guard bytes.count <= Self.maxBytes else { throw .oversized(size: bytes.count, limit: Self.maxBytes) }
         var reader = ServiceWireReader(bytes)
@@ -106,6 +159,8 @@ public enum DeviceStatePayload: Sendable, Equatable {
             self = .deviceState(try Self.readDevice(&reader), state)
         case 4:
             self = .deviceStateCleared(try Self.readDevice(&reader))
+        case 5:
+            self = .deviceStates(try Self.readBatch(&reader))
         case 2:
             let (mailbox, counts) = try Self.readMailbox(&reader)
             self = .mailboxUpdate(mailbox, counts)
@@ -125,6 +180,21 @@ public enum DeviceStatePayload: Sendable, Equatable {
         try reader.requireEnd()
     }
 
+    private static func readBatch(_ reader: inout ServiceWireReader) throws(ServiceWireError) -> [DeviceStateEntry] {
+        let count = try reader.readCount(as: UInt16.self, field: "device states", limit: maxBatchCount)
+        guard count >= 1 else { throw .invalidValue(field: "device states count", value: 0) }
+        var entries: [DeviceStateEntry] = []
+        entries.reserveCapacity(count)
+        for _ in 0..<count {
+            let code = try reader.readUInt8()
+            guard let state = DeviceStateValue(rawValue: code) else { throw .invalidValue(field: "state", value: UInt64(code)) }
+            let device = try readDevice(&reader)
+            if let previous = entries.last, !(previous.device < device) { throw .notAscending(field: "device states") }
+            entries.append(DeviceStateEntry(device: device, state: state))
+        }
+        return entries
+    }
+
     private static func readDevice(_ reader: inout ServiceWireReader) throws(ServiceWireError) -> DeviceName {
         let text = try reader.readString(lengthAs: UInt16.self, field: "device", minimum: 1, limit: DeviceName.maxBytes)
         guard let device = try? DeviceName(parsing: text) else { throw .invalidText(field: "device") }
@@ -138,4 +208,21 @@ public enum DeviceStatePayload: Sendable, Equatable {
         guard let name = try? MailboxName(mailbox: mailbox, context: context) else { throw .invalidText(field: "mailbox") }
         return (name, counts)
     }
+}
+
+/// One device's state in a batch (`DeviceStatePayload.deviceStates`).
+public struct DeviceStateEntry: Sendable, Equatable {
+    /// The device.
+    public var device: DeviceName
+    /// The publisher's state of it.
+    public var state: DeviceStateValue
+
+    /// Creates an entry.
+    public init(device: DeviceName, state: DeviceStateValue) {
+        self.device = device
+        self.state = state
+    }
+
+    /// Its size in a kind 5 payload: state code, name length, name.
+    var encodedBytes: Int { 3 + device.rawValue.utf8.count }
 }

@@ -12,16 +12,17 @@ extension DeviceStateService {
     ///   once and the aggregates are recomputed (Asterisk 13.35+; older versions kept them).
     ///   On TRANSITIONAL this is the moment the leave is known.
     /// - REGULAR with joined members (or the first REGULAR after start): this server
-    ///   re-publishes its own local device states, and its own MWI publications with their
-    ///   original stamps; if it takes MWI in, also the MWI records whose publisher is not a member
-    ///   any more (so MWI outlives its publisher and still reaches newcomers). Re-publication goes
+    ///   re-publishes its own local device states (several to an event,
+    ///   `DeviceStatePayload.deviceStates`), and its own MWI publications with their original
+    ///   stamps; if it takes MWI in, also the MWI records whose publisher is not a member any
+    ///   more (so MWI outlives its publisher and still reaches newcomers). Re-publication goes
     ///   only to channels whose configuration lets this node publish the type.
     /// - The event service's own join re-publication of retained events is included.
     ///
     /// - Returns: The notifications of the leave (aggregate and hint changes, then `serverLeft`
     ///   for each other server with device states here whose node left), then the `submit`s.
     public mutating func configurationChanged(_ change: ConfigurationChange, now: MonotonicInstant) -> [DeviceStateEffect] {
-        defer { checkInvariants() }
+        defer { checkInvariants(full: true) }
         var effects: [DeviceStateEffect] = []
         members = change.members
         memberSet = Set(change.members)
@@ -99,27 +100,42 @@ extension DeviceStateService {
     // MARK: - Device states
 
     private mutating func applyDeviceState(_ event: DeliveredEvent, into effects: inout [DeviceStateEffect]) {
-        guard let (device, state) = decode(event, into: &effects, as: { payload -> (DeviceName, DeviceStateValue?)? in
+        guard let payload = decode(event, into: &effects, as: { payload -> DeviceStatePayload? in
             switch payload {
-            case .deviceState(let device, let state): (device, state)
-            case .deviceStateCleared(let device): (device, nil)
+            case .deviceState, .deviceStateCleared, .deviceStates: payload
             case .mailboxUpdate, .mailboxRepublication: nil
             }
         }) else { return }
+        let stateCount = if case .deviceStates(let entries) = payload { entries.count } else { 1 }
         let publisher = event.id.publisher
         let entity = event.publisherEntity
         // Our own states count from the local table; the ring copy of them is ignored (as
         // Asterisk drops events carrying its own EID).
         guard entity != entityID else {
-            if publisher != localNode { statistics.ownEntityConflicts += 1 }
+            if publisher != localNode { statistics.ownEntityConflicts += stateCount }
             return
         }
         // A message delivered after the TRANSITIONAL configuration may come from a node that
         // left; its states must not count again.
         guard memberSet.contains(publisher) else {
-            statistics.ignoredFromNonMembers += 1
+            statistics.ignoredFromNonMembers += stateCount
             return
         }
+        switch payload {
+        case .deviceState(let device, let state):
+            apply(state, of: device, entity: entity, publisher: publisher, into: &effects)
+        case .deviceStateCleared(let device):
+            apply(nil, of: device, entity: entity, publisher: publisher, into: &effects)
+        case .deviceStates(let entries):
+            for entry in entries { apply(entry.state, of: entry.device, entity: entity, publisher: publisher, into: &effects) }
+        case .mailboxUpdate, .mailboxRepublication:
+            break
+        }
+    }
+
+    /// Stores another server's state of `device` (`nil`: it no longer reports the device).
+    private mutating func apply(_ state: DeviceStateValue?, of device: DeviceName, entity: EntityID, publisher: NodeID,
+                                into effects: inout [DeviceStateEffect]) {
         let before = cache.state(of: device, entity: entity)
         let change: DeviceStateChange?
         if let state {
@@ -135,6 +151,7 @@ extension DeviceStateService {
             effects.append(.serverStateChanged(ServerStateChange(device: device, entity: entity, node: publisher, state: state)))
         }
         if let change { notify(change, into: &effects) }
+        assert(invariantsHold(for: device))
     }
 
     // MARK: - MWI
@@ -147,7 +164,7 @@ extension DeviceStateService {
                               stamp: MailboxStamp(position: event.position, entity: event.publisherEntity))
             case .mailboxRepublication(let record):
                 record
-            case .deviceState, .deviceStateCleared:
+            case .deviceState, .deviceStateCleared, .deviceStates:
                 nil
             }
         }) else { return }
@@ -166,10 +183,11 @@ extension DeviceStateService {
     /// Our MWI publication came back: remember where, so a later re-publication carries the
     /// original stamp (and loses against anything newer).
     private mutating func confirmMailbox(_ event: DeliveredEvent, into effects: inout [DeviceStateEffect]) {
-        guard let mailbox = pendingMailboxPublications.removeValue(forKey: event.id),
-              var entry = localState.mailboxes[mailbox], entry.position == nil
-        else { return }
-        pendingMailboxPublications = pendingMailboxPublications.filter { $0.value != mailbox }
+        // The first of a mailbox's pending publications to come back stamps it; the others (on
+        // other channels, or re-published before this one came back) are forgotten with it.
+        guard let mailbox = pendingMailboxPublications[event.id] else { return }
+        forgetPendingPublications(of: mailbox)
+        guard var entry = localState.mailboxes[mailbox], entry.position == nil else { return }
         entry.position = event.position
         localState.mailboxes[mailbox] = entry
         effects.append(.persist(localState))
@@ -177,12 +195,20 @@ extension DeviceStateService {
 
     // MARK: - Join re-publication
 
+    /// Our device states go out in batches (kind 5, about 1 KiB each, without attributes): one
+    /// event per device made a join cost every node thousands of deliveries at a few thousand
+    /// devices, on the loop thread that must also pass the token.
     private mutating func republishOwnStates(into effects: inout [DeviceStateEffect]) {
-        let before = effects.count
-        for device in localState.devices.keys.sorted() {
-            guard let state = localState.devices[device] else { continue }
-            publish(.deviceState(device, state), attributes: ["device": device.rawValue], on: deviceStateChannels, into: &effects)
+        if !deviceStateChannels.isEmpty {
+            let entries = localState.devices.keys.sorted().compactMap { device in
+                localState.devices[device].map { DeviceStateEntry(device: device, state: $0) }
+            }
+            for batch in DeviceStatePayload.batches(of: entries) {
+                publish(batch, attributes: [:], on: deviceStateChannels, into: &effects)
+            }
+            statistics.republished += entries.count * deviceStateChannels.count
         }
+        let before = effects.count
         for mailbox in localState.mailboxes.keys.sorted() {
             guard let entry = localState.mailboxes[mailbox] else { continue }
             if let position = entry.position {

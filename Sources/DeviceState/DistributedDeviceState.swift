@@ -23,7 +23,8 @@
 /// Device states travel as `device_state` events, MWI as `mwi` events, on every channel whose
 /// configuration publishes the type; they are taken in from every channel that subscribes it.
 /// Event attributes: `device` (the normalized name) or `mailbox` (`MAILBOX@CONTEXT`), so other
-/// subscribers can filter, e.g. prefix `Custom:`.
+/// subscribers can filter, e.g. prefix `Custom:`; a join re-publication's batch of device states
+/// has none.
 ///
 /// ## Decisions
 /// - **Own states** count from the local table at once; the ring copy of our own entity's
@@ -39,7 +40,8 @@
 ///   `serverLeft`) each change of another server's slot and each departure of a server with slots,
 ///   for adapters whose PBX aggregates itself (Asterisk folds per-EID entries in its own cache).
 /// - **Join**: after a REGULAR configuration with joined members (and after the first one
-///   after start), every server re-publishes all its local states, like res_corosync.
+///   after start), every server re-publishes all its local states, like res_corosync; its
+///   device states go several to an event (`DeviceStatePayload.deviceStates`).
 /// - **MWI ordering**: an MWI update's stamp is the ring position of its original publication
 ///   (`RingPosition`), then the publisher's entity id. A record is replaced only by a greater
 ///   stamp, so within a ring the later delivery wins (Asterisk's last-writer-wins), and a stale

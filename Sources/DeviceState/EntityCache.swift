@@ -52,6 +52,9 @@ struct EntityCache: Sendable {
     }
 
     private(set) var records: [DeviceName: Record] = [:]
+    /// Slots per publishing node (nodes with none are absent): a configuration change whose
+    /// members include every node listed here has nothing to remove, and costs no sweep.
+    private(set) var slotsByNode: [NodeID: Int] = [:]
 
     /// The aggregate of `device` (INVALID when no server reports it).
     func aggregate(of device: DeviceName) -> DeviceStateValue { records[device]?.aggregate ?? Self.unreported(device) }
@@ -79,10 +82,12 @@ struct EntityCache: Sendable {
         let server = ServerState(entity: entity, node: node, state: state)
         var record = records[device] ?? Record(servers: [], aggregate: Self.unreported(device))
         if let index = record.servers.firstIndex(where: { $0.entity == entity }) {
+            count(record.servers[index].node, by: -1)
             record.servers[index] = server
         } else {
             record.servers.append(server)
         }
+        count(node, by: 1)
         return store(record, for: device)
     }
 
@@ -91,6 +96,7 @@ struct EntityCache: Sendable {
     /// - Returns: The aggregate change, if the aggregate moved.
     mutating func remove(_ device: DeviceName, entity: EntityID) -> DeviceStateChange? {
         guard var record = records[device], let index = record.servers.firstIndex(where: { $0.entity == entity }) else { return nil }
+        count(record.servers[index].node, by: -1)
         record.servers.remove(at: index)
         return store(record, for: device)
     }
@@ -98,17 +104,33 @@ struct EntityCache: Sendable {
     /// Removes every slot whose node is not in `members` (sorted ascending), except `keep`'s
     /// (this node's own entity always counts).
     ///
+    /// Costs nothing when every node with slots is a member (the usual configuration change:
+    /// nobody left, or only nodes without device states); otherwise one pass over the devices,
+    /// and a sort of only the devices that lost a slot.
+    ///
     /// - Returns: The aggregate changes, ascending by device name.
     mutating func removeServers(notIn members: [NodeID], keeping keep: EntityID) -> [DeviceStateChange] {
+        guard slotsByNode.keys.contains(where: { !Self.contains(members, $0) }) else { return [] }
+        let isRemoved = { (server: ServerState) in server.entity != keep && !Self.contains(members, server.node) }
+        var affected: [DeviceName] = []
+        for (device, record) in records where record.servers.contains(where: isRemoved) {
+            affected.append(device)
+        }
+        affected.sort()
         var changes: [DeviceStateChange] = []
-        for device in records.keys.sorted() {
+        for device in affected {
             guard var record = records[device] else { continue }
-            let before = record.servers.count
-            record.servers.removeAll { $0.entity != keep && !Self.contains(members, $0.node) }
-            guard record.servers.count != before else { continue }
+            for server in record.servers where isRemoved(server) { count(server.node, by: -1) }
+            record.servers.removeAll(where: isRemoved)
             if let change = store(record, for: device) { changes.append(change) }
         }
         return changes
+    }
+
+    private mutating func count(_ node: NodeID, by delta: Int) {
+        let total = slotsByNode[node, default: 0] + delta
+        precondition(total >= 0, "node \(node) would hold \(total) slots")
+        slotsByNode[node] = total == 0 ? nil : total
     }
 
     private mutating func store(_ record: Record, for device: DeviceName) -> DeviceStateChange? {
@@ -129,13 +151,25 @@ struct EntityCache: Sendable {
         return low < sorted.count && sorted[low] == node
     }
 
-    /// Checks that every record's aggregate matches its servers (expensive: tests and debug).
+    /// Checks every record (see `checkRecord(of:)`) and the slot counts per node (linear in the
+    /// cache: tests and debug builds, amortized by the service).
     func checkAggregates() {
+        var slots: [NodeID: Int] = [:]
         for (device, record) in records {
-            precondition(!record.servers.isEmpty, "empty record kept for \(device)")
-            precondition(record.aggregate == DeviceStateAggregate.of(record.servers.map(\.state)),
-                         "stale aggregate \(record.aggregate) for \(device)")
-            precondition(Set(record.servers.map(\.entity)).count == record.servers.count, "two slots for one entity on \(device)")
+            checkRecord(of: device)
+            for server in record.servers { slots[server.node, default: 0] += 1 }
+        }
+        precondition(slots == slotsByNode, "slot counts per node \(slotsByNode), the records hold \(slots)")
+    }
+
+    /// Checks that `device`'s record, if any, has slots, one per entity, and an up-to-date aggregate.
+    func checkRecord(of device: DeviceName) {
+        guard let record = records[device] else { return }
+        precondition(!record.servers.isEmpty, "empty record kept for \(device)")
+        precondition(record.aggregate == DeviceStateAggregate.of(record.servers.map(\.state)),
+                     "stale aggregate \(record.aggregate) for \(device)")
+        for (index, server) in record.servers.enumerated() {
+            precondition(!record.servers[..<index].contains { $0.entity == server.entity }, "two slots for \(server.entity) on \(device)")
         }
     }
 }

@@ -158,10 +158,53 @@ struct DeviceStateServiceTests {
         _ = service.setLocalState(.inUse, of: Self.device)
         _ = service.setLocalState(.busy, of: Builders.device("SIP/1"))
         let join = Builders.change(from: [1], to: [1, 2], sequence: 8).flatMap { service.configurationChanged($0, now: .zero) }
-        #expect(try Builders.payloads(join) == [.deviceState(Builders.device("SIP/1"), .busy), .deviceState(Self.device, .inUse)])
+        // One batch, ascending by device.
+        #expect(try Builders.payloads(join) == [.deviceStates([DeviceStateEntry(device: Builders.device("SIP/1"), state: .busy),
+                                                                DeviceStateEntry(device: Self.device, state: .inUse)])])
         #expect(service.statistics.republished == 2)
         let leave = Builders.change(from: [1, 2], to: [1], sequence: 12).flatMap { service.configurationChanged($0, now: .zero) }
         #expect(Builders.submits(leave).isEmpty)
+    }
+
+    @Test("join: re-published batches count as one state each; from a node that left, or carrying our own entity, they are ignored")
+    func republishedBatches() throws {
+        var (local, remote) = try Self.pair()
+        let devices = (0..<300).map { Builders.device("SIP/\(1_000 + $0)") }
+        // Node 2's own changes never reach node 1 (as for a node that joins later).
+        for device in devices { _ = remote.setLocalState(.inUse, of: device) }
+        let join = Builders.change(from: [1, 2], to: [1, 2, 3], sequence: 8)
+        let batches = Builders.submits(join.flatMap { remote.configurationChanged($0, now: .zero) })
+        // 300 entries of 11 bytes, 92 to a batch.
+        #expect(batches.count == 4)
+        #expect(remote.statistics.republished == 300)
+        let own = Builders.submits(join.flatMap { local.configurationChanged($0, now: .zero) })
+        var effects: [DeviceStateEffect] = []
+        for bytes in batches { effects += try local.delivered(payload: bytes, from: NodeID(2), now: .zero) }
+        #expect(local.devices.map(\.device) == devices)
+        #expect(local.devices.allSatisfy { $0.servers == [ServerState(entity: Builders.entity(2), node: NodeID(2), state: .inUse)] })
+        #expect(Builders.deviceChanges(effects).count == 300)
+        let perServer = effects.compactMap { if case .serverStateChanged(let change) = $0 { change } else { nil } }
+        #expect(perServer.map(\.device) == devices)
+        #expect(local.statistics.remoteStatesApplied == 300)
+        // The same batches again change nothing.
+        var again: [DeviceStateEffect] = []
+        for bytes in batches { again += try local.delivered(payload: bytes, from: NodeID(2), now: .zero) }
+        #expect(again.isEmpty)
+        // Our own batch (node 1 had no states: nothing) and a batch of node 1's own entity.
+        #expect(own.isEmpty)
+        _ = local.setLocalState(.busy, of: Builders.device("SIP/1000"))
+        let ownBatch = Builders.submits(Builders.change(from: [1, 2, 3], to: [1, 2, 3, 4], sequence: 12).flatMap {
+            local.configurationChanged($0, now: .zero)
+        })
+        #expect(ownBatch.count == 1)
+        #expect(try local.delivered(payload: ownBatch[0], from: NodeID(1), now: .zero).isEmpty)
+        #expect(local.device(Builders.device("SIP/1000")).servers.count == 2)
+        // Node 2 leaves: a batch of it delivered after the TRANSITIONAL configuration is ignored.
+        _ = Builders.change(from: [1, 2, 3, 4], to: [1, 3, 4], sequence: 16).flatMap { local.configurationChanged($0, now: .zero) }
+        #expect(local.devices.map(\.device) == [Builders.device("SIP/1000")])
+        #expect(try local.delivered(payload: batches[0], from: NodeID(2), now: .zero).isEmpty)
+        #expect(local.statistics.ignoredFromNonMembers == 92)
+        #expect(local.devices.count == 1)
     }
 
     @Test("restart: the persisted table is restored, counts at once, and is published at the first REGULAR")
@@ -176,7 +219,8 @@ struct DeviceStateServiceTests {
         #expect(after.device(Builders.device("SIP/7")).state == .onHold)
         let start = Builders.change(from: [], to: [1], sequence: 4).flatMap { after.configurationChanged($0, now: .zero) }
         // In ascending byte order of the names ("SIP/7" < "unit_test:...").
-        #expect(try Builders.payloads(start) == [.deviceState(Builders.device("SIP/7"), .onHold), .deviceState(Self.device, .inUse)])
+        #expect(try Builders.payloads(start) == [.deviceStates([DeviceStateEntry(device: Builders.device("SIP/7"), state: .onHold),
+                                                                 DeviceStateEntry(device: Self.device, state: .inUse)])])
         // A restart counts as joining: the restored states are published only once.
         let again = Builders.change(from: [1], to: [1], sequence: 8).flatMap { after.configurationChanged($0, now: .zero) }
         #expect(Builders.submits(again).isEmpty)

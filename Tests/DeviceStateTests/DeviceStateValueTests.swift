@@ -1,6 +1,7 @@
 // Reference §1: the nine states, their names and texts; parsing; device names (§2.3).
 
 import Testing
+import ServiceTestSupport
 @testable import DeviceState
 
 @Suite("Device states and names")
@@ -52,6 +53,25 @@ struct DeviceStateValueTests {
         #expect(try DeviceName(parsing: "SIP/1000") == DeviceName(parsing: "sip/1000"))
         #expect(try DeviceName(parsing: "Custom:x").isCustom)
         #expect(try !DeviceName(parsing: "SIP/x").isCustom)
+    }
+
+    @Test("device names order by their UTF-8 bytes (the state file's order): differential against lexicographicallyPrecedes")
+    func orderIsByteOrder() throws {
+        var generator = SeededGenerator(seed: 7)
+        // Short names over a small alphabet, so that equal names and prefixes are common; multibyte
+        // characters, where byte order and Swift's String order can differ.
+        let alphabet = ["a", "b", "Z", "0", "/", ":", "é", "ü", "Ω", "\u{1F600}", "e\u{301}"]
+        func randomName() throws -> DeviceName {
+            let length = Int.random(in: 1...4, using: &generator)
+            let rest = (0..<length).map { _ in alphabet.randomElement(using: &generator)! }.joined()
+            return try DeviceName(parsing: (Bool.random(using: &generator) ? "SIP/" : "Custom:") + rest)
+        }
+        for _ in 0..<20_000 {
+            let (left, right) = (try randomName(), try randomName())
+            #expect((left < right) == left.rawValue.utf8.lexicographicallyPrecedes(right.rawValue.utf8), "\(left) < \(right)")
+        }
+        #expect(try DeviceName(parsing: "SIP/a") < DeviceName(parsing: "SIP/ab"))
+        #expect(!(try DeviceName(parsing: "SIP/ab") < DeviceName(parsing: "SIP/ab")))
     }
 
     @Test("invalid device names are refused with a reason",

@@ -18,12 +18,123 @@ struct DeviceStatePayloadCodecTests {
         .mailboxUpdate(Builders.mailbox("1234@default"), MailboxCounts(newMessages: 0, oldMessages: UInt32.max)),
         .mailboxRepublication(record),
         .deviceStateCleared(Builders.device("PJSIP/alice")),
+        .deviceStates([DeviceStateEntry(device: Builders.device("Custom:a"), state: .busy),
+                       DeviceStateEntry(device: Builders.device("SIP/1"), state: .notInUse)]),
     ]
 
     @Test("round trips every kind, and travels as the right event type")
     func roundTrip() throws {
         for sample in Self.samples { #expect(try DeviceStatePayload(decoding: sample.encoded()) == sample) }
-        #expect(Self.samples.map(\.eventType) == [.deviceState, .mwi, .mwi, .deviceState])
+        #expect(Self.samples.map(\.eventType) == [.deviceState, .mwi, .mwi, .deviceState, .deviceState])
+    }
+
+    /// A kind 5 payload's bytes: header with `count`, then `entries` as given (state code, name).
+    static func batchBytes(count: UInt16, _ entries: [(UInt8, String)]) -> [UInt8] {
+        var bytes: [UInt8] = [1, 5, UInt8(count >> 8), UInt8(count & 0xFF)]
+        for (code, name) in entries {
+            let utf8 = Array(name.utf8)
+            bytes += [code, UInt8(utf8.count >> 8), UInt8(utf8.count & 0xFF)] + utf8
+        }
+        return bytes
+    }
+
+    @Test("layout of a batch of device states")
+    func batchLayout() {
+        let batch = DeviceStatePayload.deviceStates([DeviceStateEntry(device: Builders.device("SIP/1"), state: .busy),
+                                                     DeviceStateEntry(device: Builders.device("SIP/2"), state: .inUse)])
+        #expect(batch.encoded() == [1, 5, 0, 2, 3, 0, 5, 0x53, 0x49, 0x50, 0x2F, 0x31, 2, 0, 5, 0x53, 0x49, 0x50, 0x2F, 0x32])
+        #expect(batch.encoded() == Self.batchBytes(count: 2, [(3, "SIP/1"), (2, "SIP/2")]))
+    }
+
+    @Test("batches(of:): ascending entries in order, each batch within the byte and count limits")
+    func batching() throws {
+        #expect(DeviceStatePayload.batches(of: []).isEmpty)
+        // 400 of the shortest names ("A:a"...): 170 entries of 6 bytes fill a batch exactly.
+        let letters = (UInt8(ascii: "A")...UInt8(ascii: "Z")).map { String(UnicodeScalar($0)) }
+        let shortest = letters.flatMap { first in letters.map { "\(first):\($0.lowercased())" } }.prefix(400)
+            .map { DeviceStateEntry(device: Builders.device($0), state: .inUse) }
+        // Typical names (11-byte entries): 92 to a batch.
+        let typical = (0..<2_000).map { DeviceStateEntry(device: Builders.device("S:\(100_000 + $0)"), state: .inUse) }
+        // Names of the maximum length: 3 entries of 258 bytes to a batch.
+        let long = (0..<10).map { DeviceStateEntry(device: Builders.device("Custom:" + String(repeating: "x", count: 247) + "\($0)"), state: .busy) }
+        for entries in [Array(shortest), typical, long] {
+            let batches = DeviceStatePayload.batches(of: entries)
+            var decoded: [DeviceStateEntry] = []
+            for batch in batches {
+                let bytes = batch.encoded()
+                #expect(bytes.count <= DeviceStatePayload.maxBatchBytes)
+                guard case .deviceStates(let part) = try DeviceStatePayload(decoding: bytes) else {
+                    Issue.record("not a batch: \(batch)")
+                    continue
+                }
+                #expect((1...DeviceStatePayload.maxBatchCount).contains(part.count))
+                decoded += part
+            }
+            #expect(decoded == entries)
+        }
+        #expect(DeviceStatePayload.maxBatchCount == 170)
+        let full = DeviceStatePayload.batches(of: Array(shortest))
+        #expect(full.map { if case .deviceStates(let part) = $0 { part.count } else { 0 } } == [170, 170, 60])
+        #expect(full.first?.encoded().count == DeviceStatePayload.maxBatchBytes)
+        #expect(DeviceStatePayload.batches(of: typical).count == 22)
+        #expect(DeviceStatePayload.batches(of: long).count == 4)
+    }
+
+    @Test("rejects a batch with no entries or more than the limit")
+    func rejectsBatchCount() {
+        #expect(throws: ServiceWireError.invalidValue(field: "device states count", value: 0)) {
+            try DeviceStatePayload(decoding: Self.batchBytes(count: 0, []))
+        }
+        #expect(throws: ServiceWireError.countOutOfRange(field: "device states", count: 171, limit: DeviceStatePayload.maxBatchCount)) {
+            try DeviceStatePayload(decoding: Self.batchBytes(count: 171, [(1, "SIP/1")]))
+        }
+        #expect(throws: ServiceWireError.countOutOfRange(field: "device states", count: 0xFFFF, limit: DeviceStatePayload.maxBatchCount)) {
+            try DeviceStatePayload(decoding: Self.batchBytes(count: 0xFFFF, [(1, "SIP/1")]))
+        }
+        // Fewer entries than counted.
+        #expect(throws: ServiceWireError.truncated(needed: 1, available: 0)) {
+            try DeviceStatePayload(decoding: Self.batchBytes(count: 2, [(1, "SIP/1")]))
+        }
+    }
+
+    @Test("rejects a batch longer than its byte limit before parsing it")
+    func rejectsOversizedBatch() {
+        let entries = (0..<300).map { (UInt8(1), "SIP/\(1_000 + $0)") }
+        let bytes = Self.batchBytes(count: 300, entries)
+        #expect(bytes.count > DeviceStatePayload.maxBatchBytes)
+        #expect(throws: ServiceWireError.oversized(size: bytes.count, limit: DeviceStatePayload.maxBatchBytes)) {
+            try DeviceStatePayload(decoding: bytes)
+        }
+    }
+
+    @Test("rejects a batch whose devices are out of order or repeated, even when only normalized alike")
+    func rejectsBatchOrder() {
+        #expect(throws: ServiceWireError.notAscending(field: "device states")) {
+            try DeviceStatePayload(decoding: Self.batchBytes(count: 2, [(1, "SIP/2"), (1, "SIP/1")]))
+        }
+        #expect(throws: ServiceWireError.notAscending(field: "device states")) {
+            try DeviceStatePayload(decoding: Self.batchBytes(count: 2, [(1, "SIP/1"), (2, "SIP/1")]))
+        }
+        // "sip/1" normalizes to "SIP/1".
+        #expect(throws: ServiceWireError.notAscending(field: "device states")) {
+            try DeviceStatePayload(decoding: Self.batchBytes(count: 2, [(1, "SIP/1"), (2, "sip/1")]))
+        }
+    }
+
+    @Test("rejects a batch entry with an unknown state or a bad device name")
+    func rejectsBatchEntries() {
+        #expect(throws: ServiceWireError.invalidValue(field: "state", value: 9)) {
+            try DeviceStatePayload(decoding: Self.batchBytes(count: 2, [(1, "SIP/1"), (9, "SIP/2")]))
+        }
+        #expect(throws: ServiceWireError.invalidText(field: "device")) {
+            try DeviceStatePayload(decoding: Self.batchBytes(count: 1, [(1, "SIP")]))
+        }
+        #expect(throws: ServiceWireError.lengthOutOfRange(field: "device", length: 0, minimum: 1, maximum: 255)) {
+            try DeviceStatePayload(decoding: Self.batchBytes(count: 1, [(1, "")]))
+        }
+        #expect(throws: ServiceWireError.lengthOutOfRange(field: "device", length: 256, minimum: 1, maximum: 255)) {
+            try DeviceStatePayload(decoding: [1, 5, 0, 1, 1, 1, 0])
+        }
     }
 
     @Test("layout of a device state")
@@ -53,8 +164,8 @@ struct DeviceStatePayloadCodecTests {
         bytes[0] = 2
         #expect(throws: ServiceWireError.unsupportedVersion(2, format: "device state")) { try DeviceStatePayload(decoding: bytes) }
         bytes = Self.samples[0].encoded()
-        bytes[1] = 5
-        #expect(throws: ServiceWireError.unknownKind(5, format: "device state")) { try DeviceStatePayload(decoding: bytes) }
+        bytes[1] = 6
+        #expect(throws: ServiceWireError.unknownKind(6, format: "device state")) { try DeviceStatePayload(decoding: bytes) }
         bytes = Self.samples[0].encoded()
         bytes[2] = 9
         #expect(throws: ServiceWireError.invalidValue(field: "state", value: 9)) { try DeviceStatePayload(decoding: bytes) }
@@ -92,7 +203,7 @@ struct DeviceStatePayloadCodecTests {
     func fuzz(seed: UInt64) {
         var generator = SeededGenerator(seed: seed)
         for _ in 0..<2_000 {
-            let input = Mutation.mutate(Self.samples[Int.random(in: 0..<3, using: &generator)].encoded(), using: &generator)
+            let input = Mutation.mutate(Self.samples.randomElement(using: &generator)!.encoded(), using: &generator)
             if let payload = try? DeviceStatePayload(decoding: input) {
                 // Re-encoding is stable (names are normalized on decode, so compare decoded values).
                 #expect((try? DeviceStatePayload(decoding: payload.encoded())) == payload)

@@ -236,7 +236,24 @@ public final class RingNode {
         eventLoop.preconditionInEventLoop()
         guard isRunning else { throw .notRunning }
         let effects = try core.submit(payload, delivery: delivery, now: MonotonicClock.now())
-        handleInput { _ in effects }
+        // Usually there is nothing to do: the token takes the message on its next visit.
+        guard !effects.isEmpty else { return }
+        if isHandlingInput {
+            execute(effects)
+            return
+        }
+        // The message woke a held token (a TOKEN_HOLD_CANCEL, spec §3.2): it is sent at once,
+        // but this node's own copy of it, and so in a ring of one the token itself, is handled
+        // after this turn of the loop. A burst of submits in one turn (a join re-publication,
+        // a client's pipelined requests) then wakes the token once, not once per message: in
+        // a ring of one each wake-up ran some 30 token visits before the token was held again,
+        // and 5,000 re-published states kept a restarted node busy for seconds.
+        isHandlingInput = true
+        execute(effects)
+        flushSends()
+        isHandlingInput = false
+        if loopbackHead < loopback.count { scheduleLoopbackDrain() }
+        dispatchEvents()
     }
 
     /// Application messages queued and not yet sent.
