@@ -16,8 +16,9 @@ import subprocess
 import sys
 import datetime
 
-START = "<!-- asterisk-bench:start -->"
-END = "<!-- asterisk-bench:end -->"
+import benchmarks_md
+
+START, END = benchmarks_md.START, benchmarks_md.END
 
 
 def load(path):
@@ -218,17 +219,7 @@ def main():
         text = open(a.out).read()
     except FileNotFoundError:
         text = ""
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + block + ("\n" + after if after else "")
-    else:
-        marker = "\n## Raw data"
-        if marker in text:
-            head, tail = text.split(marker, 1)
-            text = head.rstrip("\n") + "\n\n" + block + marker + tail
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
+    text = benchmarks_md.place(text, block)
     open(a.out, "w").write(text)
     print(f"asterisk-bench-report: wrote the section into {a.out}")
     return 0

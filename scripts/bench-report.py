@@ -7,6 +7,7 @@ usage: bench-report.py --ours FILE --corosync DIR [--machine FILE] [--commands F
 Each figure: median [min-max] over repetitions (as corosync's summarize.py).
 """
 import argparse, glob, json, os, re, statistics
+import benchmarks_md
 
 def fmt(values, nd=0):
     if not values:
@@ -209,18 +210,11 @@ def main():
     text = '\n'.join(lines)
     # Keep the section scripts/asterisk-bench-report.py maintains (another run, another script).
     try:
-        previous = open(a.out).read()
+        kept = benchmarks_md.section(open(a.out).read())
     except FileNotFoundError:
-        previous = ''
-    start, end = '<!-- asterisk-bench:start -->', '<!-- asterisk-bench:end -->'
-    if start in previous and end in previous:
-        block = start + previous.split(start, 1)[1].split(end, 1)[0] + end + '\n'
-        marker = '\n## Raw data'
-        if marker in text:
-            head, tail = text.split(marker, 1)
-            text = head.rstrip('\n') + '\n\n' + block + marker + tail
-        else:
-            text = text.rstrip('\n') + '\n\n' + block
+        kept = None
+    if kept:
+        text = benchmarks_md.place(text, kept)
     open(a.out, 'w').write(text)
     print(f'wrote {a.out}')
 
