@@ -67,10 +67,29 @@ def main():
     rows = load(a.results)
     stacks = ["incumbent", "devcluster"]
     names = {"incumbent": "Asterisk + res_corosync + corosync 3", "devcluster": "Asterisk + res_devcluster + devclusterd"}
-    lat = {s: one(rows, stack=s, watch="others", metric="devstate_latency_ms") for s in stacks}
-    own_lat = {s: one(rows, stack=s, watch="self", metric="devstate_latency_ms") for s in stacks}
-    burst = {s: one(rows, stack=s, watch="others", metric="devstate_burst") for s in stacks}
-    own = {s: one(rows, stack=s, watch="self", metric="devstate_burst") for s in stacks}
+    def merged(stack, watch, metric):
+        # Repetitions: each figure is the median over them (min and max kept for the table).
+        found = pick(rows, stack=stack, watch=watch, metric=metric)
+        if not found:
+            return None
+        out = {"n_reps": len(found), "seen_all": all(r.get("seen_all", True) for r in found), "changes": found[0].get("changes")}
+        for key in ("p50", "p99", "changes_per_s"):
+            values = [r[key] for r in found if key in r and r.get("seen_all", True)]
+            if values:
+                out[key] = statistics.median(values)
+                out[key + "_range"] = (min(values), max(values))
+        return out
+    lat = {s: merged(s, "others", "devstate_latency_ms") for s in stacks}
+    own_lat = {s: merged(s, "self", "devstate_latency_ms") for s in stacks}
+    burst = {s: merged(s, "others", "devstate_burst") for s in stacks}
+    own = {s: merged(s, "self", "devstate_burst") for s in stacks}
+
+    def ranged(figure, key, digits=3):
+        if not figure or key not in figure:
+            return "n/a"
+        low, high = figure[key + "_range"]
+        text = f"{figure[key]:.{digits}g}"
+        return text if figure["n_reps"] == 1 else f"{text} [{low:.{digits}g}-{high:.{digits}g}]"
     kills = {s: pick(rows, stack=s, metric="purge_kill") for s in stacks}
     links = {s: pick(rows, stack=s, metric="purge_link") for s in stacks}
     daemon = pick(rows, stack="devcluster-daemon")
@@ -96,7 +115,8 @@ def main():
         "`DeviceStateChange` event timed on servers 2 and 3). Purge trials: server 1 alone holds a device INUSE; "
         "kill -9 of its Asterisk and daemon, or its link cut; timed until server 2 raises `DeviceStateChange` for the "
         "device (what hints, panels and phones follow) and until `DEVICE_STATE()` there stops reading INUSE (the cache). "
-        "Cells with several trials: median [min-max].")
+        "Cells with several trials or repetitions: median [min-max]; latency and burst repetitions alternate "
+        "between the setting server alone and the cluster.")
     lines.append("")
     try:
         kernel = platform.release()
@@ -115,14 +135,14 @@ def main():
     def row(label, cells):
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
 
-    row("one change at a time, seen on both other servers: p50 / p99 ms",
-        [f"{fmt(lat[s]['p50'])} / {fmt(lat[s]['p99'])}" if lat[s] else "n/a" for s in stacks])
+    row("one change at a time, seen on both other servers: p50 ms", [ranged(lat[s], "p50") for s in stacks])
+    row("same: p99 ms", [ranged(lat[s], "p99") for s in stacks])
     row("same, seen by the setting server itself: p50 / p99 ms",
-        [f"{fmt(own_lat[s]['p50'])} / {fmt(own_lat[s]['p99'])}" if own_lat[s] else "n/a" for s in stacks])
+        [f"{ranged(own_lat[s], 'p50')} / {ranged(own_lat[s], 'p99')}" for s in stacks])
     row("burst, all seen on both other servers: changes/s",
-        [f"{burst[s]['changes_per_s']:,.0f} ({burst[s]['changes']} changes)" if burst[s] and burst[s].get("seen_all") else "n/a" for s in stacks])
+        [f"{ranged(burst[s], 'changes_per_s', 4)} ({burst[s]['changes']} changes)" if burst[s] else "n/a" for s in stacks])
     row("burst, one server alone raising its own events (Asterisk's own limit with that module loaded): changes/s",
-        [f"{own[s]['changes_per_s']:,.0f}" if own[s] and own[s].get("seen_all") else "n/a" for s in stacks])
+        [ranged(own[s], "changes_per_s", 4) for s in stacks])
     row("kill -9 of server 1: DeviceStateChange on server 2 (hints follow)", [purge_cell(kills[s], "event_s") for s in stacks])
     row("kill -9 of server 1: DEVICE_STATE() on server 2 stops reading INUSE", [purge_cell(kills[s], "cache_s") for s in stacks])
     row("server 1's link cut: DeviceStateChange on server 2", [purge_cell(links[s], "event_s") for s in stacks])
@@ -180,10 +200,10 @@ def main():
         verdicts.append(("p50 and p99 no higher than the incumbent's", ok,
                          f"{fmt(lat['devcluster']['p50'])} / {fmt(lat['devcluster']['p99'])} ms against "
                          f"{fmt(lat['incumbent']['p50'])} / {fmt(lat['incumbent']['p99'])} ms"))
-    if burst["devcluster"] and own["devcluster"] and burst["devcluster"].get("seen_all") and own["devcluster"].get("seen_all"):
+    if burst["devcluster"] and own["devcluster"] and "changes_per_s" in burst["devcluster"] and "changes_per_s" in own["devcluster"]:
         share = burst["devcluster"]["changes_per_s"] / own["devcluster"]["changes_per_s"]
         incumbent_share = (burst["incumbent"]["changes_per_s"] / own["incumbent"]["changes_per_s"]
-                           if burst["incumbent"] and own["incumbent"] and own["incumbent"].get("changes_per_s") else None)
+                           if burst["incumbent"] and own["incumbent"] and "changes_per_s" in burst["incumbent"] and own["incumbent"].get("changes_per_s") else None)
         verdicts.append(("burst at least 95% of one server's own rate", share >= 0.95,
                          f"{share:.0%} of {own['devcluster']['changes_per_s']:,.0f}/s"
                          + (f" (the incumbent: {incumbent_share:.0%} of its {own['incumbent']['changes_per_s']:,.0f}/s)" if incumbent_share else "")))

@@ -4,7 +4,9 @@
 # measured through AMI as a PBX administrator sees it. Needs root (network namespaces).
 #
 # usage: scripts/asterisk-bench.sh [--count N] [--burst N] [--purge-trials N] [--out FILE]
-#   --count N         one-at-a-time changes per stack (default 300)
+#   --count N         one-at-a-time changes per repetition (default 300; a multiple of 100, so that
+#                     every repetition starts from the same states)
+#   --reps N          repetitions of the latency and burst measurements (default 3)
 #   --burst N         changes in the burst (default 2000)
 #   --purge-trials N  kill -9 trials per stack, and link-down trials (default 3)
 #   --out FILE        JSON lines (default .build-bench/asterisk-STAMP/results.jsonl); a summary goes to stdout
@@ -23,12 +25,13 @@
 # turns the results into BENCHMARKS.md's "Asterisk servers side by side" section.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-COUNT=300; BURST=2000; TRIALS=3; OUT=""
+COUNT=300; BURST=2000; TRIALS=3; REPS=3; OUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --count) COUNT=$2; shift 2;;
     --burst) BURST=$2; shift 2;;
     --purge-trials) TRIALS=$2; shift 2;;
+    --reps) REPS=$2; shift 2;;
     --out) OUT=$2; shift 2;;
     *) sed -n '2,22p' "$0"; exit 2;;
   esac
@@ -145,12 +148,16 @@ run_stack() { # $1 = incumbent | devcluster
   if [ "$stack" = devcluster ]; then
     timeout 20 bash "$TB" dc 1 settings --json 2>>"$LOG" | sed 's/^{/{"stack":"devcluster","metric":"settings",/' | tee -a "$OUT"
   fi
-  echo "== $stack: Asterisk's own limit" | tee -a "$LOG"
-  timeout 300 bash "$TB" exec 1 python3 "$AMIBENCH" --set 10.214.0.1 --watch 10.214.0.1 --count "$COUNT" --burst "$BURST" 2>>"$LOG" \
-    | sed "s/^{/{\"stack\":\"$stack\",\"watch\":\"self\",/" | tee -a "$OUT"
-  echo "== $stack: the cluster" | tee -a "$LOG"
-  timeout 300 bash "$TB" exec 1 python3 "$AMIBENCH" --set 10.214.0.1 --watch 10.214.0.2 10.214.0.3 --count "$COUNT" --burst "$BURST" 2>>"$LOG" \
-    | sed "s/^{/{\"stack\":\"$stack\",\"watch\":\"others\",/" | tee -a "$OUT"
+  local rep
+  for rep in $(seq 1 "$REPS"); do
+    # Alternating, so that drift in the machine's speed falls on both measurements alike.
+    echo "== $stack: Asterisk's own limit, repetition $rep" | tee -a "$LOG"
+    timeout 300 bash "$TB" exec 1 python3 "$AMIBENCH" --set 10.214.0.1 --watch 10.214.0.1 --count "$COUNT" --burst "$BURST" 2>>"$LOG" \
+      | sed "s/^{/{\"stack\":\"$stack\",\"watch\":\"self\",\"rep\":$rep,/" | tee -a "$OUT"
+    echo "== $stack: the cluster, repetition $rep" | tee -a "$LOG"
+    timeout 300 bash "$TB" exec 1 python3 "$AMIBENCH" --set 10.214.0.1 --watch 10.214.0.2 10.214.0.3 --count "$COUNT" --burst "$BURST" 2>>"$LOG" \
+      | sed "s/^{/{\"stack\":\"$stack\",\"watch\":\"others\",\"rep\":$rep,/" | tee -a "$OUT"
+  done
   echo "== $stack: where the CPU goes in a burst" | tee -a "$LOG"
   local before after
   before=$(cpu_snapshot)
