@@ -15,7 +15,7 @@
 #   1. Asterisk's own limit: ../shared/bench/asterisk/ami_devstate_bench.py with server 1 watching itself;
 #   2. the cluster: the same script, set on server 1, DeviceStateChange timed on servers 2 and 3
 #      (latency p50/p99 one change at a time; burst changes/s until both have seen all);
-#   3. kill -9 of server 1 (Asterisk and its daemon) while it alone holds Custom:purgeK INUSE: the
+#   3. (run first) kill -9 of server 1 (Asterisk and its daemon) while it alone holds Custom:purgeK INUSE: the
 #      time until server 2 raises DeviceStateChange for it (what hints, panels and phones follow)
 #      and until DEVICE_STATE() there stops reading INUSE (the cache), each bounded by 30 s;
 #   4. a lost host: server 1's link cut (ip link set eth0 down in its namespace), same timings.
@@ -148,6 +148,10 @@ run_stack() { # $1 = incumbent | devcluster
   if [ "$stack" = devcluster ]; then
     timeout 20 bash "$TB" dc 1 settings --json 2>>"$LOG" | sed 's/^{/{"stack":"devcluster","metric":"settings",/' | tee -a "$OUT"
   fi
+  # The purge trials first, while server 1 holds only the trial devices (the bursts below leave it
+  # thousands, and clearing each costs Asterisk some 65 us: see BENCHMARKS.md).
+  for k in $(seq 1 "$TRIALS"); do echo "== $stack: kill -9 trial $k" | tee -a "$LOG"; purge_trial "$stack" kill "$k"; done
+  for k in $(seq 1 "$TRIALS"); do echo "== $stack: link-down trial $k" | tee -a "$LOG"; purge_trial "$stack" link "$k"; done
   local rep
   for rep in $(seq 1 "$REPS"); do
     # Alternating, so that drift in the machine's speed falls on both measurements alike.
@@ -171,8 +175,6 @@ cpu = {name: round(after[name] - before.get(name, 0.0), 3) for name in after}
 print(json.dumps({"stack": stack, "metric": "burst_cpu_s", "changes": changes, "cpu_s": cpu,
                   "us_per_change": {name: round(seconds / changes * 1e6, 1) for name, seconds in cpu.items()}}))
 PY
-  for k in $(seq 1 "$TRIALS"); do echo "== $stack: kill -9 trial $k" | tee -a "$LOG"; purge_trial "$stack" kill "$k"; done
-  for k in $(seq 1 "$TRIALS"); do echo "== $stack: link-down trial $k" | tee -a "$LOG"; purge_trial "$stack" link "$k"; done
   timeout 120 bash "$TB" down >>"$LOG" 2>&1
 }
 
