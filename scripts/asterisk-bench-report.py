@@ -229,6 +229,39 @@ def main():
     for label, ok, detail in verdicts:
         lines.append(f"- {'met' if ok else '**not met**'}: {label}: {detail}")
     lines.append("")
+    # What limits the figures (numbers from this run where the run has them).
+    lines.append("What limits these figures:")
+    lines.append("")
+    ours = cpu.get("devcluster")
+    theirs = cpu.get("incumbent")
+    if ours:
+        total = sum(ours["us_per_change"].values())
+        daemons = sum(v for k, v in ours["us_per_change"].items() if not k.startswith("asterisk"))
+        cores = int(subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or "2")
+        text = (f"- The burst. All three servers share this machine's {cores} vCPUs. Each change costs the three "
+                f"Asterisks {total - daemons:.0f} µs of CPU together (server 1 raising it, servers 2 and 3 injecting and "
+                f"aggregating it) against {daemons:.0f} µs in the three devclusterds ({daemons / total:.0%} of the total), "
+                "while one server raising its own events with the other two idle pays only its own share. On this test bed "
+                "the burst is limited by the three Asterisks' work on shared vCPUs, not by the cluster layer; on servers "
+                "of their own each Asterisk has its own CPU")
+        if theirs:
+            their_total = sum(theirs["us_per_change"].values())
+            their_daemons = sum(v for k, v in theirs["us_per_change"].items() if not k.startswith("asterisk"))
+            text += (f", while corosync spends {their_daemons:.0f} µs a change in its three daemons "
+                     f"({their_daemons / their_total:.0%} of the incumbent's {their_total:.0f} µs)")
+        lines.append(text + ".")
+    lines.append("- A purge. Detection is quick (the successor probe and the kernel's port-unreachable answer: "
+                 "about 0.2-0.3 s for a crashed daemon; token + consensus for a lost host, as in corosync), but then "
+                 "every server's Asterisk clears the dead server's entries one by one, at some 90 µs each (the clear, "
+                 "the new aggregate, the hints and AMI): a server that held 11,000 devices took 1.15-1.41 s to purge "
+                 "in an earlier run of this script (run 20261206-051551), one that held a few devices (this table: the purge trials run first) "
+                 "0.25-0.39 s. A lost host's figure is token + consensus plus that purge.")
+    lines.append("- The daemon's own path. Measured with one client on loopback (udpu, a Python client setting a state "
+                 "and waiting for the push on another node), `devstate_set` took 0.33 ms p50 against 0.30 ms for an "
+                 "`event_publish` of the same size; the gap `devcluster-bench` shows at 200 a second is larger and not "
+                 "yet explained: the persistence is off the ring's thread now (written at most every 50 ms by a thread "
+                 "of its own), and with no persistence at all the gap stayed.")
+    lines.append("")
     lines.append(END)
     block = "\n".join(lines) + "\n"
 

@@ -149,7 +149,7 @@ run_stack() { # $1 = incumbent | devcluster
     timeout 20 bash "$TB" dc 1 settings --json 2>>"$LOG" | sed 's/^{/{"stack":"devcluster","metric":"settings",/' | tee -a "$OUT"
   fi
   # The purge trials first, while server 1 holds only the trial devices (the bursts below leave it
-  # thousands, and clearing each costs Asterisk some 65 us: see BENCHMARKS.md).
+  # thousands, and clearing each costs Asterisk some 90 us: see BENCHMARKS.md).
   for k in $(seq 1 "$TRIALS"); do echo "== $stack: kill -9 trial $k" | tee -a "$LOG"; purge_trial "$stack" kill "$k"; done
   for k in $(seq 1 "$TRIALS"); do echo "== $stack: link-down trial $k" | tee -a "$LOG"; purge_trial "$stack" link "$k"; done
   local rep
