@@ -299,14 +299,20 @@ final class ClusterHub {
         reportedEntityConflicts = conflicts
     }
 
-    private func push(_ topic: Topic, event: String, data: JSONObject) {
+    /// Pushes to the watchers of `topic`; `data` is built only if one wants it (every delivered
+    /// device state produces a `servers` change, which most daemons have no watcher for).
+    private func push(_ topic: Topic, event: String, data: @autoclosure () -> JSONObject) {
         guard !watchers.isEmpty else { return }
+        var built: JSONValue?
         for (key, watcher) in watchers {
             guard let connection = watcher.connection, connection.isOpen else {
                 watchers.removeValue(forKey: key)
                 continue
             }
-            if watcher.topics.contains(topic) { connection.push(event: event, data: .object(data)) }
+            guard watcher.topics.contains(topic) else { continue }
+            let value = built ?? .object(data())
+            built = value
+            connection.push(event: event, data: value)
         }
     }
 
@@ -441,9 +447,6 @@ final class ClusterHub {
         stateDirty = false
         stateWriter.store(deviceState.localState)
     }
-
-    /// Writes and failures of the state file so far (`nil` before start).
-    var stateFileReport: StateFileWriter.Report? { stateWriter?.report }
 
     // MARK: Reports
 
