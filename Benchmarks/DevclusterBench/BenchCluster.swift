@@ -291,7 +291,8 @@ final class BenchCluster {
         for pid in pids.values { kill(pid, SIGTERM) }
         let deadline = monotonicNanoseconds() + UInt64(grace * 1e9)
         var remaining = pids
-        for _ in 0..<100_000 where !remaining.isEmpty && monotonicNanoseconds() < deadline {
+        for _ in 0..<100_000 {
+            guard !remaining.isEmpty && monotonicNanoseconds() < deadline else { break }
             for (index, pid) in remaining {
                 var status: Int32 = 0
                 if waitpid(pid, &status, WNOHANG) == pid {

@@ -62,7 +62,8 @@ final class ControlConnection {
         let deadline = monotonicNanoseconds() + UInt64(timeout * 1e9)
         var offset = 0
         return bytes.withUnsafeBytes { raw in
-            for _ in 0..<1_000_000 where offset < raw.count {
+            for _ in 0..<1_000_000 {
+                guard offset < raw.count else { break }
                 let count = write(descriptor, raw.baseAddress! + offset, raw.count - offset)
                 if count > 0 {
                     offset += count
@@ -148,7 +149,8 @@ final class ControlConnection {
         let deadline = monotonicNanoseconds() + UInt64(timeout * 1e9)
         var response: [String: Any]?
         let prefix = Array("{\"id\":\(id),".utf8)
-        for _ in 0..<1_000_000 where response == nil {
+        for _ in 0..<1_000_000 {
+            guard response == nil else { break }
             guard monotonicNanoseconds() < deadline else { break }
             let open = readLines(timeoutMilliseconds: 50) { line in
                 if line.count >= prefix.count && prefix.withUnsafeBufferPointer({ memcmp($0.baseAddress!, line.baseAddress!, prefix.count) == 0 }) {

@@ -67,7 +67,10 @@ func runDeviceState(cluster: BenchCluster, rate: Double, duration: Double, conte
             collected.update { $0[node] = outcome }
         }
     }
-    for _ in 0..<1_000 where readyCount.value < receivers.count { usleep(10_000) }
+    for _ in 0..<1_000 {
+        guard readyCount.value < receivers.count else { break }
+        usleep(10_000)
+    }
     let setter = try ControlConnection(path: cluster.socket(1))
     let total = Int(rate * duration)
     var sentAt = [UInt64](repeating: 0, count: total)
@@ -142,7 +145,10 @@ func runDeviceStateClient(cluster: BenchCluster, duration: Double, window: Int, 
         let outcome = collectDeviceEvents(socket: socket, prefix: "c", stopAt: stopAt) { readyCount.update { $0 += 1 } }
         collected.set(outcome)
     }
-    for _ in 0..<1_000 where readyCount.value < 1 { usleep(10_000) }
+    for _ in 0..<1_000 {
+        guard readyCount.value < 1 else { break }
+        usleep(10_000)
+    }
     let configuration = PublisherConfiguration(socket: cluster.socket(1), node: 1, size: 0, rate: 0, duration: duration,
                                                window: window, startAt: startAt, operation: .deviceState)
     let publisher = Publisher(configuration: configuration).run()

@@ -35,7 +35,8 @@ func runFailover(cluster: BenchCluster, rep: Int, context: FigureContext, figure
     cluster.killHard(victim)
     var detectedAt: UInt64 = 0
     let detectDeadline = killedAt + 60_000_000_000
-    for _ in 0..<100_000 where detectedAt == 0 && monotonicNanoseconds() < detectDeadline {
+    for _ in 0..<100_000 {
+        guard detectedAt == 0 && monotonicNanoseconds() < detectDeadline else { break }
         let open = watcher.readLines(timeoutMilliseconds: 10) { line in
             if detectedAt == 0, let members = viewMembers(line), !members.contains(victim) { detectedAt = monotonicNanoseconds() }
         }
@@ -54,7 +55,8 @@ func runFailover(cluster: BenchCluster, rep: Int, context: FigureContext, figure
     var victimSawAll: UInt64 = 0
     var lastPoll: UInt64 = 0
     let rejoinDeadline = startedAt + 60_000_000_000
-    for _ in 0..<100_000 where (nodeOneSawAll == 0 || victimSawAll == 0) && monotonicNanoseconds() < rejoinDeadline {
+    for _ in 0..<100_000 {
+        guard (nodeOneSawAll == 0 || victimSawAll == 0) && monotonicNanoseconds() < rejoinDeadline else { break }
         let open = watcher.readLines(timeoutMilliseconds: 5) { line in
             if nodeOneSawAll == 0, let members = viewMembers(line), members == everyone { nodeOneSawAll = monotonicNanoseconds() }
         }

@@ -24,7 +24,10 @@ func runThroughput(cluster: BenchCluster, size: Int, senders: Int, rate: Double,
             subscriberResults.update { $0.append(result) }
         }
     }
-    for _ in 0..<1_000 where readyCount.value < subscriberNodes.count { usleep(10_000) }
+    for _ in 0..<1_000 {
+        guard readyCount.value < subscriberNodes.count else { break }
+        usleep(10_000)
+    }
     guard readyCount.value == subscriberNodes.count else { throw BenchError("subscribers not ready within 10 s") }
     let startAt = monotonicNanoseconds() + 200_000_000
     let publisherResults = Shared<[PublisherResult]>([])

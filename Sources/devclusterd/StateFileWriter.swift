@@ -106,7 +106,8 @@ final class StateFileWriter: Sendable {
     func waitUntilIdle(timeout: Duration) -> Bool {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
-        for _ in 0..<100_000 where clock.now < deadline {
+        for _ in 0..<100_000 {
+            guard clock.now < deadline else { break }
             if state.withLock({ $0.pending == nil && !$0.writingNow }) { return true }
             usleep(1_000)
         }

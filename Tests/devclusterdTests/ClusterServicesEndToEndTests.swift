@@ -138,7 +138,8 @@ final class RawControlConnection {
     func send(_ line: String) throws {
         let bytes = Array((line + "\n").utf8)
         var written = 0
-        for _ in 0..<1_000 where written < bytes.count {
+        for _ in 0..<1_000 {
+            guard written < bytes.count else { break }
             let count = bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress! + written, $0.count - written, Int32(MSG_NOSIGNAL)) }
             if count > 0 {
                 written += count

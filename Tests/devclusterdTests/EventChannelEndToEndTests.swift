@@ -176,7 +176,10 @@ struct EventChannelEndToEndTests {
                     return
                 }
             }
-            for _ in 0..<2_000 where accepted.withLock({ $0 }) < count { usleep(10_000) }
+            for _ in 0..<2_000 {
+                guard accepted.withLock({ $0 }) < count else { break }
+                usleep(10_000)
+            }
         }
         writer.start()
 

@@ -80,7 +80,10 @@ enum Tool {
         guard let process = launch(executable, arguments, output: output, error: error, result: &result) else { return result }
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
-        for _ in 0..<100_000 where process.isRunning && clock.now < deadline { try? await Task.sleep(for: .milliseconds(2)) }
+        for _ in 0..<100_000 {
+            guard process.isRunning && clock.now < deadline else { break }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
         finish(process, output: output, error: error, result: &result)
         return result
     }
@@ -99,7 +102,10 @@ enum Tool {
         guard let process = launch(executable, arguments, output: output, error: error, result: &result) else { return result }
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
-        for _ in 0..<100_000 where process.isRunning && clock.now < deadline { usleep(2_000) }
+        for _ in 0..<100_000 {
+            guard process.isRunning && clock.now < deadline else { break }
+            usleep(2_000)
+        }
         finish(process, output: output, error: error, result: &result)
         return result
     }
@@ -393,7 +399,10 @@ final class NamespaceCluster {
         for process in processes.values where process.isRunning { kill(process.processIdentifier, SIGTERM) }
         let clock = ContinuousClock()
         let deadline = clock.now + grace
-        for _ in 0..<10_000 where processes.values.contains(where: \.isRunning) && clock.now < deadline { usleep(5_000) }
+        for _ in 0..<10_000 {
+            guard processes.values.contains(where: \.isRunning) && clock.now < deadline else { break }
+            usleep(5_000)
+        }
         var endings: [Int: String] = [:]
         for (index, process) in processes {
             if process.isRunning {

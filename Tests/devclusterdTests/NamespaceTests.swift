@@ -256,7 +256,8 @@ struct NamespaceTests {
         // Several token and join periods: they stay apart the whole time.
         let clock = ContinuousClock()
         let until = clock.now + .seconds(3)
-        for _ in 0..<100 where clock.now < until {
+        for _ in 0..<100 {
+            guard clock.now < until else { break }
             let views = await cluster.views()
             for index in 1...2 {
                 #expect(views[index]??.members.contains(3) != true, "node \(index) took node 3 of another cluster: \(describe(views))")

@@ -131,7 +131,8 @@ struct SegmentationOffloadTests {
         for (peer, expected) in zip(peers, [expected2, expected3]) {
             let received = ReceiveBatch(capacity: 16, maxDatagramBytes: 1_472)
             var firstBytes: [Int] = []
-            for _ in 0..<200 where firstBytes.count < expected.count {
+            for _ in 0..<200 {
+                guard firstBytes.count < expected.count else { break }
                 let count = peer.receive(into: received)
                 for entry in 0..<count { firstBytes.append(Int(received.bytes(at: entry)[0])) }
                 if count == 0 { sleepBriefly() }
@@ -165,7 +166,8 @@ struct SegmentationOffloadTests {
         for datagrams in [run, lone, oversized] {
             _ = try sendAndCollect(datagrams, from: sender, to: nil, subnet: subnet)
         }
-        for _ in 0..<200 where seen < 16 {
+        for _ in 0..<200 {
+            guard seen < 16 else { break }
             let count = receiver.receive(into: batch)
             messages += batch.messageCount
             seen += count
@@ -209,7 +211,8 @@ struct SegmentationOffloadTests {
 
         let batch = ReceiveBatch(capacity: 16, maxDatagramBytes: 1_472)
         var received: [[UInt8]] = []
-        for _ in 0..<200 where received.count < datagrams.count {
+        for _ in 0..<200 {
+            guard received.count < datagrams.count else { break }
             let count = receiver.receive(into: batch)
             for entry in 0..<count { received.append(Array(batch.bytes(at: entry))) }
             if count == 0 { sleepBriefly() }

@@ -39,7 +39,8 @@ struct UDPSocketTests {
         }
         let batch = ReceiveBatch(capacity: 16, maxDatagramBytes: 1_472)
         var received: [[UInt8]] = []
-        for _ in 0..<100 where received.count < 10 {
+        for _ in 0..<100 {
+            guard received.count < 10 else { break }
             let count = receiver.receive(into: batch)
             for entry in 0..<count { received.append(Array(batch.bytes(at: entry))) }
             if count == 0 { sleepBriefly() }
@@ -61,7 +62,8 @@ struct UDPSocketTests {
         let batch = ReceiveBatch(capacity: 8, maxDatagramBytes: 100)
         var kept: [Int] = []
         var seen = 0
-        for _ in 0..<100 where seen < 3 {
+        for _ in 0..<100 {
+            guard seen < 3 else { break }
             let count = receiver.receive(into: batch)
             seen += count
             for entry in 0..<count where !batch.isDropped(at: entry) { kept.append(batch.length(at: entry)) }
@@ -95,7 +97,10 @@ struct UDPSocketTests {
         // Each datagram carries the count as it was when the datagram was queued: the next one
         // after the overflow reports it.
         [UInt8](repeating: 4, count: 10).withUnsafeBytes { _ = sender.send($0, to: subnet.address(1)) }
-        for _ in 0..<100 where receiver.receive(into: batch) == 0 { sleepBriefly() }
+        for _ in 0..<100 {
+            guard receiver.receive(into: batch) == 0 else { break }
+            sleepBriefly()
+        }
         #expect(receiver.counters.kernelReceiveDrops == 200 - received)
     }
 
@@ -130,7 +135,10 @@ struct UDPSocketTests {
         // longer ready (an unread entry would keep epoll waking the loop).
         #expect([UInt8](repeating: 1, count: 20).withUnsafeBytes { sender.send($0, to: nobody) })
         var ready = pollfd(fd: sender.fileDescriptor, events: Int16(POLLIN), revents: 0)
-        for _ in 0..<200 where poll(&ready, 1, 0) == 0 { sleepBriefly() }
+        for _ in 0..<200 {
+            guard poll(&ready, 1, 0) == 0 else { break }
+            sleepBriefly()
+        }
         #expect(ready.revents & Int16(POLLERR) != 0, "the report did not arrive")
         #expect(sender.receive(into: batch) == 0)
         #expect(sender.takeUnreachableDestinations() == [nobody])

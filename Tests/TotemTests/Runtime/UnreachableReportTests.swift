@@ -17,7 +17,8 @@ struct UnreachableReportTests {
         let batch = SendBatch(capacity: 2, maxDatagramBytes: transport.maxDatagramBytes)
         let received = ReceiveBatch(capacity: 4, maxDatagramBytes: transport.maxDatagramBytes, coalesced: transport.receivesCoalesced)
         var nodes: [NodeID] = []
-        for _ in 0..<200 where nodes.isEmpty {
+        for _ in 0..<200 {
+            guard nodes.isEmpty else { break }
             [UInt8](repeating: 7, count: 60).withUnsafeBytes { batch.append($0, to: .node(NodeID(2))) }
             transport.send(batch)
             batch.removeAll()
