@@ -23,6 +23,7 @@ extension SingleRingProtocol {
         // never be resent once we reach RECOVERY of another ring.
         cancel(.tokenHold)
         tokenHeld = false
+        holdsUnsentToken = false
     }
 
     mutating func sendJoin() {

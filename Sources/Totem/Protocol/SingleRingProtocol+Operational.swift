@@ -350,7 +350,29 @@ extension SingleRingProtocol {
     mutating func handleTokenHoldExpiry(now: MonotonicInstant) {
         guard state == .operational || state == .recovery else { return }
         guard let lastSentToken, let successor else { return }
+        holdsUnsentToken = false
         output.append(.unicast(lastSentToken, to: successor))
+    }
+
+    /// Ours: a message submitted at the representative while it holds an unsent token. The held
+    /// token is visited again (flow control, origination, aru) and sent on at once, carrying the
+    /// message, instead of going round empty first. Nobody has seen this token: its token
+    /// sequence is new, so the successor accepts it as the next visit.
+    mutating func revisitHeldToken(now: MonotonicInstant) {
+        guard case .token(var token) = lastSentToken else { return }
+        tokenHeld = false
+        sequenceUnchangedCount = 0
+        cancel(.tokenHold)
+        var allowed = flowControlAllowance(token)
+        limitToWindow(token, allowed: &allowed)
+        let originated = UInt32(originate(&token, allowed: allowed, now: now))
+        token.flowControlCount = token.flowControlCount &+ originated
+        lastVisitTransmitCount = lastVisitTransmitCount &+ originated
+        updateTokenAru(&token)
+        sendToken(.token(token))
+        deliverInOrder(upTo: highSeqReceived)
+        arm(.tokenLoss, after: settings.effectiveToken, now: now)
+        arm(.tokenRetransmit, after: settings.tokenRetransmit, now: now)
     }
 
     mutating func handleMergeDetectExpiry(now: MonotonicInstant) {

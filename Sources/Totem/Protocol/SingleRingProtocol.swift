@@ -84,6 +84,9 @@ public struct SingleRingProtocol: Sendable {
     /// ORF tokens are dropped unread while set (GATHER, COMMIT, after token loss in RECOVERY).
     var tokenDiscard = true
     var lastSentToken: Packet?
+    /// True while `lastSentToken` is a token this representative holds and has not sent: it
+    /// may still take messages submitted here (ours, see `submit`).
+    var holdsUnsentToken = false
     var mergeDetectArmed = false
     var lastPauseCheck = MonotonicInstant.zero
 
@@ -196,6 +199,14 @@ public struct SingleRingProtocol: Sendable {
         }
         packer.enqueue(payload, delivery: delivery)
         statistics.messagesSubmitted += 1
+        // Ours: the representative holding the token it has not sent yet visits it again with
+        // the new message, as if the token had only now arrived; corosync (and the spec)
+        // multicast a hold cancel and resend the held token empty, so the message waited a
+        // whole rotation.
+        if holdsUnsentToken && tokenHeld && isRepresentative && state == .operational && started {
+            revisitHeldToken(now: now)
+            return finishInput()
+        }
         // Spec §3.2, §3.10: wake a held token so the message goes out promptly.
         if tokenHeld && state == .operational && started {
             tokenHeld = false
@@ -290,6 +301,7 @@ extension SingleRingProtocol {
     /// Sends a token (ORF or commit) to the successor and keeps it for retransmission.
     mutating func sendToken(_ token: Packet, forward: Bool = true) {
         lastSentToken = token
+        holdsUnsentToken = !forward
         guard forward, let successor else { return }
         output.append(.unicast(token, to: successor))
     }
@@ -297,6 +309,7 @@ extension SingleRingProtocol {
     /// Resends the last token (token retransmit, hold cancel at the representative).
     mutating func resendLastToken() {
         guard let lastSentToken, let successor else { return }
+        holdsUnsentToken = false
         statistics.tokenRetransmissions += 1
         output.append(.unicast(lastSentToken, to: successor))
     }

@@ -209,6 +209,69 @@ struct OperationalTests {
         #expect(cluster.now - submittedAt < cluster.settings.hold)
     }
 
+    @Test("ours: a submit at the representative holding an unsent token sends the message with that token, no hold cancel")
+    func representativeSubmitRidesTheHeldToken() throws {
+        var cluster = formedRing()
+        // Step until node 1 holds a token it has not sent (the hold timer resends it now and then).
+        for _ in 0..<1_000 {
+            if cluster.nodes[one]?.holdsUnsentToken == true { break }
+            guard cluster.step(until: cluster.now + .seconds(1)) else { break }
+        }
+        let representative = try #require(cluster.nodes[one])
+        #expect(representative.tokenHeld && representative.holdsUnsentToken)
+        guard case .token(let held) = try #require(representative.lastSentToken) else {
+            Issue.record("the held packet is not a token")
+            return
+        }
+        var node = representative
+        let effects = try node.submit([7], now: cluster.now)
+        #expect(!effects.contains { if case .multicast(.tokenHoldCancel) = $0 { true } else { false } })
+        let sentMessages = effects.compactMap { effect -> DataMessage? in
+            if case .multicast(.multicast(let message)) = effect { message } else { nil }
+        }
+        #expect(sentMessages.map(\.sequence) == [held.sequence.next])
+        let tokens = effects.compactMap { effect -> (Token, NodeID)? in
+            if case .unicast(.token(let token), let to) = effect { (token, to) } else { nil }
+        }
+        let (sent, destination) = try #require(tokens.first)
+        #expect(tokens.count == 1 && destination == two)
+        #expect(sent.tokenSequence == held.tokenSequence, "the held token was never sent: its token sequence is still new")
+        #expect(sent.sequence == held.sequence.next && sent.flowControlCount == held.flowControlCount + 1)
+        // The message is first in every effect list: multicast before the token (spec §3.3).
+        let messageIndex = try #require(effects.firstIndex { if case .multicast(.multicast) = $0 { true } else { false } })
+        let tokenIndex = try #require(effects.firstIndex { if case .unicast(.token, _) = $0 { true } else { false } })
+        #expect(messageIndex < tokenIndex)
+        #expect(!node.holdsUnsentToken && !node.tokenHeld)
+
+        // Run it in the cluster: everyone delivers it, one token hop after the submit.
+        let submittedAt = cluster.now
+        try cluster.submit([7], at: one)
+        for _ in 0..<1_000 {
+            if cluster.ids.allSatisfy({ (cluster.delivered[$0] ?? []).last?.payload == [7] }) { break }
+            guard cluster.step(until: cluster.now + .seconds(1)) else { break }
+        }
+        for id in cluster.ids { #expect(cluster.delivered[id]?.last?.payload == [7], "node \(id)") }
+        #expect(cluster.now - submittedAt < cluster.settings.hold)
+        // The ring carries on and holds again once idle.
+        cluster.run(for: .seconds(1))
+        #expect(cluster.nodes[one]?.state == .operational && cluster.nodes[one]?.members == [one, two, three])
+    }
+
+    @Test("ours: once the hold timer has sent the held token, a submit at the representative cancels the hold as the spec does")
+    func representativeSubmitAfterHoldExpiry() throws {
+        var cluster = formedRing()
+        var node = try #require(cluster.nodes[one])
+        for _ in 0..<1_000 {
+            node = try #require(cluster.nodes[one])
+            if node.tokenHeld && !node.holdsUnsentToken { break }
+            guard cluster.step(until: cluster.now + .seconds(1)) else { break }
+        }
+        #expect(node.tokenHeld && !node.holdsUnsentToken)
+        let effects = try node.submit([8], now: cluster.now)
+        #expect(effects.contains(.multicast(.tokenHoldCancel(TokenHoldCancel(sender: one, ringID: node.ringID)))))
+        #expect(!effects.contains { if case .multicast(.multicast) = $0 { true } else { false } })
+    }
+
     @Test("§3.10 (T8): one lost token is recovered by retransmission without a membership change")
     func singleTokenLossRetransmitted() throws {
         var cluster = formedRing()
