@@ -106,13 +106,17 @@ purge_trial() {
       fi
       sleep 0.02
     done; echo none ) > "$poll_out" &
-  local poll_pid=$!
-  t0=$(now)
+  local poll_pid=$! fault_out
+  # The fault's moment: when the kill -9 or the link-down returned, stamped by the shell that ran
+  # it (not before starting the test-bed script, which takes some 25 ms to get there).
   if [ "$kind" = kill ]; then
-    timeout 20 bash "$TB" kill 1 >>"$LOG" 2>&1
+    fault_out=$(timeout 20 bash "$TB" kill 1 2>>"$LOG")
   else
-    timeout 20 bash "$TB" exec 1 ip link set eth0 down >>"$LOG" 2>&1
+    fault_out=$(timeout 20 bash "$TB" exec 1 bash -c 'ip link set eth0 down && echo "link down at ${EPOCHREALTIME/,/.}"' 2>>"$LOG")
   fi
+  echo "$fault_out" >>"$LOG"
+  t0=$(sed -n 's/.* at \([0-9.]*\)$/\1/p' <<<"$fault_out" | tail -1)
+  [ -n "$t0" ] || { emit "{\"stack\":\"$stack\",\"metric\":\"purge_$kind\",\"trial\":$k,\"error\":\"no fault time in: $fault_out\"}"; wait "$probe_pid"; wait "$poll_pid"; return; }
   wait "$probe_pid"; wait "$poll_pid"
   python3 - "$stack" "$kind" "$k" "$t0" "$probe_out" "$poll_out" <<'EOF' | tee -a "$OUT"
 import json, sys

@@ -773,12 +773,13 @@ cmd_kill() { # I WHAT (both|daemon|asterisk): SIGKILL, all at once
   if [ "$what" != daemon ]; then p=$(asterisk_pid "$i"); alive "$p" asterisk && pids+=("$p"); fi
   if [ ${#pids[@]} -eq 0 ]; then echo "server $i: nothing to kill (not running)"; return 0; fi
   kill -KILL "${pids[@]}" || die "kill -9 ${pids[*]} failed"
+  local killed_at; killed_at=$(now)
   local k left
   for k in $(seq 1 50); do
     left=0; for p in "${pids[@]}"; do [ -d "/proc/$p" ] && [ "$(awk '/^State:/ { print $2 }' "/proc/$p/status" 2>/dev/null)" != Z ] && left=1; done
     [ $left = 0 ] && break; sleep 0.02
   done
-  echo "server $i: killed ${pids[*]}"
+  echo "server $i: killed ${pids[*]} at $killed_at"
 }
 
 module_connections() { # I: res_devcluster's connection count on server I ("" when not loaded / no Asterisk)
