@@ -192,7 +192,11 @@ final class Daemon: ControlRequestHandler {
                 + "(another cluster or version on this port?)"))
         }
         if drops > 0 {
-            lines.append((.warning, "the kernel dropped \(drops) datagrams on a full receive queue in the last \(seconds) s"))
+            // SO_RXQ_OVFL reports the socket's sk_drops, which Linux raises for a full receive
+            // buffer and also for a bad UDP checksum (found on receipt or on copying out) and a
+            // datagram a socket filter or IPsec policy refused: the line says so.
+            lines.append((.warning, "the kernel dropped \(drops) datagrams addressed to this node in the last \(seconds) s "
+                + "(its per-socket drop count: a full receive buffer, a bad UDP checksum, or a filter or IPsec policy)"))
         }
         return lines
     }
