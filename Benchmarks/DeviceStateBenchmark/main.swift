@@ -37,10 +37,10 @@ var sink = 0
 
 // 1. Local publishes only (state change, persist effect, aggregate, hints, event encoding).
 var publisher = try makeNode(1)
-measure("local publishes") {
+try measure("local publishes") {
     for index in 0..<count {
         // Each round over the devices sets a different state, so every call is a real change.
-        let effects = publisher.setLocalState(states[(index / devices.count) % states.count], of: devices[index % devices.count])
+        let effects = try publisher.setLocalState(states[(index / devices.count) % states.count], of: devices[index % devices.count])
         sink &+= effects.count
     }
     return count
@@ -54,7 +54,7 @@ try measure("local publishes + deliveries at 2 nodes") {
     for index in 0..<count {
         // Rounds differ by 1001 ≡ 2 (mod 9): every call changes the device's state.
         let state = states[(index / devices.count + index) % states.count]
-        for effect in nodeA.setLocalState(state, of: devices[index % devices.count]) {
+        for effect in try nodeA.setLocalState(state, of: devices[index % devices.count]) {
             guard case .submit(let bytes) = effect else { continue }
             sink &+= try nodeA.delivered(payload: bytes, from: NodeID(1), now: .zero).count
             sink &+= try nodeB.delivered(payload: bytes, from: NodeID(1), now: .zero).count

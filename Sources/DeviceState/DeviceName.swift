@@ -1,5 +1,7 @@
 // Device names, validated and normalized once so that equal devices compare equal everywhere.
 
+import Membership
+
 /// A device name such as `SIP/1000`, `PJSIP/alice` or `Custom:mystate`, normalized the way
 /// Asterisk compares cache keys (reference §2.3):
 ///
@@ -10,8 +12,11 @@
 /// - any other name (`Provider:data`) is compared exactly.
 ///
 /// Valid names (stricter than Asterisk, which accepts anything and reports INVALID later):
-/// 1 to 255 bytes of UTF-8, no control characters, no spaces, no `&` or `,` (hint syntax), and a
-/// non-empty part before and after the first `/` or `:`.
+/// 1 to 255 bytes of UTF-8, no control, format or space characters (`InvisibleCharacter`: C0 and
+/// C1 controls, bidirectional overrides such as U+202E, zero-width characters such as U+200B), no
+/// `&` or `,` (hint syntax), and a non-empty part before and after the first `/` or `:`. The same
+/// rule holds wherever a name enters: the control protocol, the configuration's hints, a remote
+/// node's ring payload and the state file.
 public struct DeviceName: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// The longest name in bytes.
     public static let maxBytes = 255
@@ -21,11 +26,15 @@ public struct DeviceName: Hashable, Comparable, Sendable, CustomStringConvertibl
 
     /// Validates and normalizes `text`.
     ///
-    /// - Throws: `DeviceStateError.invalidDeviceName` with the reason.
+    /// - Throws: `DeviceStateError.invisibleCharacter` naming the first refused code point, or
+    ///   `invalidDeviceName` with the reason.
     public init(parsing text: String) throws(DeviceStateError) {
         let bytes = Array(text.utf8)
         guard (1...Self.maxBytes).contains(bytes.count) else {
             throw .invalidDeviceName(text, reason: "must be 1-\(Self.maxBytes) bytes")
+        }
+        if let character = InvisibleCharacter.first(in: text) {
+            throw .invisibleCharacter(field: "device name", name: text, character)
         }
         for byte in bytes {
             guard byte > 0x20, byte != 0x7F, byte != UInt8(ascii: "&"), byte != UInt8(ascii: ",") else {
@@ -81,4 +90,29 @@ public struct DeviceName: Hashable, Comparable, Sendable, CustomStringConvertibl
     }
 
     public var description: String { rawValue }
+}
+
+extension DeviceName {
+    /// A name read from the ring or the state file: `invisibleCharacter` names the refused code
+    /// point (for the log), any other violation is `invalidText`.
+    init(checking text: String, field: String) throws(ServiceWireError) {
+        do {
+            try self.init(parsing: text)
+        } catch {
+            if case .invisibleCharacter(_, _, let character) = error { throw .invisibleCharacter(field: field, character) }
+            throw .invalidText(field: field)
+        }
+    }
+}
+
+extension MailboxName {
+    /// A mailbox read from the ring or the state file, as `DeviceName(checking:field:)`.
+    init(checking mailbox: String, context: String) throws(ServiceWireError) {
+        do {
+            try self.init(mailbox: mailbox, context: context)
+        } catch {
+            if case .invisibleCharacter(let field, _, let character) = error { throw .invisibleCharacter(field: field, character) }
+            throw .invalidText(field: "mailbox")
+        }
+    }
 }

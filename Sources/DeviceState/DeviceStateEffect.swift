@@ -30,6 +30,8 @@ public enum DeviceStateEffect: Sendable, Equatable {
     /// An event of type `device_state` or `mwi` carried a payload that does not decode; it was
     /// ignored (log and count it).
     case rejectedEvent(EventID, ServiceWireError)
+    /// A remote entry was refused at a cap (`DeviceStateLimits`); nothing changed (log and count it).
+    case entryRefused(RefusedEntry)
     /// An event-service effect for a subscription opened through `subscribeEvents` (or the
     /// confirmation of a `publishEvent`): pass it to that client.
     case event(EventServiceEffect)
@@ -49,16 +51,73 @@ public struct DeviceStateConfiguration: Sendable {
     public var hints: [Hint]
     /// The local state table read back from the state file (empty on a first start).
     public var restoredLocalState: LocalStateTable
+    /// Caps on devices and mailboxes.
+    public var limits: DeviceStateLimits
 
     /// Creates a configuration.
     public init(localNode: NodeID, entityID: EntityID, incarnation: UInt64, channels: [ChannelConfiguration],
-                hints: [Hint] = [], restoredLocalState: LocalStateTable = LocalStateTable()) {
+                hints: [Hint] = [], restoredLocalState: LocalStateTable = LocalStateTable(),
+                limits: DeviceStateLimits = DeviceStateLimits()) {
+        self.limits = limits
         self.localNode = localNode
         self.entityID = entityID
         self.incarnation = incarnation
         self.channels = channels
         self.hints = hints
         self.restoredLocalState = restoredLocalState
+    }
+}
+
+/// Caps on what the device-state service holds, so that nothing a client or a remote node sends
+/// grows memory (or the state file) without bound.
+///
+/// - `maxDevices`: the most devices one server reports. This server's own (`setLocalState` of a
+///   new device at the cap throws `tooManyDevices`), and each other node's: a remote state of a
+///   new device from a node that already holds `maxDevices` slots is refused (counted in
+///   `remoteDevicesRefused`, told as `entryRefused`). Per publishing node, so every node of a ring
+///   refuses the same states (they see the same deliveries).
+/// - `maxMailboxes`: the most mailboxes this server publishes (`setMailbox` of a new mailbox at
+///   the cap throws `tooManyMailboxes`), and the most cluster-wide MWI records it keeps (a record
+///   of a new mailbox beyond it is refused, counted in `remoteMailboxesRefused`).
+///
+/// A restored state table larger than the caps is kept whole (it was accepted before); only new
+/// entries are refused. Both caps are at most `maximum`, the state file format's limit.
+public struct DeviceStateLimits: Sendable, Equatable {
+    /// The default of `maxDevices`.
+    public static let defaultMaxDevices = 100_000
+    /// The default of `maxMailboxes`.
+    public static let defaultMaxMailboxes = 100_000
+    /// The largest cap: the state file holds at most this many devices and as many mailboxes.
+    public static let maximum = LocalStateTable.maxEntries
+
+    /// The most devices one server reports.
+    public var maxDevices: Int
+    /// The most mailboxes published here, and kept cluster-wide.
+    public var maxMailboxes: Int
+
+    /// Creates caps, each 1...`maximum`.
+    public init(maxDevices: Int = defaultMaxDevices, maxMailboxes: Int = defaultMaxMailboxes) {
+        precondition((1...Self.maximum).contains(maxDevices), "max devices \(maxDevices) outside 1...\(Self.maximum)")
+        precondition((1...Self.maximum).contains(maxMailboxes), "max mailboxes \(maxMailboxes) outside 1...\(Self.maximum)")
+        self.maxDevices = maxDevices
+        self.maxMailboxes = maxMailboxes
+    }
+}
+
+/// A remote entry the service refused because a cap was reached (`DeviceStateLimits`).
+public enum RefusedEntry: Sendable, Equatable, CustomStringConvertible {
+    /// A state of a new device from `node`, which already reports `limit` devices.
+    case device(DeviceName, node: NodeID, limit: Int)
+    /// A record of a new mailbox, published by `node`, with `limit` mailboxes already known.
+    case mailbox(MailboxName, node: NodeID, limit: Int)
+
+    public var description: String {
+        switch self {
+        case .device(let device, let node, let limit):
+            "the state of device \(device) from node \(node), which already reports \(limit) devices ([options] max_devices)"
+        case .mailbox(let mailbox, let node, let limit):
+            "the MWI of mailbox \(mailbox) from node \(node): \(limit) mailboxes are known already ([options] max_mailboxes)"
+        }
     }
 }
 
@@ -91,17 +150,33 @@ public enum DeviceStateError: Error, Sendable, Equatable, CustomStringConvertibl
     case unknownHint(HintKey)
     /// No channel lets this node publish `mwi`, so it cannot set MWI.
     case mwiNotPublished
+    /// A name (`field`: device name, mailbox, mailbox context, hint extension or context)
+    /// contains a control, format or space character; `character` is the first.
+    case invisibleCharacter(field: String, name: String, InvisibleCharacter)
+    /// This server already reports `limit` devices (`DeviceStateLimits.maxDevices`).
+    case tooManyDevices(limit: Int)
+    /// This server already publishes `limit` mailboxes (`DeviceStateLimits.maxMailboxes`).
+    case tooManyMailboxes(limit: Int)
 
+    // Names in these texts are escaped (`InvisibleCharacter.escaped`): a refused name must not
+    // reach a terminal or a log raw.
     public var description: String {
         switch self {
         case .unknownStateName(let name, let valid):
-            "unknown device state \"\(name)\"; valid states: \(valid.joined(separator: ", "))"
+            "unknown device state \"\(InvisibleCharacter.escaped(name))\"; valid states: \(valid.joined(separator: ", "))"
         case .invalidDeviceName(let name, let reason):
-            "invalid device name \"\(name)\": \(reason)"
+            "invalid device name \"\(InvisibleCharacter.escaped(name))\": \(reason)"
         case .invalidMailbox(let text):
-            "invalid mailbox \"\(text)\": expected MAILBOX@CONTEXT, 1-80 printable characters each, without '@' or spaces"
+            "invalid mailbox \"\(InvisibleCharacter.escaped(text))\": expected MAILBOX@CONTEXT, 1-80 printable characters each, without '@' or spaces"
         case .invalidHint(let text, let reason):
-            "invalid hint \"\(text)\": \(reason)"
+            "invalid hint \"\(InvisibleCharacter.escaped(text))\": \(reason)"
+        case .invisibleCharacter(let field, let name, let character):
+            "\(field) contains \(character): \"\(InvisibleCharacter.escaped(name))\""
+        case .tooManyDevices(let limit):
+            "this server already reports \(limit) devices, the most [options] max_devices allows; "
+                + "clear devices it no longer needs (devstate clear) or raise max_devices"
+        case .tooManyMailboxes(let limit):
+            "this server already publishes \(limit) mailboxes, the most [options] max_mailboxes allows; raise max_mailboxes"
         case .unknownHint(let key):
             "no hint \(key)"
         case .mwiNotPublished:
@@ -163,8 +238,12 @@ public struct DeviceStateStatistics: Sendable, Equatable {
     public var mailboxUpdatesApplied = 0
     /// MWI updates older than the record held, ignored.
     public var staleMailboxUpdates = 0
-    /// Events whose payload did not decode.
+    /// Events whose payload did not decode (a name with a control or format character included).
     public var rejectedPayloads = 0
+    /// Remote device states refused at `DeviceStateLimits.maxDevices`.
+    public var remoteDevicesRefused = 0
+    /// MWI records refused at `DeviceStateLimits.maxMailboxes`.
+    public var remoteMailboxesRefused = 0
     /// Device states and MWI records re-published after joins, once per channel (device states
     /// travel several to a message).
     public var republished = 0

@@ -197,16 +197,14 @@ public enum DeviceStatePayload: Sendable, Equatable {
 
     private static func readDevice(_ reader: inout ServiceWireReader) throws(ServiceWireError) -> DeviceName {
         let text = try reader.readString(lengthAs: UInt16.self, field: "device", minimum: 1, limit: DeviceName.maxBytes)
-        guard let device = try? DeviceName(parsing: text) else { throw .invalidText(field: "device") }
-        return device
+        return try DeviceName(checking: text, field: "device")
     }
 
     private static func readMailbox(_ reader: inout ServiceWireReader) throws(ServiceWireError) -> (MailboxName, MailboxCounts) {
         let counts = MailboxCounts(newMessages: try reader.readUInt32(), oldMessages: try reader.readUInt32())
         let mailbox = try reader.readString(lengthAs: UInt8.self, field: "mailbox", minimum: 1, limit: 80)
         let context = try reader.readString(lengthAs: UInt8.self, field: "context", minimum: 1, limit: 80)
-        guard let name = try? MailboxName(mailbox: mailbox, context: context) else { throw .invalidText(field: "mailbox") }
-        return (name, counts)
+        return (try MailboxName(checking: mailbox, context: context), counts)
     }
 }
 

@@ -139,6 +139,13 @@ extension DeviceStateService {
         let before = cache.state(of: device, entity: entity)
         let change: DeviceStateChange?
         if let state {
+            // A new slot beyond the publisher's cap is refused; every node counts the same slots
+            // per publisher (same deliveries), so every node refuses the same states.
+            if before == nil, cache.slotsByNode[publisher, default: 0] >= limits.maxDevices {
+                statistics.remoteDevicesRefused += 1
+                effects.append(.entryRefused(.device(device, node: publisher, limit: limits.maxDevices)))
+                return
+            }
             statistics.remoteStatesApplied += 1
             remoteEntities[entity] = publisher
             change = cache.set(state, of: device, entity: entity, node: publisher)
@@ -169,6 +176,11 @@ extension DeviceStateService {
             }
         }) else { return }
         let current = mailboxRecords[record.mailbox]
+        if current == nil, mailboxRecords.count >= limits.maxMailboxes {
+            statistics.remoteMailboxesRefused += 1
+            effects.append(.entryRefused(.mailbox(record.mailbox, node: event.id.publisher, limit: limits.maxMailboxes)))
+            return
+        }
         if let current, !record.supersedes(current) {
             statistics.staleMailboxUpdates += 1
             return

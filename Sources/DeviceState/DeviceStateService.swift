@@ -26,6 +26,8 @@ public struct DeviceStateService: Sendable {
     public let localNode: NodeID
     /// This server's entity id.
     public let entityID: EntityID
+    /// Caps on devices and mailboxes.
+    public let limits: DeviceStateLimits
     /// The event service carrying device states and MWI (read it for `channels`).
     public internal(set) var events: EventChannelService
     /// This server's own states, as persisted.
@@ -73,6 +75,7 @@ public struct DeviceStateService: Sendable {
         }
         localNode = configuration.localNode
         entityID = configuration.entityID
+        limits = configuration.limits
         localState = configuration.restoredLocalState
         deviceStateChannels = events.channels(publishing: .deviceState)
         mailboxChannels = events.channels(publishing: .mwi)
@@ -114,9 +117,14 @@ public struct DeviceStateService: Sendable {
     ///
     /// - Returns: `persist`, the `submit`s, then `deviceStateChanged` and `extensionStateChanged`
     ///   if the aggregate moved.
-    public mutating func setLocalState(_ state: DeviceStateValue, of device: DeviceName) -> [DeviceStateEffect] {
+    /// - Throws: `DeviceStateError.tooManyDevices` for a new device when this server already
+    ///   reports `limits.maxDevices`; nothing changes then.
+    public mutating func setLocalState(_ state: DeviceStateValue, of device: DeviceName) throws(DeviceStateError) -> [DeviceStateEffect] {
         defer { checkInvariants(touching: device) }
         guard localState.devices[device] != state else { return [] }
+        if localState.devices[device] == nil, localState.devices.count >= limits.maxDevices {
+            throw .tooManyDevices(limit: limits.maxDevices)
+        }
         localState.devices[device] = state
         statistics.localChanges += 1
         var effects: [DeviceStateEffect] = [.persist(localState)]
@@ -146,21 +154,27 @@ public struct DeviceStateService: Sendable {
 
     /// Parses and sets a local state (`devstate set DEVICE STATE`).
     ///
-    /// - Throws: `DeviceStateError.invalidDeviceName` or `unknownStateName` (listing the valid names).
+    /// - Throws: `DeviceStateError.invalidDeviceName`, `invisibleCharacter`, `unknownStateName`
+    ///   (listing the valid names) or `tooManyDevices`.
     public mutating func setLocalState(device: String, state: String) throws(DeviceStateError) -> [DeviceStateEffect] {
         let name = try DeviceName(parsing: device)
         let value = try DeviceStateValue(parsing: state)
-        return setLocalState(value, of: name)
+        return try setLocalState(value, of: name)
     }
 
     /// Publishes MWI counts for `mailbox` (this server is its voicemail server). The
     /// cluster-wide value changes when the ring delivers it: the latest in ring order wins.
     ///
     /// - Returns: `persist`, then the `submit`s.
-    /// - Throws: `DeviceStateError.mwiNotPublished` when no channel publishes `mwi` here.
+    /// - Throws: `DeviceStateError.mwiNotPublished` when no channel publishes `mwi` here;
+    ///   `tooManyMailboxes` for a new mailbox when this server already publishes
+    ///   `limits.maxMailboxes`. Nothing changes on a throw.
     public mutating func setMailbox(_ mailbox: MailboxName, counts: MailboxCounts) throws(DeviceStateError) -> [DeviceStateEffect] {
         defer { checkInvariants() }
         guard !mailboxChannels.isEmpty else { throw .mwiNotPublished }
+        if localState.mailboxes[mailbox] == nil, localState.mailboxes.count >= limits.maxMailboxes {
+            throw .tooManyMailboxes(limit: limits.maxMailboxes)
+        }
         localState.mailboxes[mailbox] = LocalStateTable.PublishedMailbox(counts: counts, position: nil)
         forgetPendingPublications(of: mailbox)
         var effects: [DeviceStateEffect] = [.persist(localState)]

@@ -1,6 +1,8 @@
 // Hints: an extension whose state follows some devices (`exten => 1234,hint,DEV1&DEV2`), and
 // the `core show hints` row.
 
+import Membership
+
 /// A hint's key, `EXTEN@CONTEXT`: 1 to 80 printable ASCII characters each, without `@` or spaces.
 public struct HintKey: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// The extension.
@@ -10,8 +12,15 @@ public struct HintKey: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// Creates a key from its parts.
     ///
-    /// - Throws: `DeviceStateError.invalidHint` when a part breaks the rule.
+    /// - Throws: `DeviceStateError.invisibleCharacter` naming the first control, format or space
+    ///   character of a part, else `invalidHint` when a part breaks the rule.
     public init(exten: String, context: String) throws(DeviceStateError) {
+        if let character = InvisibleCharacter.first(in: exten) {
+            throw .invisibleCharacter(field: "hint extension", name: exten, character)
+        }
+        if let character = InvisibleCharacter.first(in: context) {
+            throw .invisibleCharacter(field: "hint context", name: context, character)
+        }
         guard Self.isValidPart(exten), Self.isValidPart(context) else {
             throw .invalidHint("\(exten)@\(context)", reason: "EXTEN and CONTEXT must be 1-80 printable characters without '@' or spaces")
         }

@@ -110,7 +110,8 @@ public struct LocalStateTable: Sendable, Equatable {
             let code = try reader.readUInt8()
             guard let state = DeviceStateValue(rawValue: code) else { throw .invalidValue(field: "state", value: UInt64(code)) }
             let text = try reader.readString(lengthAs: UInt16.self, field: "device", minimum: 1, limit: DeviceName.maxBytes)
-            guard let device = try? DeviceName(parsing: text), device.rawValue == text else { throw .invalidText(field: "device") }
+            let device = try DeviceName(checking: text, field: "device")
+            guard device.rawValue == text else { throw .invalidText(field: "device") }
             if let previousDevice, !(previousDevice < device) { throw .notAscending(field: "devices") }
             previousDevice = device
             devices[device] = state
@@ -122,7 +123,7 @@ public struct LocalStateTable: Sendable, Equatable {
             let counts = MailboxCounts(newMessages: try reader.readUInt32(), oldMessages: try reader.readUInt32())
             let mailbox = try reader.readString(lengthAs: UInt8.self, field: "mailbox", minimum: 1, limit: 80)
             let context = try reader.readString(lengthAs: UInt8.self, field: "context", minimum: 1, limit: 80)
-            guard let name = try? MailboxName(mailbox: mailbox, context: context) else { throw .invalidText(field: "mailbox") }
+            let name = try MailboxName(checking: mailbox, context: context)
             if let previousMailbox, !(previousMailbox < name) { throw .notAscending(field: "mailboxes") }
             previousMailbox = name
             let flag = try reader.readUInt8()

@@ -16,8 +16,15 @@ public struct MailboxName: Hashable, Comparable, Sendable, CustomStringConvertib
 
     /// Creates a name from its parts.
     ///
-    /// - Throws: `DeviceStateError.invalidMailbox`.
+    /// - Throws: `DeviceStateError.invisibleCharacter` naming the first control, format or space
+    ///   character of a part, else `invalidMailbox`.
     public init(mailbox: String, context: String = "default") throws(DeviceStateError) {
+        if let character = InvisibleCharacter.first(in: mailbox) {
+            throw .invisibleCharacter(field: "mailbox", name: mailbox, character)
+        }
+        if let character = InvisibleCharacter.first(in: context) {
+            throw .invisibleCharacter(field: "mailbox context", name: context, character)
+        }
         guard Self.isValidPart(mailbox), Self.isValidPart(context) else {
             throw .invalidMailbox("\(mailbox)@\(context)")
         }
@@ -27,7 +34,7 @@ public struct MailboxName: Hashable, Comparable, Sendable, CustomStringConvertib
 
     /// Parses `MAILBOX@CONTEXT` or `MAILBOX` (context `default`).
     ///
-    /// - Throws: `DeviceStateError.invalidMailbox`.
+    /// - Throws: `DeviceStateError.invisibleCharacter` or `invalidMailbox`.
     public init(parsing text: String) throws(DeviceStateError) {
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
         switch parts.count {

@@ -31,6 +31,8 @@ public enum ServiceWireError: Error, Sendable, Equatable, CustomStringConvertibl
     case invalidUTF8(field: String)
     /// A text field is valid UTF-8 but breaks the field's syntax (for example a space in a name).
     case invalidText(field: String)
+    /// A name field contains a control, format or separator character (`InvisibleCharacter`).
+    case invisibleCharacter(field: String, InvisibleCharacter)
     /// A node id field holds the reserved value 0.
     case zeroNodeID(field: String)
     /// A numeric field holds a value outside its domain (an unknown state code, a zero counter).
@@ -70,6 +72,8 @@ public enum ServiceWireError: Error, Sendable, Equatable, CustomStringConvertibl
             "\(field): not valid UTF-8"
         case .invalidText(let field):
             "\(field): invalid text"
+        case .invisibleCharacter(let field, let character):
+            "\(field): contains \(character)"
         case .zeroNodeID(let field):
             "\(field): node id 0 is reserved"
         case .invalidValue(let field, let value):

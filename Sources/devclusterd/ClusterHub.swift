@@ -82,6 +82,11 @@ final class ClusterHub {
     /// How often held clients are checked when no delivery comes to check them.
     static let releaseCheckInterval = Duration.milliseconds(2)
 
+    /// Rate-limited log lines (`logLimited`): when each key last logged, and how many were held back.
+    private var limitedLog: [String: (lastLogged: MonotonicInstant, heldBack: Int)] = [:]
+    /// The least time between two lines of one `logLimited` key.
+    static let limitedLogInterval = Duration.seconds(10)
+
     /// Entity-id conflicts already logged.
     private var reportedEntityConflicts: [EntityConflict] = []
     /// Adapter entity-id mismatches already logged (adapter name and id).
@@ -124,6 +129,17 @@ final class ClusterHub {
         let hub = LoopBound(self, eventLoop: loop)
         stateWriter = StateFileWriter(path: stateFilePath, lastWritten: nil, log: { logger.error($0) },
                                       written: { _ = loop.execute { hub.value.offerStateTable() } })
+        context.deviceStateReport = { [unowned self] in
+            let statistics = deviceState.statistics
+            return .object([
+                "local_devices": .number(deviceState.localState.devices.count),
+                "local_mailboxes": .number(deviceState.localState.mailboxes.count),
+                "max_devices": .number(deviceState.limits.maxDevices), "max_mailboxes": .number(deviceState.limits.maxMailboxes),
+                "rejected_payloads": .number(statistics.rejectedPayloads),
+                "remote_devices_refused": .number(statistics.remoteDevicesRefused),
+                "remote_mailboxes_refused": .number(statistics.remoteMailboxesRefused),
+            ])
+        }
         context.persistenceReport = { [unowned self] in
             guard let report = stateWriter?.report else { return .null }
             return .object([
@@ -245,7 +261,11 @@ final class ClusterHub {
                     "entity_id": .string(entity.description), "nodeid": .number(node.rawValue), "name": .string(name),
                 ])
             case .rejectedEvent(let id, let error):
-                context?.logger.warning("ignored event \(id): its payload does not decode: \(error)")
+                // Counted in status (device_state.rejected_payloads); a node sending a stream of
+                // them must not flood the log.
+                logLimited("rejected payload", "ignored event \(id): its payload does not decode: \(error)")
+            case .entryRefused(let entry):
+                logLimited(entry.isDevice ? "device cap" : "mailbox cap", "refused \(entry)")
             case .event(.deliver(let event, let subscriptions)):
                 eventSubscribers.push(event, to: subscriptions, replayed: false)
             case .event(.replayRetained(let event, let subscription)):
@@ -256,6 +276,20 @@ final class ClusterHub {
                 break
             }
         }
+    }
+
+    /// Logs a warning at most once per `limitedLogInterval` for `key` (a fixed, small set), saying
+    /// how many similar lines were held back since the last one.
+    private func logLimited(_ key: String, _ message: @autoclosure () -> String) {
+        let now = MonotonicClock.now()
+        if let entry = limitedLog[key], now - entry.lastLogged < Self.limitedLogInterval {
+            limitedLog[key] = (entry.lastLogged, entry.heldBack + 1)
+            return
+        }
+        let heldBack = limitedLog[key]?.heldBack ?? 0
+        limitedLog[key] = (now, 0)
+        let more = heldBack > 0 ? " (\(heldBack) similar since the last such line, not logged)" : ""
+        context?.logger.warning(message() + more)
     }
 
     private func notify(_ change: MembershipChange) {
@@ -559,10 +593,10 @@ final class ClusterHub {
                 do {
                     let name = try DeviceName(parsing: device)
                     let value = try DeviceStateValue(parsing: state)
-                    execute(deviceState.setLocalState(value, of: name))
+                    execute(try deviceState.setLocalState(value, of: name))
                     reply.succeed(.object(Self.json(deviceState.device(name), name: context.name(of:))))
                 } catch {
-                    throw ControlError(.invalidArgument, error.description)
+                    throw Self.controlError(error)
                 }
                 holdIfRingBusy(reply.connection)
             case "devstate_clear":
@@ -594,7 +628,7 @@ final class ClusterHub {
                 do {
                     execute(try deviceState.setMailbox(mailbox, counts: MailboxCounts(newMessages: new, oldMessages: old)))
                 } catch {
-                    throw ControlError(.invalidArgument, error.description)
+                    throw Self.controlError(error)
                 }
                 reply.succeed(.object([
                     "mailbox": .string(mailbox.mailbox), "context": .string(mailbox.context),
@@ -784,6 +818,14 @@ final class ClusterHub {
             throw ControlError(.invalidArgument, "\"\(field)\" must be 1-64 printable characters, got \"\(text.prefix(64))\"")
         }
         return text
+    }
+
+    /// A refused local request's answer: `limit_reached` at a cap, else `invalid_argument`.
+    private static func controlError(_ error: DeviceStateError) -> ControlError {
+        switch error {
+        case .tooManyDevices, .tooManyMailboxes: ControlError(.limitReached, error.description)
+        default: ControlError(.invalidArgument, error.description)
+        }
     }
 
     private static func deviceName(_ text: String) throws(ControlError) -> DeviceName {
@@ -989,4 +1031,12 @@ private final class PingAdapter: DaemonService {
     func start(_ context: ServiceContext) { hub.start(context) }
     func delivered(_ message: [UInt8], from sender: NodeID) { hub.deliveredPing(message.dropFirst(), from: sender) }
     func handle(_ request: ControlRequest, reply: ControlReply) { hub.handlePing(request, reply: reply) }
+}
+
+extension RefusedEntry {
+    /// Whether a device (not a mailbox) was refused: the log key.
+    fileprivate var isDevice: Bool {
+        if case .device = self { return true }
+        return false
+    }
 }

@@ -74,7 +74,8 @@ struct ClusterSetup: Sendable {
         do {
             deviceState = try DeviceStateService(configuration: DeviceStateConfiguration(
                 localNode: localID, entityID: entity, incarnation: incarnation, channels: channels, hints: hints,
-                restoredLocalState: restored))
+                restoredLocalState: restored,
+                limits: DeviceStateLimits(maxDevices: configuration.options.maxDevices, maxMailboxes: configuration.options.maxMailboxes)))
         } catch {
             throw Failure("device state: \(error)")
         }

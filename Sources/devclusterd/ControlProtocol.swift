@@ -108,6 +108,9 @@ struct ControlError: Error, Sendable, Equatable, CustomStringConvertible {
         case tooManyConnections = "too_many_connections"
         /// An adapter registered for another entity id than this server's.
         case entityMismatch = "entity_mismatch"
+        /// A cap of the configuration is reached (`[options] max_devices`, `max_mailboxes`):
+        /// a new device or mailbox is refused; known ones can still be set.
+        case limitReached = "limit_reached"
         /// A bug in the daemon; the message says what.
         case `internal`
     }

@@ -43,6 +43,8 @@ extension DaemonConfiguration {
         compare("options", "entity_id", options.entityID, new.options.entityID) { $0?.description ?? "derived" }
         compare("options", "control_socket", options.controlSocket, new.options.controlSocket) { $0 }
         compare("options", "control_socket_group", options.controlSocketGroup, new.options.controlSocketGroup) { $0 ?? "none" }
+        compare("options", "max_devices", options.maxDevices, new.options.maxDevices) { String($0) }
+        compare("options", "max_mailboxes", options.maxMailboxes, new.options.maxMailboxes) { String($0) }
         compare("options", "state_dir", options.stateDirectory, new.options.stateDirectory) { $0 }
         if eventChannels != new.eventChannels {
             changes.append("event channels (\(eventChannels.map(\.name).joined(separator: ", ")) -> "

@@ -166,6 +166,9 @@ final class ServiceContext {
     var adaptersReport: (() -> JSONValue)?
     /// The `persistence` member of `status` (the local state file's writes); `nil`: not reported.
     var persistenceReport: (() -> JSONValue)?
+    /// The `device_state` member of `status` (local counts, caps, refused and rejected entries);
+    /// `nil`: not reported.
+    var deviceStateReport: (() -> JSONValue)?
 
     // MARK: Used by the Daemon
 

@@ -43,6 +43,7 @@ final class NodeService: DaemonService {
                 if let quorum = context.quorumReport?() { object.set("quorum", quorum) }
                 if let adapters = context.adaptersReport?() { object.set("adapters", adapters) }
                 if let persistence = context.persistenceReport?() { object.set("persistence", persistence) }
+                if let deviceState = context.deviceStateReport?() { object.set("device_state", deviceState) }
                 status = .object(object)
             }
             reply.succeed(status)

@@ -25,7 +25,7 @@ struct DeviceStateServiceTests {
     /// Sets a state on `remote` and delivers its event to `local`.
     static func remoteSet(_ state: DeviceStateValue, of device: DeviceName, remote: inout DeviceStateService,
                           local: inout DeviceStateService) throws -> [DeviceStateEffect] {
-        let bytes = Builders.submits(remote.setLocalState(state, of: device))
+        let bytes = Builders.submits(try remote.setLocalState(state, of: device))
         #expect(bytes.count == 1)
         return try bytes.flatMap { try local.delivered(payload: $0, from: remote.localNode, now: .zero) }
     }
@@ -35,7 +35,7 @@ struct DeviceStateServiceTests {
         // The remote server's EID is ff:ff:ff:ff:ff:ff, as in the Asterisk test.
         var (local, remote) = try Self.pair(remoteEntity: EntityID(parsing: "ff:ff:ff:ff:ff:ff")!)
         // 1. local NOT_INUSE: aggregate NOT_INUSE, a new aggregate message.
-        let step1 = local.setLocalState(.notInUse, of: Self.device)
+        let step1 = try local.setLocalState(.notInUse, of: Self.device)
         #expect(Builders.deviceChanges(step1) == [DeviceStateChange(device: Self.device, old: .invalid, new: .notInUse)])
         #expect(local.device(Self.device).state == .notInUse)
         // 2. remote NOT_INUSE: aggregate unchanged, no message.
@@ -47,7 +47,7 @@ struct DeviceStateServiceTests {
         let step3 = try Self.remoteSet(.inUse, of: Self.device, remote: &remote, local: &local)
         #expect(Builders.deviceChanges(step3) == [DeviceStateChange(device: Self.device, old: .notInUse, new: .inUse)])
         // 4. local RINGING: aggregate RINGINUSE, a new message.
-        let step4 = local.setLocalState(.ringing, of: Self.device)
+        let step4 = try local.setLocalState(.ringing, of: Self.device)
         #expect(Builders.deviceChanges(step4) == [DeviceStateChange(device: Self.device, old: .inUse, new: .ringInUse)])
         #expect(local.device(Self.device).servers == [
             ServerState(entity: Builders.entity(1), node: NodeID(1), state: .ringing),
@@ -69,7 +69,7 @@ struct DeviceStateServiceTests {
     @Test("device names are compared as Asterisk does: sip/1000 and SIP/1000 are one device")
     func nameNormalization() throws {
         var (local, remote) = try Self.pair()
-        _ = local.setLocalState(.inUse, of: Builders.device("sip/1000"))
+        _ = try local.setLocalState(.inUse, of: Builders.device("sip/1000"))
         _ = try Self.remoteSet(.ringing, of: Builders.device("SIP/1000"), remote: &remote, local: &local)
         #expect(local.devices.map(\.device.rawValue) == ["SIP/1000"])
         #expect(local.device(Builders.device("Sip/1000")).state == .ringInUse)
@@ -78,8 +78,8 @@ struct DeviceStateServiceTests {
     @Test("setting the state a device already has does nothing")
     func unchangedSet() throws {
         var service = try Builders.service(1)
-        #expect(!service.setLocalState(.inUse, of: Self.device).isEmpty)
-        #expect(service.setLocalState(.inUse, of: Self.device).isEmpty)
+        #expect(try service.setLocalState(.inUse, of: Self.device).isEmpty == false)
+        #expect(try service.setLocalState(.inUse, of: Self.device).isEmpty)
         #expect(service.statistics.localChanges == 1)
     }
 
@@ -87,8 +87,8 @@ struct DeviceStateServiceTests {
     func localChangeEffects() throws {
         let twoChannels = Builders.channels + [ChannelConfiguration(name: ChannelName("backup")!, publishes: [.deviceState], subscribes: [])]
         var service = try Builders.service(1, channels: twoChannels)
-        _ = service.setLocalState(.busy, of: Builders.device("SIP/1"))
-        let effects = service.setLocalState(.inUse, of: Self.device)
+        _ = try service.setLocalState(.busy, of: Builders.device("SIP/1"))
+        let effects = try service.setLocalState(.inUse, of: Self.device)
         guard case .persist(let table) = effects.first else {
             Issue.record("persist must come first, got \(effects)")
             return
@@ -118,10 +118,10 @@ struct DeviceStateServiceTests {
     func ownEntity() throws {
         var service = try Builders.service(1)
         for change in Builders.change(from: [], to: [1, 2], sequence: 4) { _ = service.configurationChanged(change, now: .zero) }
-        let bytes = Builders.submits(service.setLocalState(.inUse, of: Self.device))[0]
+        let bytes = Builders.submits(try service.setLocalState(.inUse, of: Self.device))[0]
         #expect(Builders.deviceChanges(try service.delivered(payload: bytes, from: NodeID(1), now: .zero)).isEmpty)
         var impostor = try Builders.service(2, entity: Builders.entity(1))
-        let spoofed = Builders.submits(impostor.setLocalState(.busy, of: Self.device))[0]
+        let spoofed = Builders.submits(try impostor.setLocalState(.busy, of: Self.device))[0]
         _ = try service.delivered(payload: spoofed, from: NodeID(2), now: .zero)
         #expect(service.device(Self.device).state == .inUse)
         #expect(service.statistics.ownEntityConflicts == 1)
@@ -130,7 +130,7 @@ struct DeviceStateServiceTests {
     @Test("leave: the departed node's entries stop counting at the TRANSITIONAL configuration")
     func leaveDropsEntries() throws {
         var (local, remote) = try Self.pair()
-        _ = local.setLocalState(.notInUse, of: Self.device)
+        _ = try local.setLocalState(.notInUse, of: Self.device)
         _ = try Self.remoteSet(.busy, of: Self.device, remote: &remote, local: &local)
         _ = try Self.remoteSet(.ringing, of: Builders.device("SIP/2"), remote: &remote, local: &local)
         #expect(local.device(Self.device).state == .busy)
@@ -144,7 +144,7 @@ struct DeviceStateServiceTests {
         #expect(local.devices.map(\.device) == [Self.device])
         // A late message of the departed node, delivered after the TRANSITIONAL configuration,
         // does not bring its state back.
-        let late = Builders.submits(remote.setLocalState(.inUse, of: Self.device))[0]
+        let late = Builders.submits(try remote.setLocalState(.inUse, of: Self.device))[0]
         #expect(Builders.deviceChanges(try local.delivered(payload: late, from: NodeID(2), now: .zero)).isEmpty)
         #expect(local.statistics.ignoredFromNonMembers == 1)
         #expect(local.device(Self.device).state == .notInUse)
@@ -155,8 +155,8 @@ struct DeviceStateServiceTests {
         var service = try Builders.service(1)
         let first = Builders.change(from: [], to: [1], sequence: 4).flatMap { service.configurationChanged($0, now: .zero) }
         #expect(Builders.submits(first).isEmpty)
-        _ = service.setLocalState(.inUse, of: Self.device)
-        _ = service.setLocalState(.busy, of: Builders.device("SIP/1"))
+        _ = try service.setLocalState(.inUse, of: Self.device)
+        _ = try service.setLocalState(.busy, of: Builders.device("SIP/1"))
         let join = Builders.change(from: [1], to: [1, 2], sequence: 8).flatMap { service.configurationChanged($0, now: .zero) }
         // One batch, ascending by device.
         #expect(try Builders.payloads(join) == [.deviceStates([DeviceStateEntry(device: Builders.device("SIP/1"), state: .busy),
@@ -171,7 +171,7 @@ struct DeviceStateServiceTests {
         var (local, remote) = try Self.pair()
         let devices = (0..<300).map { Builders.device("SIP/\(1_000 + $0)") }
         // Node 2's own changes never reach node 1 (as for a node that joins later).
-        for device in devices { _ = remote.setLocalState(.inUse, of: device) }
+        for device in devices { _ = try remote.setLocalState(.inUse, of: device) }
         let join = Builders.change(from: [1, 2], to: [1, 2, 3], sequence: 8)
         let batches = Builders.submits(join.flatMap { remote.configurationChanged($0, now: .zero) })
         // 300 entries of 11 bytes, 92 to a batch.
@@ -192,7 +192,7 @@ struct DeviceStateServiceTests {
         #expect(again.isEmpty)
         // Our own batch (node 1 had no states: nothing) and a batch of node 1's own entity.
         #expect(own.isEmpty)
-        _ = local.setLocalState(.busy, of: Builders.device("SIP/1000"))
+        _ = try local.setLocalState(.busy, of: Builders.device("SIP/1000"))
         let ownBatch = Builders.submits(Builders.change(from: [1, 2, 3], to: [1, 2, 3, 4], sequence: 12).flatMap {
             local.configurationChanged($0, now: .zero)
         })
@@ -210,8 +210,8 @@ struct DeviceStateServiceTests {
     @Test("restart: the persisted table is restored, counts at once, and is published at the first REGULAR")
     func restartRestores() throws {
         var before = try Builders.service(1)
-        _ = before.setLocalState(.inUse, of: Self.device)
-        let table = try #require(Builders.persisted(before.setLocalState(.onHold, of: Builders.device("SIP/7"))))
+        _ = try before.setLocalState(.inUse, of: Self.device)
+        let table = try #require(Builders.persisted(try before.setLocalState(.onHold, of: Builders.device("SIP/7"))))
         let file = table.encoded()
         var after = try Builders.service(1, restored: try LocalStateTable(decoding: file))
         #expect(after.localState == table)
@@ -236,17 +236,17 @@ struct DeviceStateServiceTests {
         #expect(service.device(Builders.device("Custom:dnd100")).state == .unknown)
         #expect(service.device(Builders.device("SIP/100")).state == .invalid)
         #expect(service.hintRows.map(\.state) == [.idle, .unavailable, .idle])
-        let ringing = service.setLocalState(.ringing, of: Builders.device("SIP/101"))
+        let ringing = try service.setLocalState(.ringing, of: Builders.device("SIP/101"))
         #expect(Builders.extensionChanges(ringing) == [ExtensionStateChange(hint: sipOnly.key, old: .unavailable, new: .ringing, watchers: 0)])
         // NOT_INUSE + UNKNOWN is NOT_INUSE: the device aggregate moved, the hint (Idle) did not.
-        let idle = service.setLocalState(.notInUse, of: Builders.device("SIP/100"))
+        let idle = try service.setLocalState(.notInUse, of: Builders.device("SIP/100"))
         #expect(Builders.deviceChanges(idle).count == 1)
         #expect(Builders.extensionChanges(idle).isEmpty)
         _ = try service.addWatcher(to: hint.key)
-        let busy = service.setLocalState(.busy, of: Builders.device("Custom:dnd100"))
+        let busy = try service.setLocalState(.busy, of: Builders.device("Custom:dnd100"))
         #expect(Builders.extensionChanges(busy) == [ExtensionStateChange(hint: hint.key, old: .idle, new: .busy, watchers: 1)])
         // A device in no hint changes nothing for hints.
-        #expect(Builders.extensionChanges(service.setLocalState(.inUse, of: Builders.device("SIP/999"))).isEmpty)
+        #expect(Builders.extensionChanges(try service.setLocalState(.inUse, of: Builders.device("SIP/999"))).isEmpty)
         #expect(service.hintRow(hint.key) == HintRow(key: hint.key, devices: "SIP/100&Custom:dnd100", state: .busy, watchers: 1))
         try service.removeWatcher(from: hint.key)
         try service.removeWatcher(from: hint.key)
@@ -312,7 +312,7 @@ struct DeviceStateServiceTests {
     func subscribeOnly() throws {
         let phone = [ChannelConfiguration(name: Builders.deviceChannel, publishes: [], subscribes: [.deviceState])]
         var service = try Builders.service(1, channels: phone)
-        let effects = service.setLocalState(.inUse, of: Self.device)
+        let effects = try service.setLocalState(.inUse, of: Self.device)
         #expect(Builders.submits(effects).isEmpty)
         #expect(service.device(Self.device).state == .inUse)
         #expect(throws: DeviceStateError.mwiNotPublished) { try service.setMailbox(Builders.mailbox("1"), counts: MailboxCounts(newMessages: 1, oldMessages: 0)) }

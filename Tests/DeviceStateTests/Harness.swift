@@ -135,7 +135,11 @@ struct SimulatedCluster {
     }
 
     mutating func set(_ node: UInt32, _ device: String, _ state: DeviceStateValue) {
-        record(node, services[node]!.setLocalState(state, of: Builders.device(device)))
+        do {
+            record(node, try services[node]!.setLocalState(state, of: Builders.device(device)))
+        } catch {
+            Issue.record("node \(node) refused \(device) \(state): \(error)")
+        }
     }
 
     mutating func setMailbox(_ node: UInt32, _ mailbox: String, new: UInt32, old: UInt32) throws {

@@ -3,6 +3,7 @@
 
 import Foundation
 import Testing
+import DeviceState
 import Totem
 @testable import devclusterd
 
@@ -802,4 +803,40 @@ private struct SplitMix64 {
         #expect(runtime.transport.segmentationOffload == offload, "\(value)")
         #expect(runtime.transport.reportsUnreachable == unreachable, "\(value)")
     }
+}
+
+// MARK: - Caps and names (issue 14, items 11 and 13)
+
+@Test func capsOnDevicesAndMailboxesAreReadAndChecked() throws {
+    let defaults = try parse(fullExample)
+    #expect(defaults.options.maxDevices == 100_000 && defaults.options.maxMailboxes == 100_000)
+    #expect(DaemonConfiguration.Options.maximumEntries == LocalStateTable.maxEntries)
+    let options = "[options]\nnodeid = 1"
+    let set = try parse(fullExample.replacingOccurrences(of: options, with: options + "\nmax_devices = 250\nmax_mailboxes = 1000000"))
+    #expect(set.options.maxDevices == 250 && set.options.maxMailboxes == 1_000_000)
+    #expect(errors(udpuTotem + """
+
+        nodeid = 1
+        addr = 127.0.0.1
+        [options]
+        max_devices = 0
+        max_mailboxes = 1000001
+        """) == [
+        "devcluster.conf:9: [options] max_devices: expected a number of entries 1-1000000, got \"0\"",
+        "devcluster.conf:10: [options] max_mailboxes: expected a number of entries 1-1000000, got \"1000001\"",
+    ])
+    var changed = defaults
+    changed.options.maxDevices = 10
+    #expect(defaults.restartRequiredChanges(to: changed) == ["[options] max_devices (100000 -> 10)"])
+}
+
+@Test func hintsWithControlOrFormatCharactersAreRefusedNamingTheCodePoint() {
+    #expect(errors(fullExample + "2000@sales = SIP/20\u{202E}00\n") == [
+        "devcluster.conf:28: [hints] 2000@sales: expected a valid hint (device name contains U+202E (a bidirectional control "
+            + "character): \"SIP/20\\u{202E}00\"), got \"SIP/20\\u{202E}00\"",
+    ])
+    #expect(errors(fullExample + "2000@sa\u{200B}les = SIP/2000\n") == [
+        "devcluster.conf:28: [hints] 2000@sa\\u{200B}les: expected a valid hint (hint context contains U+200B (a zero-width "
+            + "character): \"sa\\u{200B}les\"), got \"SIP/2000\"",
+    ])
 }

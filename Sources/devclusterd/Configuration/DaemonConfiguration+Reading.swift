@@ -1,8 +1,10 @@
 // How a parsed INI file becomes a DaemonConfiguration: option tables, per-section drafts and the
 // cross-section checks. Every problem becomes a ConfigurationError with its file, line and option.
 
+import DeviceState
 import Foundation
 import Glibc
+import Membership
 import Totem
 
 // MARK: - Reading: the option tables
@@ -70,7 +72,8 @@ enum ConfigurationKeys {
                         "port_unreachable"]
         + TotemNumericOption.all.map(\.key) + ["cancel_token_hold_on_retransmit", "keyfile", "crypto"]
     static let node = ["nodeid", "name", "addr"]
-    static let options = ["nodeid", "entity_id", "control_socket", "control_socket_group", "state_dir", "log_level"]
+    static let options = ["nodeid", "entity_id", "control_socket", "control_socket_group", "state_dir", "log_level",
+                          "max_devices", "max_mailboxes"]
     static let eventChannel = ["type", "publish_event", "subscribe_event"]
     static let sections = ["[totem]", "[node]", "[options]", "[hints]", "or an event channel (a section with \"type = event_channel\")"]
 }
@@ -128,6 +131,8 @@ struct OptionsDraft {
     var controlSocketGroup: String?
     var stateDirectory: String?
     var logLevel = DaemonConfiguration.LogLevel.info
+    var maxDevices: Int?
+    var maxMailboxes: Int?
 }
 
 // MARK: - Reading: sections
@@ -340,6 +345,13 @@ struct ConfigurationReader {
             case "log_level":
                 if let level = Model.LogLevel(rawValue: entry.value.lowercased()) { draft.logLevel = level }
                 else { invalid(entry, "options", "one of " + Model.LogLevel.allCases.map(\.rawValue).joined(separator: ", ")) }
+            case "max_devices", "max_mailboxes":
+                let range = 1...Model.Options.maximumEntries
+                guard let value = Self.decimal(entry.value, in: range), let count = Int(exactly: value) else {
+                    invalid(entry, "options", "a number of entries 1-\(range.upperBound)")
+                    continue
+                }
+                if entry.normalizedKey == "max_devices" { draft.maxDevices = count } else { draft.maxMailboxes = count }
             default:
                 continue
             }
@@ -412,6 +424,16 @@ struct ConfigurationReader {
                     got: entry.value, expected: "devices separated by \"&\" (like SIP/1234&Custom:mystate)"))
                 continue
             }
+            // The device-state rules (DeviceName, HintKey), so that --check-config and a reload
+            // refuse what the service would; a control or format character is named by its code
+            // point, and the text is shown escaped.
+            do {
+                _ = try DeviceState.Hint(parsingKey: entry.key, devices: devices.joined(separator: "&"))
+            } catch {
+                fail(entry.line, "hints", InvisibleCharacter.escaped(entry.key), .invalidValue(
+                    got: InvisibleCharacter.escaped(entry.value), expected: "a valid hint (\(error))"))
+                continue
+            }
             hints.append(Model.Hint(exten: String(exten), context: String(context), devices: devices))
         }
         return hints
@@ -439,6 +461,13 @@ extension ConfigurationReader {
         guard errors.isEmpty, let clusterName = totem.clusterName, let localID, let transport, let crypto,
               let port = UInt16(exactly: totem.port.value)
         else { return nil }
+        var modelOptions = Model.Options(nodeID: localID, entityID: options.entityID,
+                                         controlSocket: options.controlSocket ?? paths.controlSocket,
+                                         controlSocketGroup: options.controlSocketGroup,
+                                         stateDirectory: options.stateDirectory ?? paths.stateDirectory,
+                                         logLevel: options.logLevel)
+        if let maxDevices = options.maxDevices { modelOptions.maxDevices = maxDevices }
+        if let maxMailboxes = options.maxMailboxes { modelOptions.maxMailboxes = maxMailboxes }
         var totemSection = Model.TotemSection(clusterName: clusterName, transport: transport, port: port,
                                               netMTU: totem.netMTU, crypto: crypto, settings: settings)
         totemSection.segmentationOffload = totem.segmentationOffload
@@ -446,11 +475,7 @@ extension ConfigurationReader {
         return DaemonConfiguration(
             totem: totemSection,
             nodes: nodes.map { Model.Node(id: $0.id.value, name: $0.name.value, address: $0.address.value) },
-            options: Model.Options(nodeID: localID, entityID: options.entityID,
-                                   controlSocket: options.controlSocket ?? paths.controlSocket,
-                                   controlSocketGroup: options.controlSocketGroup,
-                                   stateDirectory: options.stateDirectory ?? paths.stateDirectory,
-                                   logLevel: options.logLevel),
+            options: modelOptions,
             eventChannels: channels, hints: hints)
     }
 

@@ -154,6 +154,17 @@ extension DaemonConfiguration {
         public var stateDirectory: String
         /// `log_level`, default `info`.
         public var logLevel: LogLevel
+        /// `max_devices`: the most devices one server reports (this one's `devstate set`, and
+        /// each other node's states), 1-1,000,000; `DeviceStateLimits`.
+        public var maxDevices = Options.defaultMaxDevices
+        /// `max_mailboxes`: the most mailboxes this server publishes and the most cluster-wide
+        /// MWI records it keeps, 1-1,000,000.
+        public var maxMailboxes = Options.defaultMaxMailboxes
+        /// The defaults of `max_devices` and `max_mailboxes` (`DeviceStateLimits`'s).
+        public static let defaultMaxDevices = 100_000
+        public static let defaultMaxMailboxes = 100_000
+        /// The largest value of either (the state file format's limit, `LocalStateTable.maxEntries`).
+        public static let maximumEntries = 1_000_000
 
         /// Creates the options.
         public init(nodeID: NodeID, entityID: EntityID?, controlSocket: String, controlSocketGroup: String?, stateDirectory: String, logLevel: LogLevel) {
