@@ -32,12 +32,12 @@ struct ClusterSetup: Sendable {
 
     /// Reads and advances the incarnation, restores the local state table and builds the services.
     ///
-    /// - Parameter warn: told about a state file that could not be read (the daemon starts
-    ///   with an empty table, and keeps the unreadable file aside as `local_state.bad`).
+    /// - Parameter warn: told about a state file that could not be used, and what was used
+    ///   instead (its kept copy, or an empty table).
     static func make(configuration: DaemonConfiguration, entityID: DaemonConfiguration.EntityID,
                      warn: (String) -> Void) throws(Failure) -> ClusterSetup {
         let directory = configuration.options.stateDirectory
-        let incarnation = try nextIncarnation(in: directory)
+        let incarnation = try nextIncarnation(in: directory, warn: warn)
         let statePath = directory + "/" + stateFileName
         let restored = loadLocalState(path: statePath, warn: warn)
         guard let entity = EntityID(octets: entityID.octets) else {
@@ -84,44 +84,84 @@ struct ClusterSetup: Sendable {
                             restoredMailboxes: restored.mailboxes.count)
     }
 
-    /// Reads the counter (0 when absent), adds one and stores it atomically before the ring
-    /// starts, so that no two runs of this node share an incarnation.
-    static func nextIncarnation(in directory: String) throws(Failure) -> UInt64 {
-        let path = directory + "/" + incarnationFileName
-        var previous: UInt64 = 0
+    /// Reads the counter, adds one and stores it (in the file and then its kept copy, each
+    /// atomically) before the ring starts, so that no two runs of this node share an incarnation.
+    ///
+    /// The file is `incarnation`, its kept copy `incarnation.prev` (`KeptCopyFile.sameContent`:
+    /// written after the file, so it never holds less than an incarnation that was used). A
+    /// missing or unusable file falls back to the copy (with a warning); both missing is a first
+    /// start (0); both unusable refuses to start, saying what to do.
+    static func nextIncarnation(in directory: String, warn: (String) -> Void = { _ in }) throws(Failure) -> UInt64 {
+        let file = KeptCopyFile(path: directory + "/" + incarnationFileName, policy: .sameContent)
+        let previous: UInt64
+        switch file.read(limit: 64, decode: decodeCounter) {
+        case .absent:
+            previous = 0
+        case .file(let value):
+            previous = value
+        case .copy(let value, let fileProblem):
+            previous = value
+            // The write below puts the next value into the file again.
+            let aside = file.setAside().first
+            warn("the incarnation counter \(file.path) is \(fileProblem); using its kept copy \(file.copyPath) (\(value))"
+                + (aside.map { "; the unusable file is kept as \($0)" } ?? ""))
+        case .unusable(let fileProblem, let copyProblem):
+            throw Failure("the incarnation counter \(file.path) is \(fileProblem) and its kept copy \(file.copyPath) is "
+                + "\(copyProblem); this node must not reuse an incarnation of an earlier run. Write a number above any it "
+                + "used into \(file.path) (the time in seconds, `date +%s`, is far above the count of starts), or remove both "
+                + "files to start over at 1 once every other node has restarted since this node last ran")
+        }
+        guard previous < UInt64.max else {
+            throw Failure("the incarnation counter \(file.path) is at its maximum; remove it and \(file.copyPath) to start over at 1")
+        }
         do {
-            if let bytes = try FileSystem.readFile(path, limit: 64) {
-                let text = String(decoding: bytes, as: UTF8.self).trimmingWhitespace
-                guard let value = UInt64(text), value < UInt64.max else {
-                    throw Failure("\(path) does not hold a counter (\"\(text.prefix(30))\"); remove it to start over at 1")
-                }
-                previous = value
-            }
-            try FileSystem.writeAtomically(Array("\(previous + 1)\n".utf8), to: path, mode: 0o600)
-        } catch let failure as Failure {
-            throw failure
+            try file.write(Array("\(previous + 1)\n".utf8), mode: 0o600)
         } catch {
             throw Failure("cannot update the incarnation counter: \(error)")
         }
         return previous + 1
     }
 
-    /// The table of a previous run; empty on a first start or when the file is unusable.
-    static func loadLocalState(path: String, warn: (String) -> Void) -> LocalStateTable {
-        let bytes: [UInt8]?
-        do {
-            bytes = try FileSystem.readFile(path, limit: LocalStateTable.maxBytes)
-        } catch {
-            warn("cannot read the local state file: \(error); starting with no local states")
-            return LocalStateTable()
+    /// A decimal counter and an optional newline or spaces.
+    struct MalformedCounter: Error, CustomStringConvertible {
+        var text: String
+        var description: String { "not a decimal counter: \"\(text.prefix(30))\"" }
+    }
+
+    static func decodeCounter(_ bytes: [UInt8]) throws -> UInt64 {
+        let text = String(decoding: bytes, as: UTF8.self).trimmingWhitespace
+        guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = UInt64(text) else {
+            throw MalformedCounter(text: text)
         }
-        guard let bytes else { return LocalStateTable() }
-        do {
-            return try LocalStateTable(decoding: bytes)
-        } catch {
-            let aside = path + ".bad"
-            try? FileSystem.writeAtomically(bytes, to: aside, mode: 0o600)
-            warn("\(path) is not a valid local state file (\(error)); starting with no local states (kept as \(aside))")
+        return value
+    }
+
+    /// The table of a previous run: the file, else its kept copy (the table before the last
+    /// write; with a warning), else empty (a first start, or both unusable: the PBX adapter sends
+    /// its states again when it reconnects, so this is not worth refusing to start; both files are
+    /// kept aside as `.bad` and the operator is told).
+    static func loadLocalState(path: String, warn: (String) -> Void) -> LocalStateTable {
+        let file = KeptCopyFile(path: path, policy: .previousContent)
+        switch file.read(limit: LocalStateTable.maxBytes, decode: { try LocalStateTable(decoding: $0) }) {
+        case .absent:
+            return LocalStateTable()
+        case .file(let table):
+            return table
+        case .copy(let table, let fileProblem):
+            var message = "the local state file \(path) is \(fileProblem); using its kept copy \(file.copyPath), the table "
+                + "before the last write (\(table.devices.count) devices, \(table.mailboxes.count) mailboxes)"
+            do {
+                if let aside = try file.restoreFromCopy(mode: 0o600) { message += "; the unusable file is kept as \(aside)" }
+            } catch {
+                message += "; cannot restore the file from the copy (\(error)), the next change writes it"
+            }
+            warn(message)
+            return table
+        case .unusable(let fileProblem, let copyProblem):
+            let moved = file.setAside(includingCopy: true)
+            warn("the local state file \(path) is \(fileProblem) and its kept copy \(file.copyPath) is \(copyProblem); "
+                + "starting with no local states (the PBX adapter sends its states again when it reconnects)"
+                + (moved.isEmpty ? "" : "; kept as \(moved.joined(separator: " and "))"))
             return LocalStateTable()
         }
     }

@@ -4,6 +4,7 @@
 
 import Foundation
 import Glibc
+import Totem
 
 /// Chooses and persists this server's entity id.
 struct EntityIdentity {
@@ -39,19 +40,30 @@ struct EntityIdentity {
 
     /// The id to use, where it came from, and a warning when the stored file was unusable.
     ///
-    /// A derived or random id is written to `filePath` (atomically) when no valid file exists.
+    /// The file has a kept copy, `entity_id.prev` (`KeptCopyFile.sameContent`): a missing or
+    /// unusable file falls back to it (with a warning, and the file is restored from it). A
+    /// derived or random id is written to both when neither is usable.
     /// - Throws: `FileSystemError` when a new id cannot be stored.
     func resolve(configured: EntityID?) throws(FileSystemError) -> (id: EntityID, source: Source, warning: String?) {
         if let configured { return (configured, .configuration, nil) }
+        let file = KeptCopyFile(path: filePath, policy: .sameContent)
         var warning: String?
-        do {
-            if let bytes = try FileSystem.readFile(filePath, limit: 64) {
-                let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-                if let stored = EntityID(parsing: text) { return (stored, .stateFile(filePath), nil) }
-                warning = "\(filePath) does not hold an entity id (like 01:23:45:67:89:ab); replacing it"
+        switch file.read(limit: 64, decode: Self.decode) {
+        case .absent:
+            break
+        case .file(let stored):
+            return (stored, .stateFile(filePath), nil)
+        case .copy(let stored, let fileProblem):
+            var message = "the entity id file \(filePath) is \(fileProblem); using its kept copy \(file.copyPath) (\(stored))"
+            do {
+                if let aside = try file.restoreFromCopy(mode: 0o644) { message += "; the unusable file is kept as \(aside)" }
+            } catch {
+                message += "; cannot restore the file from the copy (\(error))"
             }
-        } catch {
-            warning = "cannot read \(error); replacing it"
+            return (stored, .stateFile(file.copyPath), message)
+        case .unusable(let fileProblem, let copyProblem):
+            warning = "the entity id file \(filePath) is \(fileProblem) and its kept copy \(file.copyPath) is \(copyProblem) "
+                + "(an entity id is like 01:23:45:67:89:ab); replacing both"
         }
         let id: EntityID
         let source: Source
@@ -60,8 +72,23 @@ struct EntityIdentity {
         } else {
             (id, source) = (try randomID(), .random)
         }
-        try FileSystem.writeAtomically(Array("\(id)\n".utf8), to: filePath, mode: 0o644)
+        do {
+            try file.write(Array("\(id)\n".utf8), mode: 0o644)
+        } catch {
+            throw FileSystemError(filePath, error.description)
+        }
         return (id, source, warning)
+    }
+
+    /// An id like `01:23:45:67:89:ab`, with optional surrounding whitespace.
+    static func decode(_ bytes: [UInt8]) throws -> EntityID {
+        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let id = EntityID(parsing: text) else { throw MalformedEntityID() }
+        return id
+    }
+
+    struct MalformedEntityID: Error, CustomStringConvertible {
+        var description: String { "not an entity id" }
     }
 
     /// The address of the first interface, by name, that is not loopback and not all zeros.

@@ -106,44 +106,12 @@ enum FileSystem {
     }
 
     /// Replaces `path` with `bytes` so that a crash leaves the old or the new content, never a
-    /// mix: a temporary file in the same directory, fsync, rename, fsync of the directory.
+    /// mix (`KeptCopyFile.writeAtomically`: the one implementation of atomic replacement).
     static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t) throws(FileSystemError) {
-        let temporary = "\(path).tmp-\(getpid())"
-        _ = unlink(temporary)
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard descriptor >= 0 else { throw .system("create", temporary) }
-        var written = 0
-        var attempts = 0
-        while written < bytes.count && attempts < 10_000 {
-            attempts += 1
-            let result = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, $0.count - written) }
-            if result > 0 {
-                written += result
-            } else if result < 0 && errno == EINTR {
-                continue
-            } else {
-                let code = result < 0 ? errno : EIO
-                _ = close(descriptor)
-                _ = unlink(temporary)
-                throw .system("write", temporary, code: code)
-            }
-        }
-        guard written == bytes.count, fsync(descriptor) == 0 else {
-            let code = written == bytes.count ? errno : EIO
-            _ = close(descriptor)
-            _ = unlink(temporary)
-            throw .system("write", temporary, code: code)
-        }
-        _ = close(descriptor)
-        guard rename(temporary, path) == 0 else {
-            let code = errno
-            _ = unlink(temporary)
-            throw .system("rename to", path, code: code)
-        }
-        let directory = open(parentDirectory(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directory >= 0 {
-            _ = fsync(directory)
-            _ = close(directory)
+        do {
+            try KeptCopyFile.writeAtomically(bytes, to: path, mode: mode)
+        } catch {
+            throw FileSystemError(path, error.description)
         }
     }
 

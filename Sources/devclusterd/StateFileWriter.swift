@@ -7,6 +7,7 @@ import Dispatch
 import DeviceState
 import Foundation
 import Synchronization
+import Totem
 
 /// The local state file's writer: `store` from the loop thread never waits for the disk.
 ///
@@ -43,6 +44,8 @@ final class StateFileWriter: Sendable {
     }
 
     private let path: String
+    /// The file with its kept copy (`local_state.prev`: the table before the last write).
+    private let file: KeptCopyFile
     private let minimumInterval: Duration
     private let log: @Sendable (String) -> Void
     private let written: @Sendable () -> Void
@@ -64,6 +67,7 @@ final class StateFileWriter: Sendable {
     init(path: String, lastWritten: [UInt8]?, minimumInterval: Duration = .milliseconds(50),
          log: @escaping @Sendable (String) -> Void, written: @escaping @Sendable () -> Void = {}) {
         self.path = path
+        file = KeptCopyFile(path: path, policy: .previousContent)
         self.minimumInterval = minimumInterval
         self.log = log
         self.written = written
@@ -134,7 +138,7 @@ final class StateFileWriter: Sendable {
                 let bytes = table.encoded()
                 if bytes != lastWritten {
                     do {
-                        try FileSystem.writeAtomically(bytes, to: path, mode: 0o600)
+                        try file.write(bytes, mode: 0o600)
                         lastWritten = bytes
                         recordSuccess()
                     } catch {

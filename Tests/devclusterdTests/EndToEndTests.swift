@@ -104,7 +104,7 @@ struct TestNode {
 /// Writes a configuration for node `index` (1-based) of `count` nodes on 127.0.0.1...
 func makeNode(_ index: Int, of count: Int, in base: String, port: UInt16, clusterName: String = "e2e",
                       keyFile: String? = nil, logLevel: String = "info", channels: String? = nil,
-                      extra: String = "", configuredEntity: Bool = false) throws -> TestNode {
+                      extra: String = "", configuredEntity: Bool = false, options: String = "") throws -> TestNode {
     let node = TestNode(index: index, directory: "\(base)/n\(index)")
     try FileManager.default.createDirectory(atPath: node.directory, withIntermediateDirectories: true)
     var text = """
@@ -127,6 +127,7 @@ func makeNode(_ index: Int, of count: Int, in base: String, port: UInt16, cluste
         control_socket = \(node.socket)
         state_dir = \(node.state)
         log_level = \(logLevel)
+        \(options)
         \(configuredEntity ? "entity_id = 02:00:00:00:00:\(index < 10 ? "0" : "")\(index)" : "")
 
 

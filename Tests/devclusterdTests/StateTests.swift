@@ -90,16 +90,29 @@ struct StateTests {
         let stored = try identity.resolve(configured: nil)
         #expect(stored.id.description == "52:54:00:12:34:56" && stored.source == .stateFile(identity.filePath))
 
-        // No file and no usable interface: random, locally administered, stored.
+        // A damaged file: its kept copy is used, with a warning, and the file is restored from it.
+        try FileSystem.writeAtomically(Array("garbage".utf8), to: identity.filePath, mode: 0o644)
+        let kept = try identity.resolve(configured: nil)
+        #expect(kept.id.description == "52:54:00:12:34:56" && kept.source == .stateFile(identity.filePath + ".prev"))
+        #expect(kept.warning == "the entity id file \(identity.filePath) is not valid (not an entity id); using its kept copy "
+            + "\(identity.filePath).prev (52:54:00:12:34:56); the unusable file is kept as \(identity.filePath).bad")
+        #expect(try FileSystem.readFile(identity.filePath, limit: 100) == Array("52:54:00:12:34:56\n".utf8))
+        #expect(try identity.resolve(configured: nil).warning == nil)
+
+        // No file, no copy and no usable interface: random, locally administered, stored.
         _ = unlink(identity.filePath)
+        _ = unlink(identity.filePath + ".prev")
         identity.randomBytes = { [0xFF, 1, 2, 3, 4, 5] }
         let random = try identity.resolve(configured: nil)
         #expect(random.id.description == "fe:01:02:03:04:05" && random.source == .random)
 
-        // A damaged file is replaced, with a warning.
+        // Both damaged: replaced, with a warning naming both.
         try FileSystem.writeAtomically(Array("garbage".utf8), to: identity.filePath, mode: 0o644)
+        try FileSystem.writeAtomically(Array("junk".utf8), to: identity.filePath + ".prev", mode: 0o644)
         let replaced = try identity.resolve(configured: nil)
         #expect(replaced.id.description == "fe:01:02:03:04:05")
-        #expect(replaced.warning == "\(identity.filePath) does not hold an entity id (like 01:23:45:67:89:ab); replacing it")
+        #expect(replaced.warning == "the entity id file \(identity.filePath) is not valid (not an entity id) and its kept copy "
+            + "\(identity.filePath).prev is not valid (not an entity id) (an entity id is like 01:23:45:67:89:ab); replacing both")
+        #expect(try FileSystem.readFile(identity.filePath + ".prev", limit: 100) == Array("fe:01:02:03:04:05\n".utf8))
     }
 }

@@ -11,12 +11,15 @@ public enum NodeRuntimeError: Error, Sendable, Equatable, CustomStringConvertibl
     case system(SystemError)
     /// The event loop given to run the node on has stopped.
     case eventLoopStopped
+    /// A state file and its kept copy are both unusable; the text says which and what to do.
+    case unusableStateFile(String)
 
     public var description: String {
         switch self {
         case .invalidConfiguration(let problems): "invalid configuration: " + problems.joined(separator: "; ")
         case .system(let error): "\(error)"
         case .eventLoopStopped: "the event loop has stopped"
+        case .unusableStateFile(let problem): problem
         }
     }
 }

@@ -136,9 +136,11 @@ public final class RingNode {
             let store = RingSequenceStore(directory: directory, nodeID: configuration.nodeID)
             self.store = store
             do {
-                persisted = try store.load()
+                (persisted, loadProblem) = try store.load()
             } catch {
-                loadProblem = "ignoring the stored ring sequence: \(error)"
+                // Starting below a sequence used before could reuse a ring id: refuse (the
+                // message says what to do).
+                throw .unusableStateFile(error.description)
             }
         } else {
             store = nil

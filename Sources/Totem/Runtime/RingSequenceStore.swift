@@ -1,77 +1,79 @@
 // Persists the last ring sequence number so a restarted node starts above it (spec §1.2, pitfall
-// P7). Owns one small file per node in the state directory, replaced atomically.
+// P7). Owns one small file per node in the state directory and its kept copy (KeptCopyFile).
 
 import Glibc
 
 /// The ring sequence file of one node: `<directory>/ring-sequence-<node id>`, holding the
-/// decimal sequence and a newline.
+/// decimal sequence and a newline, with its kept copy `ring-sequence-<node id>.prev`.
 ///
-/// `save` writes a temporary file, fsyncs it, renames it over the old one and fsyncs the
-/// directory, so a crash leaves either the old or the new number, never a torn one. It blocks
-/// the event loop for the duration of two fsyncs, once per ring formed.
+/// `save` writes the file and then the copy, each atomically (two fsyncs each), before it
+/// returns, and the runtime sends nothing of a new ring before it returned (Effect.swift rule 1).
+/// So the copy never holds less than a sequence that reached the wire: a crash between the two
+/// writes leaves the copy at the previous sequence, and the new one was never used. `load` falls
+/// back to the copy when the file is missing or unusable, so the sequence never goes backwards;
+/// when both are unusable it refuses, saying what to do. Four fsyncs on the event loop, once per
+/// ring formed.
 struct RingSequenceStore {
-    let directory: String
-    let path: String
+    let file: KeptCopyFile
+    var path: String { file.path }
 
     init(directory: String, nodeID: NodeID) {
-        self.directory = directory
-        path = "\(directory)/ring-sequence-\(nodeID.rawValue)"
+        file = KeptCopyFile(path: "\(directory)/ring-sequence-\(nodeID.rawValue)", policy: .sameContent)
     }
 
-    /// Why the stored sequence could not be read.
+    /// Why the stored sequence could not be used.
     enum LoadError: Error, Equatable, CustomStringConvertible {
-        case unreadable(SystemError)
-        case malformed(path: String)
+        /// The file and its kept copy are both unusable.
+        case unusable(path: String, fileProblem: String, copyProblem: String)
 
         var description: String {
             switch self {
-            case .unreadable(let error): "\(error)"
-            case .malformed(let path): "\(path) does not hold a decimal ring sequence"
+            case .unusable(let path, let fileProblem, let copyProblem):
+                "the ring sequence file \(path) is \(fileProblem) and its kept copy \(path).prev is \(copyProblem); "
+                    + "this node must not start below a ring sequence it used before. If other nodes of the cluster "
+                    + "are running, write the sequence of their ring (the number after the dot of \"Ring ID\" in "
+                    + "`devclusterd status`) into \(path); if the whole cluster is stopped, remove both files to start over"
             }
         }
     }
 
-    /// The stored sequence, or `nil` when no file exists yet.
-    func load() throws(LoadError) -> UInt64? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            if errno == ENOENT { return nil }
-            throw .unreadable(.last("open \(path)"))
+    /// A decimal sequence and an optional newline.
+    struct MalformedSequence: Error, CustomStringConvertible {
+        var description: String { "not a decimal ring sequence" }
+    }
+
+    /// The stored sequence (`nil` when neither copy exists yet), and a warning when the kept copy
+    /// was used instead of the file.
+    func load() throws(LoadError) -> (sequence: UInt64?, warning: String?) {
+        switch file.read(limit: 32, decode: Self.decode) {
+        case .absent:
+            return (nil, nil)
+        case .file(let sequence):
+            return (sequence, nil)
+        case .copy(let sequence, let fileProblem):
+            var warning = "the ring sequence file \(path) is \(fileProblem); using its kept copy \(file.copyPath) (ring sequence \(sequence))"
+            do {
+                if let aside = try file.restoreFromCopy(mode: 0o644) { warning += "; the unusable file is kept as \(aside)" }
+            } catch {
+                warning += "; cannot restore the file from the copy yet (\(error)), the next ring written does"
+            }
+            return (sequence, warning)
+        case .unusable(let fileProblem, let copyProblem):
+            throw .unusable(path: path, fileProblem: fileProblem, copyProblem: copyProblem)
         }
-        defer { _ = close(descriptor) }
-        var buffer = [UInt8](repeating: 0, count: 32)
-        let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-        guard count >= 0 else { throw .unreadable(.last("read \(path)")) }
-        let text = String(decoding: buffer[0..<count], as: UTF8.self)
+    }
+
+    static func decode(_ bytes: [UInt8]) throws -> UInt64 {
+        let text = String(decoding: bytes, as: UTF8.self)
         let trimmed = text.hasSuffix("\n") ? String(text.dropLast()) : text
         guard !trimmed.isEmpty, trimmed.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let value = UInt64(trimmed) else {
-            throw .malformed(path: path)
+            throw MalformedSequence()
         }
         return value
     }
 
-    /// Replaces the stored sequence with `sequence`, durably.
+    /// Replaces the stored sequence with `sequence`, durably, in the file and then its copy.
     func save(_ sequence: UInt64) throws(SystemError) {
-        let temporary = path + ".tmp"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw .last("open \(temporary)") }
-        let bytes = Array("\(sequence)\n".utf8)
-        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        guard written == bytes.count else {
-            let error = written < 0 ? SystemError.last("write \(temporary)") : SystemError("write \(temporary)", code: EIO)
-            _ = close(descriptor)
-            throw error
-        }
-        guard fsync(descriptor) == 0 else {
-            let error = SystemError.last("fsync \(temporary)")
-            _ = close(descriptor)
-            throw error
-        }
-        guard close(descriptor) == 0 else { throw .last("close \(temporary)") }
-        guard rename(temporary, path) == 0 else { throw .last("rename \(temporary) to \(path)") }
-        let directoryDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard directoryDescriptor >= 0 else { throw .last("open \(directory)") }
-        defer { _ = close(directoryDescriptor) }
-        guard fsync(directoryDescriptor) == 0 else { throw .last("fsync \(directory)") }
+        try file.write(Array("\(sequence)\n".utf8), mode: 0o644)
     }
 }
