@@ -276,6 +276,8 @@ extension DaemonConfiguration {
         if let group = options.controlSocketGroup { add("control_socket_group", group) }
         add("state_dir", options.stateDirectory)
         add("log_level", options.logLevel.rawValue)
+        add("max_devices", String(options.maxDevices))
+        add("max_mailboxes", String(options.maxMailboxes))
         for channel in eventChannels {
             lines += ["", "[\(channel.name)]"]
             add("type", "event_channel")
