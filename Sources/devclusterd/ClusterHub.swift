@@ -812,10 +812,16 @@ final class ClusterHub {
         })
     }
 
-    /// A short printable label (adapter names and versions): 1-64 bytes, no control characters.
+    /// A short printable label (adapter names and versions, shown by `status`): 1-64 bytes, no
+    /// control, format or separator character (`InvisibleCharacter`; plain spaces are fine).
     private static func label(_ text: String, _ field: String) throws(ControlError) -> String {
-        guard !text.isEmpty, text.utf8.count <= 64, !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-            throw ControlError(.invalidArgument, "\"\(field)\" must be 1-64 printable characters, got \"\(text.prefix(64))\"")
+        if let scalar = text.unicodeScalars.first(where: { $0 != " " && InvisibleCharacter.kind(of: $0) != nil }),
+           let kind = InvisibleCharacter.kind(of: scalar) {
+            throw ControlError(.invalidArgument, "\"\(field)\" contains \(InvisibleCharacter(scalar: scalar, kind: kind)): "
+                + "\"\(InvisibleCharacter.escaped(text, limit: 64))\"")
+        }
+        guard !text.isEmpty, text.utf8.count <= 64 else {
+            throw ControlError(.invalidArgument, "\"\(field)\" must be 1-64 printable characters, got \"\(InvisibleCharacter.escaped(text, limit: 64))\"")
         }
         return text
     }

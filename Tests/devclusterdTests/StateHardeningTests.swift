@@ -70,6 +70,13 @@ struct StateHardeningTests {
             Issue.record("a mailbox with U+0085 was accepted"); return
         }
         #expect(c1.code == .invalidArgument && c1.message.contains("U+0085 (a control character)"))
+        guard case .failure(let adapterName) = try Self.call(daemonNode, "adapter_register", [
+            "entity_id": "02:00:00:00:00:01", "name": .string(Self.with(0x202E, in: "res_devcluster")),
+        ]) else {
+            Issue.record("an adapter name with U+202E was accepted"); return
+        }
+        #expect(adapterName.code == .invalidArgument && adapterName.message.contains("\"name\" contains U+202E"), "\(adapterName)")
+        #expect(!adapterName.message.unicodeScalars.contains { $0.value == 0x202E })
 
         // Item 13, local: the fourth device and the third mailbox are refused with limit_reached.
         for index in 1...3 {
