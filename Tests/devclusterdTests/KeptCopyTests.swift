@@ -40,6 +40,10 @@ struct KeptCopyTests {
         #expect(try file.restoreFromCopy(mode: 0o600) == file.path + ".bad")
         #expect(Self.contents(file.path) == "good 1" && Self.contents(file.path + ".bad") == "torn")
 
+        try FileSystem.writeAtomically(Array("good but far too long".utf8), to: file.path, mode: 0o600)
+        guard case .copy(_, "larger than 10 bytes") = file.read(limit: 10, decode: Self.text) else {
+            Issue.record("a file over the limit is not refused before decoding"); return
+        }
         _ = unlink(file.path)
         guard case .copy(_, "missing") = file.read(limit: 100, decode: Self.text) else { Issue.record("no fallback for a missing file"); return }
         try FileSystem.writeAtomically(Array("torn".utf8), to: file.path, mode: 0o600)

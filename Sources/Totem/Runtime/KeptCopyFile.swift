@@ -270,9 +270,19 @@ public struct KeptCopyFile: Sendable, Equatable {
             return .failure(errno == ENOENT ? .missing : .unreadable(.last("open \(path)")))
         }
         defer { _ = close(descriptor) }
+        // The buffer is sized from the file, not from the limit: the state table's limit is
+        // hundreds of megabytes, which every start would otherwise allocate and zero.
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { return .failure(.unreadable(.last("fstat \(path)"))) }
+        let size = Int(status.st_size)
+        guard size <= limit else { return .failure(.tooLarge(limit: limit)) }
         do {
-            let bytes = try readBounded(descriptor, limit: limit)
-            guard bytes.count <= limit else { return .failure(.tooLarge(limit: limit)) }
+            let bytes = try readBounded(descriptor, limit: size)
+            // More than fstat said: the file grew while being read.
+            guard bytes.count <= size else {
+                return .failure(size < limit ? .unreadable(SystemError("read \(path) (it changed while being read)", code: EAGAIN))
+                                             : .tooLarge(limit: limit))
+            }
             return .success(bytes)
         } catch {
             return .failure(.unreadable(SystemError("read \(path)", code: error.code)))
