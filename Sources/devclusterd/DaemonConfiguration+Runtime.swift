@@ -64,8 +64,6 @@ extension DaemonConfiguration {
         }
     }
 
-    private static let ipv6Loopback: [UInt8] = Array(repeating: 0, count: 15) + [1]
-
     /// The runtime configuration for this node.
     ///
     /// - Parameters:
@@ -106,8 +104,7 @@ extension DaemonConfiguration {
         transport.segmentationOffload = totem.segmentationOffload
         transport.reportsUnreachable = totem.portUnreachable
         transport.multicastLoop = nodes.contains { node in
-            let isLoopback = node.address.isIPv4 ? node.address.bytes[0] == 127 : node.address.bytes == Self.ipv6Loopback
-            return node.id != options.nodeID && (isLoopback || localAddresses.contains(node.address))
+            node.id != options.nodeID && (node.address.isLoopback || localAddresses.contains(node.address))
         }
         var settings = totem.settings
         settings.configuredNodeCount = nodes.count

@@ -121,6 +121,8 @@ private let udpuTotem = """
         bindnetaddr = 10.19.0.0
         mcastaddr = 226.94.1.1
         mcastport = 5405
+        # The seed ran openais without a key; devcluster wants that said.
+        crypto = none
 
         [device_state]
         type=event_channel
@@ -315,15 +317,15 @@ private let udpuTotem = """
 }
 
 @Test func segmentationOffloadTakesYesOrNo() throws {
-    #expect(try parse(udpTotem + "segmentation_offload = off\n").totem.segmentationOffload == false)
+    #expect(try parse(udpTotem + "crypto = none\nsegmentation_offload = off\n").totem.segmentationOffload == false)
     #expect(errors(udpTotem + "segmentation_offload = sometimes\n") == [
         "devcluster.conf:4: [totem] segmentation_offload: expected yes or no, got \"sometimes\""
     ])
 }
 
 @Test func portUnreachableTakesYesOrNo() throws {
-    #expect(try parse(udpTotem).totem.portUnreachable == true)
-    #expect(try parse(udpTotem + "port_unreachable = no\n").totem.portUnreachable == false)
+    #expect(try parse(udpTotem + "crypto = none\n").totem.portUnreachable == true)
+    #expect(try parse(udpTotem + "crypto = none\nport_unreachable = no\n").totem.portUnreachable == false)
     #expect(errors(udpTotem + "port_unreachable = maybe\n") == [
         "devcluster.conf:4: [totem] port_unreachable: expected yes or no, got \"maybe\""
     ])
@@ -456,7 +458,7 @@ private let udpuTotem = """
 }
 
 @Test func udpDerivesBindNetworkAndMulticastAddress() throws {
-    let configuration = try parse("[totem]\ncluster_name = pbx\n[node]\nnodeid = 3\naddr = 10.19.2.255\n")
+    let configuration = try parse("[totem]\ncluster_name = pbx\ncrypto = none\n[node]\nnodeid = 3\naddr = 10.19.2.255\n")
     #expect(configuration.options.nodeID == NodeID(3))
     #expect(configuration.totem.transport == .udp(bindNetwork: address("10.19.2.255"), multicastAddress: address("239.192.2.254")))
     #expect(configuration.totem.port == 5405)
@@ -486,11 +488,39 @@ private let udpuTotem = """
     #expect(DaemonConfiguration.defaultMulticastAddress(clusterName: "devcluster", ipv6: false) == address("239.192.156.208"))
     #expect(DaemonConfiguration.defaultMulticastAddress(clusterName: "devcluster", ipv6: true) == address("ff15::9c34"))
     #expect(DaemonConfiguration.defaultMulticastAddress(clusterName: "", ipv6: false) == address("239.192.0.0"))
-    let ipv6 = try parse("[totem]\ncluster_name = devcluster\nbindnetaddr = fe80::\n[options]\nnodeid = 9\n")
+    let ipv6 = try parse("[totem]\ncluster_name = devcluster\nbindnetaddr = fe80::\ncrypto = none\n[options]\nnodeid = 9\n")
     #expect(ipv6.totem.transport == .udp(bindNetwork: address("fe80::"), multicastAddress: address("ff15::9c34")))
 }
 
 // MARK: - Crypto, timers, options
+
+/// Issue 14, finding 3: one forged JOIN from a listed address broke a keyless ring. Off
+/// loopback, no key is an error unless the file says `crypto = none`; on loopback (the built-in
+/// default, test clusters on one machine) no key is still fine.
+@Test func aClusterOffLoopbackNeedsAKeyOrAnExplicitCryptoNone() throws {
+    let exposed = "[totem]\ncluster_name = pbx\ntransport = udpu\n[node]\nnodeid = 1\naddr = 10.19.2.255\n[node]\nnodeid = 2\naddr = 10.19.2.1\n"
+    let reported = errors(exposed)
+    #expect(reported.count == 1)
+    let message = try #require(reported.first)
+    #expect(message.hasPrefix("devcluster.conf:1: [totem] crypto: no cluster key, and the cluster is not on loopback (10.19.2.255, 10.19.2.1)"))
+    #expect(message.contains("devclusterd keygen") && message.contains("crypto = none"))
+    // udp: the bind network counts too.
+    #expect(errors(udpTotem).first?.contains("not on loopback (10.19.0.0)") == true)
+    // Said explicitly: accepted, unauthenticated.
+    let explicit = try parse(exposed.replacingOccurrences(of: "transport = udpu\n", with: "transport = udpu\ncrypto = none\n"))
+    #expect(explicit.totem.crypto == .none)
+    // A key: accepted.
+    let keyed = try parse(exposed.replacingOccurrences(of: "transport = udpu\n", with: "transport = udpu\nkeyfile = /etc/devcluster/authkey\n"))
+    #expect(keyed.totem.crypto == .hmacSHA256(keyFile: "/etc/devcluster/authkey"))
+    // Every node on loopback (IPv4 127/8 or ::1): no key needed.
+    let local = try parse("[totem]\ncluster_name = pbx\ntransport = udpu\n[node]\nnodeid = 1\naddr = 127.0.0.1\n[node]\nnodeid = 2\naddr = 127.0.0.2\n[options]\nnodeid = 1\n")
+    #expect(local.totem.crypto == .none)
+    let local6 = try parse("[totem]\ncluster_name = pbx\ntransport = udpu\n[node]\nnodeid = 1\naddr = ::1\n[options]\nnodeid = 1\n")
+    #expect(local6.totem.crypto == .none)
+    // One node off loopback is enough to need the key.
+    #expect(errors("[totem]\ncluster_name = pbx\ntransport = udpu\n[node]\nnodeid = 1\naddr = 127.0.0.1\n[node]\nnodeid = 2\naddr = 10.0.0.2\n[options]\nnodeid = 1\n")
+        .first?.contains("not on loopback (10.0.0.2)") == true)
+}
 
 @Test func cryptoAndKeyfileMustAgree() {
     #expect(errors(udpuTotem.replacingOccurrences(of: "transport = udpu", with: "transport = udpu\ncrypto = hmac-sha256")
@@ -774,7 +804,7 @@ private struct SplitMix64 {
 
 @Test func multicastsLoopBackOnlyWhenAnotherNodeListensOnThisHost() throws {
     func loop(_ addresses: [String], local: [String]) throws -> Bool {
-        var text = "[totem]\ncluster_name = pbx\ntransport = udp\nbindnetaddr = 10.0.0.0\n"
+        var text = "[totem]\ncluster_name = pbx\ntransport = udp\nbindnetaddr = 10.0.0.0\ncrypto = none\n"
         for (index, address) in addresses.enumerated() {
             text += "[node]\nnodeid = \(index + 1)\naddr = \(address)\n"
         }
@@ -795,7 +825,7 @@ private struct SplitMix64 {
 @Test func segmentationOffloadAndPortUnreachableReachTheTransport() throws {
     for (value, offload, unreachable) in [("", true, true), ("segmentation_offload = no\n", false, true),
                                           ("port_unreachable = no\n", true, false)] {
-        let text = "[totem]\ncluster_name = pbx\ntransport = udpu\n" + value + "[node]\nnodeid = 1\naddr = 10.0.0.1\n[options]\nnodeid = 1\n"
+        let text = "[totem]\ncluster_name = pbx\ntransport = udpu\ncrypto = none\n" + value + "[node]\nnodeid = 1\naddr = 10.0.0.1\n[options]\nnodeid = 1\n"
         let configuration = try parse(text)
         let runtime = try configuration.runtimeConfiguration(
             file: "devcluster.conf", authentication: .none, key: nil, localAddresses: [], log: { _, _ in })

@@ -71,6 +71,8 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
         case cryptoNeedsKeyFile(crypto: String)
         /// `crypto = none` with a `keyfile` set.
         case keyFileWithoutCrypto(keyFileLine: Int)
+        /// Neither `crypto` nor `keyfile`, and not every node is on loopback.
+        case keyRequired(addresses: [String])
         /// A problem `TotemSettings.validate()` found with the timers and constants.
         case totemSettings(String)
         /// An item listed twice in one comma-separated list.
@@ -127,6 +129,12 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
             return "\"\(crypto)\" needs a keyfile in [totem]"
         case .keyFileWithoutCrypto(let keyFileLine):
             return "\"none\" contradicts the keyfile at line \(keyFileLine); remove one of them"
+        case .keyRequired(let addresses):
+            return "no cluster key, and the cluster is not on loopback (\(Self.list(addresses))): anyone who can "
+                + "send it a datagram could join or disturb the ring; create a key with `devclusterd keygen "
+                + "--output /etc/devcluster/authkey`, copy it to every node and set keyfile (and crypto = "
+                + "hmac-sha256 or chacha20-poly1305) in [totem], or set crypto = none to run unauthenticated "
+                + "on a network you trust"
         case .totemSettings(let problem):
             return problem
         case .duplicateListItem(let item):

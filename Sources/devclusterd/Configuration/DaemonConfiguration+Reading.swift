@@ -433,8 +433,8 @@ extension ConfigurationReader {
         checkAddressFamilies(totem: totem, nodes: nodes)
         let localID = nodeList.isComplete ? resolveLocalNodeID(totem: totem, nodes: nodes, options: options) : nil
         let transport = nodeList.isComplete ? resolveTransport(totem: totem, nodes: nodes, localID: localID) : nil
-        let crypto = resolveCrypto(totem)
         let settings = resolveSettings(totem, nodeCount: nodes.count)
+        let crypto = resolveCrypto(totem, nodes: nodes)
         let paths = host.defaultPaths()
         guard errors.isEmpty, let clusterName = totem.clusterName, let localID, let transport, let crypto,
               let port = UInt16(exactly: totem.port.value)
@@ -550,9 +550,21 @@ extension ConfigurationReader {
         return .udp(bindNetwork: bindNetwork, multicastAddress: group)
     }
 
-    private mutating func resolveCrypto(_ totem: TotemDraft) -> Model.Crypto? {
+    private mutating func resolveCrypto(_ totem: TotemDraft, nodes: [NodeDraft]) -> Model.Crypto? {
         switch (totem.crypto?.value, totem.keyFile) {
-        case (nil, nil): return Model.Crypto.none
+        case (nil, nil):
+            // Unauthenticated only where nobody else can send: every address on loopback (the
+            // built-in one-node default, test clusters on one machine). Elsewhere it takes an
+            // explicit `crypto = none`.
+            let addresses = nodes.map(\.address.value) + [totem.bindNetwork?.value].compactMap { $0 }
+            // Reported last, once the rest of the file is valid: with other errors the addresses
+            // may be incomplete, and the fix (a key, or crypto = none) is the same either way.
+            let exposed = addresses.filter { !$0.isLoopback }
+            if !exposed.isEmpty && errors.isEmpty {
+                fail(totem.sectionLine, "totem", "crypto", .keyRequired(addresses: exposed.map(\.description)))
+                return nil
+            }
+            return Model.Crypto.none
         case (nil, let keyFile?), ("hmac-sha256", let keyFile?): return .hmacSHA256(keyFile: keyFile.value)
         case ("chacha20-poly1305", let keyFile?): return .chaCha20Poly1305(keyFile: keyFile.value)
         case ("none", nil): return Model.Crypto.none

@@ -286,6 +286,11 @@ extension DaemonConfiguration {
             self.bytes = bytes
         }
 
+        /// 127.0.0.0/8 or ::1.
+        public var isLoopback: Bool {
+            bytes.count == 4 ? bytes[0] == 127 : bytes == [UInt8](repeating: 0, count: 15) + [1]
+        }
+
         /// Parses an IPv4 dotted quad or an IPv6 literal (`inet_pton`), or returns `nil`.
         public init?(_ text: String) {
             // A NUL would end the C string early and let "1.2.3.4\0junk" through.
