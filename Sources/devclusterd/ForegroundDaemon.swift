@@ -49,10 +49,20 @@ enum ForegroundDaemon {
                 logger.info("created state directory \(options.stateDirectory) (mode 0700)")
             }
             let socketDirectory = FileSystem.parentDirectory(of: options.controlSocket)
-            // Members of control_socket_group must be able to reach the socket inside.
-            let mode: mode_t = options.controlSocketGroup == nil ? 0o700 : 0o750
-            if try FileSystem.ensurePrivateDirectory(socketDirectory, mode: mode) {
-                logger.info("created control socket directory \(socketDirectory) (mode \(FileSystem.octal(mode)))")
+            // Members of control_socket_group, or (without one) the users [control] allows, must
+            // be able to reach the socket inside.
+            var group: gid_t?
+            if let name = options.controlSocketGroup {
+                guard let id = UnixSocket.groupID(named: name) else {
+                    logger.error("not started: [options] control_socket_group \"\(name)\" is not a group on this host")
+                    return nil
+                }
+                group = id
+            }
+            let mode: mode_t = group != nil ? 0o750 : configuration.control.allowsOtherUsers ? 0o755 : 0o700
+            if try FileSystem.ensureSocketDirectory(socketDirectory, mode: mode, group: group) {
+                logger.info("created control socket directory \(socketDirectory) (mode \(FileSystem.octal(mode))"
+                    + (options.controlSocketGroup.map { ", group \($0)" } ?? "") + ")")
             }
         } catch {
             logger.error("not started: \(error)")

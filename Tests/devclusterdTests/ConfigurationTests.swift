@@ -20,7 +20,9 @@ private let testHost = HostEnvironment(
             HostEnvironment.InterfaceAddress(address: address("10.19.2.255"), prefixLength: 16),
             HostEnvironment.InterfaceAddress(address: address("fe80::1"), prefixLength: 64),
         ]
-    })
+    },
+    lookUpUser: { ["asterisk": 110, "zabbix": 120][$0] },
+    lookUpGroup: { ["asterisk": 110, "monitoring": 130][$0] })
 
 private func address(_ text: String) -> DaemonConfiguration.IPAddress {
     guard let address = DaemonConfiguration.IPAddress(text) else {
@@ -186,6 +188,9 @@ private let udpuTotem = """
         [options]
         control_socket_group = asterisk
         log_level = Debug
+
+        [control]
+        groups = asterisk
         """)
     var settings = TotemSettings()
     settings.token = .milliseconds(2000)
@@ -305,7 +310,7 @@ private let udpuTotem = """
 
 @Test func rejectsAnUnknownSection() {
     #expect(errors(fullExample + "[foo]\nbar = 1\n") == [
-        "devcluster.conf:28: unknown section [foo]; expected one of [totem], [node], [options], [hints], "
+        "devcluster.conf:28: unknown section [foo]; expected one of [totem], [node], [options], [control], [hints], "
             + "or an event channel (a section with \"type = event_channel\")"
     ])
 }
@@ -832,4 +837,108 @@ private struct SplitMix64 {
         #expect(runtime.transport.segmentationOffload == offload, "\(value)")
         #expect(runtime.transport.reportsUnreachable == unreachable, "\(value)")
     }
+}
+
+// MARK: - [control]
+
+private let oneNode = """
+    [totem]
+    cluster_name = c
+    transport = udpu
+    [node]
+    nodeid = 1
+    addr = 127.0.0.1
+
+    """
+
+@Test func readsTheControlAllowListWithIDsAndLimits() throws {
+    let configuration = try parse(oneNode + """
+        [options]
+        control_socket_group = asterisk
+
+        [control]
+        users = asterisk, 1001
+        read_only_users = zabbix
+        read_only_groups = monitoring
+        idle_timeout = 0
+        max_connections = 64
+        max_connections_per_user = 4
+        """)
+    let control = configuration.control
+    #expect(control.users == [.init(name: "asterisk", id: 110), .init(name: "1001", id: 1001)])
+    #expect(control.groups.isEmpty)
+    #expect(control.readOnlyUsers == [.init(name: "zabbix", id: 120)])
+    #expect(control.readOnlyGroups == [.init(name: "monitoring", id: 130)])
+    #expect(control.idleTimeoutSeconds == 0 && control.maximumConnections == 64 && control.maximumConnectionsPerUser == 4)
+    // Written back and read again: the same configuration.
+    #expect(try parse(configuration.fileText) == configuration)
+    // Without [control]: nobody but root and the daemon's user, 300 s idle timeout, 128 and 32.
+    let plain = try parse(oneNode)
+    #expect(plain.control == DaemonConfiguration.Control())
+    #expect(!plain.control.allowsOtherUsers && plain.control.idleTimeoutSeconds == 300)
+}
+
+@Test func rejectsUnknownUsersAndGroupsAndAGroupThatIsAllowedNothing() {
+    #expect(errors(oneNode + """
+        [control]
+        users = asterisk, nosuchuser
+        groups = wheel
+        read_only_users = zabbix, zabbix
+        idle_timeout = 1h
+        max_connections = 0
+        """) == [
+        "devcluster.conf:8: [control] users: \"nosuchuser\" is not a user on this host",
+        "devcluster.conf:9: [control] groups: \"wheel\" is not a group on this host",
+        "devcluster.conf:10: [control] read_only_users: \"zabbix\" is listed twice",
+        "devcluster.conf:11: [control] idle_timeout: expected a whole number of seconds 0-86400 (0: never), got \"1h\"",
+        "devcluster.conf:12: [control] max_connections: expected a whole number 1-4096, got \"0\"",
+    ])
+    #expect(errors(oneNode + "[options]\ncontrol_socket_group = nosuchgroup\n") == [
+        "devcluster.conf:8: [options] control_socket_group: \"nosuchgroup\" is not a group on this host",
+    ])
+    #expect(errors(oneNode + "[options]\ncontrol_socket_group = asterisk\n") == [
+        "devcluster.conf:8: [options] control_socket_group: members of \"asterisk\" can reach the control socket but [control] "
+            + "allows them nothing; add \"groups = asterisk\" (full control) or \"read_only_groups = asterisk\" to [control], "
+            + "or list its users there",
+    ])
+    #expect(errors(oneNode + "[control]\nuser = asterisk\n").first?.hasPrefix(
+        "devcluster.conf:8: [control] user: unknown option (did you mean \"users\"?)") == true)
+}
+
+@Test func theAllowListDecidesEachCallersRole() throws {
+    let control = try parse(oneNode + """
+        [control]
+        users = asterisk
+        groups = 500
+        read_only_users = zabbix
+        read_only_groups = monitoring
+        """).control
+    let access = ControlAccess(control: control, daemonUserID: 999)
+    func peer(_ uid: UInt32, _ gid: UInt32, _ groups: [UInt32] = []) -> PeerCredentials {
+        PeerCredentials(processID: 1, userID: uid, groupID: gid, supplementaryGroups: groups)
+    }
+    #expect(access.role(of: peer(0, 0)) == .full)
+    #expect(access.role(of: peer(999, 999)) == .full)
+    #expect(access.role(of: peer(110, 110)) == .full)
+    #expect(access.role(of: peer(2000, 500)) == .full)
+    #expect(access.role(of: peer(2000, 2000, [7, 500])) == .full)
+    #expect(access.role(of: peer(120, 120)) == .readOnly)
+    #expect(access.role(of: peer(2001, 2001, [130])) == .readOnly)
+    #expect(access.role(of: peer(65_534, 65_534)) == nil)
+    #expect(access.isPrivileged(peer(0, 0)) && access.isPrivileged(peer(999, 1)) && !access.isPrivileged(peer(110, 110)))
+    for command in ["status", "members", "devstate_get", "devstate_list", "hints", "mwi_get", "mwi_list", "watch",
+                    "subscribe", "snapshot", "ping", "event_subscribe", "channels", "settings", "hello"] {
+        #expect(ControlAccess.isReadOnly(command: command), "\(command)")
+    }
+    for command in ["devstate_set", "devstate_clear", "mwi_set", "event_publish", "adapter_register", "debug", "future_command"] {
+        #expect(!ControlAccess.isReadOnly(command: command), "\(command)")
+    }
+}
+
+@Test func reloadReportsASocketModeChangeAsNeedingARestart() throws {
+    let running = try parse(oneNode)
+    let reloaded = try parse(oneNode + "[control]\nread_only_users = zabbix\n")
+    #expect(running.restartRequiredChanges(to: reloaded) == ["[control] users and groups (the socket's mode) (0600 -> 0666)"])
+    let limitsOnly = try parse(oneNode + "[control]\nidle_timeout = 5\n")
+    #expect(running.restartRequiredChanges(to: limitsOnly).isEmpty)
 }

@@ -77,6 +77,10 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
         case totemSettings(String)
         /// An item listed twice in one comma-separated list.
         case duplicateListItem(String)
+        /// A user or group name this host does not know.
+        case unknownPrincipal(String, isGroup: Bool)
+        /// `control_socket_group` set while `[control]` allows nobody besides root and the daemon's user.
+        case controlGroupWithoutAccess(String)
     }
 
     /// What is wrong and, where it helps, what is expected instead.
@@ -139,6 +143,12 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
             return problem
         case .duplicateListItem(let item):
             return "\"\(item)\" is listed twice"
+        case .unknownPrincipal(let name, let isGroup):
+            return "\"\(name)\" is not a \(isGroup ? "group" : "user") on this host"
+        case .controlGroupWithoutAccess(let group):
+            return "members of \"\(group)\" can reach the control socket but [control] allows them nothing; "
+                + "add \"groups = \(group)\" (full control) or \"read_only_groups = \(group)\" to [control], "
+                + "or list its users there"
         }
     }
 

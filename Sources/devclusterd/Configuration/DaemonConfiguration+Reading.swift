@@ -72,7 +72,7 @@ enum ConfigurationKeys {
     static let node = ["nodeid", "name", "addr"]
     static let options = ["nodeid", "entity_id", "control_socket", "control_socket_group", "state_dir", "log_level"]
     static let eventChannel = ["type", "publish_event", "subscribe_event"]
-    static let sections = ["[totem]", "[node]", "[options]", "[hints]", "or an event channel (a section with \"type = event_channel\")"]
+    static let sections = ["[totem]", "[node]", "[options]", "[control]", "[hints]", "or an event channel (a section with \"type = event_channel\")"]
 }
 
 // MARK: - Reading: drafts
@@ -126,6 +126,7 @@ struct OptionsDraft {
     var entityID: DaemonConfiguration.EntityID?
     var controlSocket: String?
     var controlSocketGroup: String?
+    var controlSocketGroupLine: Int?
     var stateDirectory: String?
     var logLevel = DaemonConfiguration.LogLevel.info
 }
@@ -173,6 +174,8 @@ struct ConfigurationReader {
         var totem = TotemDraft()
         var nodes: [NodeDraft] = []
         var options = OptionsDraft()
+        var control = Model.Control()
+        var controlLine: Int?
         var channels: [Model.EventChannel] = []
         var hints: [Model.Hint] = []
         var firstLines: [String: Int] = [:]
@@ -196,6 +199,9 @@ struct ConfigurationReader {
                 }
                 if let node = readNode(section) { nodes.append(node) }
             case "options": options = readOptions(section)
+            case "control":
+                control = readControl(section)
+                controlLine = section.line
             case "hints": hints = readHints(section)
             default:
                 if let channel = readEventChannel(section) { channels.append(channel) }
@@ -204,10 +210,13 @@ struct ConfigurationReader {
         // A [node] that was rejected would make the node-list checks report consequences of
         // that one error (a missing node list, this node not listed); they wait for a clean list.
         let nodeList = NodeList(nodes: nodes, isComplete: nodes.count == nodeSectionCount)
-        return resolve(totem: totem, nodeList: nodeList, options: options, channels: channels, hints: hints)
+        checkControlSocketGroup(options, control: control, controlLine: controlLine)
+        var configuration = resolve(totem: totem, nodeList: nodeList, options: options, channels: channels, hints: hints)
+        configuration?.control = control
+        return errors.isEmpty ? configuration : nil
     }
 
-    private mutating func rejectUnknownKeys(in section: INISection, named sectionName: String, valid: [String]) {
+    mutating func rejectUnknownKeys(in section: INISection, named sectionName: String, valid: [String]) {
         for entry in section.entries where !valid.contains(entry.normalizedKey) {
             let suggestion = Self.closest(to: entry.normalizedKey, among: valid)
             fail(entry.line, sectionName, entry.key, .unknownOption(validOptions: valid, suggestion: suggestion))
@@ -332,7 +341,10 @@ struct ConfigurationReader {
                     invalid(entry, "options", "an absolute path of at most \(HostEnvironment.maximumSocketPathBytes) bytes (a Unix socket address)")
                 }
             case "control_socket_group":
-                if Model.isValidName(entry.value) { draft.controlSocketGroup = entry.value }
+                if Model.isValidName(entry.value) {
+                    draft.controlSocketGroup = entry.value
+                    draft.controlSocketGroupLine = entry.line
+                }
                 else { invalid(entry, "options", "a group name") }
             case "state_dir":
                 if Self.isAbsolutePath(entry.value) { draft.stateDirectory = entry.value }

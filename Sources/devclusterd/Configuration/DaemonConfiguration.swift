@@ -23,6 +23,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var eventChannels: [EventChannel]
     /// `[hints]` entries, in file order.
     public var hints: [Hint]
+    /// `[control]`: who may use the control socket, and the bounds on its clients.
+    public var control = Control()
 
     /// Creates a configuration from parts already validated.
     public init(totem: TotemSection, nodes: [Node], options: Options, eventChannels: [EventChannel], hints: [Hint]) {
