@@ -420,9 +420,10 @@ struct RefusalLog {
         guard total > 0 else { return nil }
         let reasons = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
             .map { "\($0.value) \($0.key)" }
-        let seconds = period.totalMilliseconds / 1_000
+        let milliseconds = period.totalMilliseconds
+        let span = milliseconds < 1_000 ? "\(milliseconds) ms" : "\(milliseconds / 1_000) s"
         counts = [:]
         lastLogged = now
-        return "refused \(total) more client\(total == 1 ? "" : "s") in the last \(seconds) s: " + reasons.joined(separator: ", ")
+        return "refused \(total) more client\(total == 1 ? "" : "s") in the last \(span): " + reasons.joined(separator: ", ")
     }
 }
