@@ -217,6 +217,51 @@ struct ControlAccessTests {
         idle.removeAll()
     }
 
+    @Test func aReloadAppliesTheAllowListAtOnce() async throws {
+        try requirements()
+        let base = try makeTemporaryDirectory()
+        let processes = Processes()
+        defer {
+            processes.killAll()
+            removeDirectory(base)
+        }
+        #expect(chmod(base, 0o755) == 0)
+        let port = randomPort()
+        let configuration = try writeConfiguration(in: base, port: port, control: "read_only_users = nobody")
+        let socket = base + "/run/devclusterd.sock"
+        let log = base + "/daemon.log"
+        let daemon = try processes.start(["--foreground", "--config", configuration], as: nil, log: log)
+        let logText = { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        let up = await eventually(within: .seconds(10)) { answers(socket) }
+        try #require(up, "the daemon did not answer: \(logText())")
+        let check = try runCommand(["--check-config", "--config", configuration])
+        #expect(check.output.hasSuffix("; control socket access: full control: root, the daemon's user; read-only: users nobody (65534)\n"),
+                "\(check.output)")
+        let refused = try runAs(nobody, nobody, ["--socket", socket, "devstate", "set", "Custom:reload", "INUSE"])
+        #expect(refused.status == 1 && refused.error.contains("(permission_denied)"))
+
+        // nobody gets full control: SIGHUP applies it without a restart.
+        _ = try writeConfiguration(in: base, port: port, control: "users = nobody")
+        #expect(kill(daemon.processIdentifier, SIGHUP) == 0)
+        let applied = await eventually(within: .seconds(5)) {
+            logText().contains("applied [control] (full control: root, the daemon's user, users nobody (65534))")
+        }
+        #expect(applied, "\(logText())")
+        let allowed = try runAs(nobody, nobody, ["--socket", socket, "devstate", "set", "Custom:reload", "INUSE"])
+        #expect(allowed.status == 0, "\(allowed.error)")
+
+        // A name the host does not know: the reload is refused and the running rules stay.
+        _ = try writeConfiguration(in: base, port: port, control: "users = nobody, no-such-user-dcd")
+        #expect(kill(daemon.processIdentifier, SIGHUP) == 0)
+        let rejected = await eventually(within: .seconds(5)) {
+            logText().contains("[control] users: \"no-such-user-dcd\" is not a user on this host")
+        }
+        #expect(rejected, "\(logText())")
+        let still = try runAs(nobody, nobody, ["--socket", socket, "devstate", "set", "Custom:reload", "NOT_INUSE"])
+        #expect(still.status == 0, "\(still.error)")
+        #expect(daemon.isRunning)
+    }
+
     @Test func theSocketDirectoryGetsTheGroupAndItsMembersTheirRole() async throws {
         try requirements()
         let base = try makeTemporaryDirectory()
