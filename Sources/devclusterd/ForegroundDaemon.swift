@@ -63,6 +63,9 @@ enum ForegroundDaemon {
             if try FileSystem.ensureSocketDirectory(socketDirectory, mode: mode, group: group) {
                 logger.info("created control socket directory \(socketDirectory) (mode \(FileSystem.octal(mode))"
                     + (options.controlSocketGroup.map { ", group \($0)" } ?? "") + ")")
+            } else if let warning = unreachableSocketDirectoryWarning(socketDirectory, group: group,
+                                                                       othersAllowed: configuration.control.allowsOtherUsers) {
+                logger.warning(warning)
             }
         } catch {
             logger.error("not started: \(error)")
@@ -112,6 +115,23 @@ enum ForegroundDaemon {
             logger.error("not started: \(error)")
             return nil
         }
+    }
+
+    /// Why the users `[control]` allows cannot reach the socket in an existing directory (the
+    /// daemon changes only directories it created), or `nil`.
+    private static func unreachableSocketDirectoryWarning(_ directory: String, group: gid_t?, othersAllowed: Bool) -> String? {
+        var status = stat()
+        guard stat(directory, &status) == 0 else { return nil }
+        let mode = FileSystem.octal(status.st_mode & 0o7777)
+        if let group, status.st_mode & S_IXOTH == 0, status.st_gid != group || status.st_mode & S_IXGRP == 0 {
+            return "members of control_socket_group cannot reach the control socket: its directory \(directory) has mode \(mode) "
+                + "and group id \(status.st_gid); run chgrp \(group) \(directory) and chmod 0750 \(directory)"
+        }
+        if group == nil, othersAllowed, status.st_mode & S_IXOTH == 0 {
+            return "the users [control] allows cannot reach the control socket: its directory \(directory) has mode \(mode); "
+                + "run chmod 0755 \(directory)"
+        }
+        return nil
     }
 
     /// A value handed from the loop thread or a task to the waiting main thread.

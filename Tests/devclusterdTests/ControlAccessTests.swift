@@ -295,6 +295,21 @@ struct ControlAccessTests {
         let outsider = try runAs(stranger, stranger, ["--socket", socket, "status"])
         #expect(outsider.status == 1)
         #expect(outsider.error.contains("permission denied"), "\(outsider.error)")
+
+        // A directory that exists already is left as it is, and the log says what to change.
+        let existing = base + "/existing"
+        try FileManager.default.createDirectory(atPath: existing + "/run", withIntermediateDirectories: true)
+        #expect(chmod(existing + "/run", 0o700) == 0)
+        let second = try writeConfiguration(in: existing, port: randomPort(), options: "control_socket_group = \(groupName)",
+                                            control: "read_only_groups = \(groupName)")
+        let secondLog = existing + "/daemon.log"
+        _ = try processes.start(["--foreground", "--config", second], as: nil, log: secondLog)
+        let secondUp = await eventually(within: .seconds(10)) { answers(existing + "/run/devclusterd.sock") }
+        #expect(secondUp)
+        let text = (try? String(contentsOfFile: secondLog, encoding: .utf8)) ?? ""
+        #expect(text.contains("members of control_socket_group cannot reach the control socket: its directory \(existing)/run "
+            + "has mode 0700 and group id 0; run chgrp \(group) \(existing)/run and chmod 0750 \(existing)/run"), "\(text)")
+        #expect(mode(of: existing + "/run")?.mode == 0o700)
     }
 
     @Test func aWritableSocketDirectoryAndAnotherUsersSocketAreRefused() async throws {
