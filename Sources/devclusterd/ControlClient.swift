@@ -45,7 +45,7 @@ final class ControlClient {
         }
         guard server.userID == 0 || server.userID == UInt32(geteuid()) else {
             _ = close(descriptor)
-            throw ControlClientError("refusing \(path): it is served by user \(UnixSocket.describeUser(server.userID)) "
+            throw ControlClientError("refusing \(path): it is served by \(UnixSocket.describeUser(server.userID)) "
                 + "(pid \(server.processID)), neither root nor you (\(UnixSocket.describeUser(UInt32(geteuid())))); "
                 + "it is not a devclusterd you can trust. Check the path, and who can write to its directory")
         }

@@ -115,12 +115,12 @@ final class ControlConnection {
     /// - Returns: the `permission_denied` error to answer, or `nil` when allowed.
     func authorize(_ command: String) -> ControlError? {
         guard let role = server.access.role(of: peer) else {
-            return ControlError(.permissionDenied, "user \(UnixSocket.describeUser(peer.userID)) is no longer allowed "
+            return ControlError(.permissionDenied, "\(UnixSocket.describeUser(peer.userID)) is no longer allowed "
                 + "to use this control socket (the configuration was reloaded)")
         }
         if ControlAccess.isReadOnly(command: command) { return nil }
         guard role == .full else {
-            return ControlError(.permissionDenied, "\(command) changes state, and user \(UnixSocket.describeUser(peer.userID)) "
+            return ControlError(.permissionDenied, "\(command) changes state, and \(UnixSocket.describeUser(peer.userID)) "
                 + "has read-only access to the control socket ([control] read_only_users or read_only_groups)")
         }
         let text = "control client \(number) (\(peer)) ran \(command)"

@@ -252,7 +252,7 @@ final class ControlServer {
     private func admissionRefusal(for peer: PeerCredentials) -> (ControlError, String)? {
         guard access.role(of: peer) != nil else {
             let user = UnixSocket.describeUser(peer.userID)
-            return (ControlError(.permissionDenied, "user \(user) may not use this control socket; the daemon's "
+            return (ControlError(.permissionDenied, "\(user) may not use this control socket; the daemon's "
                 + "configuration allows it in [control] (users, groups, read_only_users, read_only_groups)"),
                     "uid \(peer.userID) not allowed")
         }

@@ -165,7 +165,7 @@ enum UnixSocket {
         return peer
     }
 
-    /// A name for a user id in messages: `asterisk (uid 110)`, or `uid 110` when unknown.
+    /// A user id in messages: `user asterisk (uid 110)`, or `uid 110` when it has no name.
     static func describeUser(_ userID: UInt32) -> String {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
@@ -173,6 +173,6 @@ enum UnixSocket {
         guard getpwuid_r(uid_t(userID), &entry, &buffer, buffer.count, &result) == 0, let result,
               let name = result.pointee.pw_name
         else { return "uid \(userID)" }
-        return "\(String(cString: name)) (uid \(userID))"
+        return "user \(String(cString: name)) (uid \(userID))"
     }
 }

@@ -167,7 +167,7 @@ struct ControlAccessTests {
         // A user on no list is refused at connect, and the CLI prints the daemon's reason.
         let refused = try runAs(stranger, stranger, ["--socket", socket, "status"])
         #expect(refused.status == 1)
-        #expect(refused.error.contains("user uid 65533 may not use this control socket"), "\(refused.error)")
+        #expect(refused.error.contains("devclusterd: status: uid 65533 may not use this control socket"), "\(refused.error)")
         #expect(refused.error.contains("(permission_denied)"))
 
         // Per user: two clients of nobody (watchers) hold its cap; a third is refused, root is not.
@@ -259,6 +259,16 @@ struct ControlAccessTests {
         #expect(rejected, "\(logText())")
         let still = try runAs(nobody, nobody, ["--socket", socket, "devstate", "set", "Custom:reload", "NOT_INUSE"])
         #expect(still.status == 0, "\(still.error)")
+
+        // Back to read-only: the very next change is refused.
+        _ = try writeConfiguration(in: base, port: port, control: "read_only_users = nobody")
+        #expect(kill(daemon.processIdentifier, SIGHUP) == 0)
+        let revoked = await eventually(within: .seconds(5)) {
+            logText().contains("applied [control] (full control: root, the daemon's user; read-only: users nobody (65534))")
+        }
+        #expect(revoked, "\(logText())")
+        let denied = try runAs(nobody, nobody, ["--socket", socket, "devstate", "set", "Custom:reload", "INUSE"])
+        #expect(denied.status == 1 && denied.error.contains("has read-only access"), "\(denied.error)")
         #expect(daemon.isRunning)
     }
 
