@@ -123,11 +123,12 @@ final class ControlConnection {
             return ControlError(.permissionDenied, "\(command) changes state, and \(UnixSocket.describeUser(peer.userID)) "
                 + "has read-only access to the control socket ([control] read_only_users or read_only_groups)")
         }
-        let text = "control client \(number) (\(peer)) ran \(command)"
+        // The debug line is built only when debug logging is on: this runs for every publication.
         if loggedCommands.insert(command).inserted {
-            server.logState(text + " (further \(command) requests on this connection are logged at debug level)")
+            server.logState("control client \(number) (\(peer)) ran \(command) "
+                + "(further \(command) requests on this connection are logged at debug level)")
         } else {
-            server.logStateDebug(text)
+            server.logStateDebug("control client \(number) (\(peer)) ran \(command)")
         }
         return nil
     }

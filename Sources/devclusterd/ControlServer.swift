@@ -371,7 +371,7 @@ final class ControlServer {
     func logState(_ text: String) { logger.info(text) }
 
     /// Logs a state-changing request (debug).
-    func logStateDebug(_ text: String) { logger.debug(text) }
+    func logStateDebug(_ text: @autoclosure () -> String) { logger.debug(text()) }
 
     /// Counts and logs a client dropped for too much unread output.
     func dropSlow(_ connection: ControlConnection, pending: Int) {
