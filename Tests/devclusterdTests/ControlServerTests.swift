@@ -284,6 +284,30 @@ struct ControlServerTests {
         }
     }
 
+    @Test func theRefusalLogWritesTheFirstAtOnceAndTheRestAsOneCountPerPeriod() {
+        var log = RefusalLog()
+        let period = Duration.seconds(10)
+        let start = MonotonicInstant.milliseconds(1_000)
+        var logged = log.record("too many connections", now: start, period: period)
+        #expect(logged)
+        for step in 1...7 {
+            logged = log.record(step <= 5 ? "too many connections" : "uid 7 not allowed", now: start + .milliseconds(Int64(step)), period: period)
+            #expect(!logged, "refusal \(step) of the period was logged on its own")
+        }
+        #expect(log.nextLogTime(period: period) == start + period)
+        var line = log.flush(now: start + period, period: period)
+        #expect(line == "refused 7 more clients in the last 10 s: 5 too many connections, 2 uid 7 not allowed")
+        line = log.flush(now: start + period, period: period)
+        #expect(line == nil)
+        // Within the new period the next refusal is counted; after a quiet period it is logged at once.
+        logged = log.record("too many connections", now: start + period + .seconds(1), period: period)
+        #expect(!logged)
+        line = log.flush(now: start + period * 2, period: period)
+        #expect(line == "refused 1 more client in the last 10 s: 1 too many connections")
+        logged = log.record("too many connections", now: start + period * 4, period: period)
+        #expect(logged)
+    }
+
     @Test func anIdleClientIsDisconnectedButASubscriberIsKept() async throws {
         var limits = ControlServer.Limits()
         limits.idleTimeout = .milliseconds(600)
