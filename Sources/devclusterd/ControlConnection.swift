@@ -156,7 +156,8 @@ final class ControlConnection {
 
     /// The socket has data (or the client's end of input): read one chunk and answer it.
     func readable() {
-        for _ in 0..<server.limits.readsPerWakeup where isOpen && !isInputClosed && !isReadingPaused && !isHeld {
+        for _ in 0..<server.limits.readsPerWakeup {
+            guard isOpen && !isInputClosed && !isReadingPaused && !isHeld else { return }
             let count = server.read(into: self)
             if count > 0 {
                 lastActivity = MonotonicClock.now()
