@@ -173,9 +173,9 @@ extension ConfigurationReader {
     /// `control_socket_group` must name a group of this host, and its members must be allowed
     /// something: a group that can reach the socket while no list allows anyone would only
     /// produce refusals (before the allow-list, such members had full control).
-    mutating func checkControlSocketGroup(_ options: OptionsDraft, control: DaemonConfiguration.Control, controlLine: Int?) {
+    mutating func checkControlSocketGroup(_ options: OptionsDraft, control: DaemonConfiguration.Control) {
         guard let group = options.controlSocketGroup else { return }
-        guard host.groupID(named: group) != nil || Self.decimal(group, in: 0...Int(UInt32.max - 1)) != nil else {
+        guard host.groupID(named: group) != nil else {
             fail(options.controlSocketGroupLine, "options", "control_socket_group", .unknownPrincipal(group, isGroup: true))
             return
         }

@@ -175,7 +175,6 @@ struct ConfigurationReader {
         var nodes: [NodeDraft] = []
         var options = OptionsDraft()
         var control = Model.Control()
-        var controlLine: Int?
         var channels: [Model.EventChannel] = []
         var hints: [Model.Hint] = []
         var firstLines: [String: Int] = [:]
@@ -199,9 +198,7 @@ struct ConfigurationReader {
                 }
                 if let node = readNode(section) { nodes.append(node) }
             case "options": options = readOptions(section)
-            case "control":
-                control = readControl(section)
-                controlLine = section.line
+            case "control": control = readControl(section)
             case "hints": hints = readHints(section)
             default:
                 if let channel = readEventChannel(section) { channels.append(channel) }
@@ -210,7 +207,7 @@ struct ConfigurationReader {
         // A [node] that was rejected would make the node-list checks report consequences of
         // that one error (a missing node list, this node not listed); they wait for a clean list.
         let nodeList = NodeList(nodes: nodes, isComplete: nodes.count == nodeSectionCount)
-        checkControlSocketGroup(options, control: control, controlLine: controlLine)
+        checkControlSocketGroup(options, control: control)
         var configuration = resolve(totem: totem, nodeList: nodeList, options: options, channels: channels, hints: hints)
         configuration?.control = control
         return errors.isEmpty ? configuration : nil
