@@ -238,29 +238,46 @@ def main():
         total = sum(ours["us_per_change"].values())
         daemons = sum(v for k, v in ours["us_per_change"].items() if not k.startswith("asterisk"))
         cores = int(subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or "2")
+        bound = cores * 1e6 / total if total else None
         text = (f"- The burst. All three servers share this machine's {cores} vCPUs. Each change costs the three "
                 f"Asterisks {total - daemons:.0f} µs of CPU together (server 1 raising it, servers 2 and 3 injecting and "
-                f"aggregating it) against {daemons:.0f} µs in the three devclusterds ({daemons / total:.0%} of the total), "
-                "while one server raising its own events with the other two idle pays only its own share. On this test bed "
-                "the burst is limited by the three Asterisks' work on shared vCPUs, not by the cluster layer; on servers "
-                "of their own each Asterisk has its own CPU")
+                f"aggregating it) and the three devclusterds {daemons:.0f} µs ({daemons / total:.0%} of the total)")
+        if bound and burst["devcluster"] and "changes_per_s" in burst["devcluster"]:
+            measured = burst["devcluster"]["changes_per_s"]
+            text += (f": {cores} vCPUs can do at most {cores} s / {total:.0f} µs = {bound:,.0f} changes/s, and the "
+                     f"cluster burst reached {measured:,.0f}/s ({measured / bound:.0%} of that bound; the CPU per change "
+                     "comes from a separate 5,000-change burst of the same run)")
+        text += (". One server raising its own events with the other two idle pays only its own share, so on this "
+                 "test bed the cluster burst is bounded by six processes on shared vCPUs, not by the cluster layer. "
+                 "On servers of their own each Asterisk has its own CPU")
         if theirs:
             their_total = sum(theirs["us_per_change"].values())
             their_daemons = sum(v for k, v in theirs["us_per_change"].items() if not k.startswith("asterisk"))
-            text += (f", while corosync spends {their_daemons:.0f} µs a change in its three daemons "
+            text += (f"; corosync spends {their_daemons:.0f} µs a change in its three daemons "
                      f"({their_daemons / their_total:.0%} of the incumbent's {their_total:.0f} µs)")
         lines.append(text + ".")
-    lines.append("- A purge. Detection is quick (the successor probe and the kernel's port-unreachable answer: "
-                 "about 0.2-0.3 s for a crashed daemon; token + consensus for a lost host, as in corosync), but then "
-                 "every server's Asterisk clears the dead server's entries one by one, at some 90 µs each (the clear, "
-                 "the new aggregate, the hints and AMI): a server that held 11,000 devices took 1.15-1.41 s to purge "
-                 "in an earlier run of this script (run 20261206-051551), one that held a few devices (this table: the purge trials run first) "
-                 "0.25-0.39 s. A lost host's figure is token + consensus plus that purge.")
-    lines.append("- The daemon's own path. Measured with one client on loopback (udpu, a Python client setting a state "
-                 "and waiting for the push on another node), `devstate_set` took 0.33 ms p50 against 0.30 ms for an "
-                 "`event_publish` of the same size; the gap `devcluster-bench` shows at 200 a second is larger and not "
-                 "yet explained: the persistence is off the ring's thread now (written at most every 50 ms by a thread "
-                 "of its own), and with no persistence at all the gap stayed.")
+    kill_events = [t["event_s"] for t in kills["devcluster"] if t.get("event_s") is not None]
+    link_events = [t["event_s"] for t in links["devcluster"] if t.get("event_s") is not None]
+    purge = ("- A purge. A crashed daemon on a live host is noticed from the kernel's port-unreachable answer to the "
+             "token (or to the successor probe, every 150 ms, when the ring is idle)")
+    if kill_events:
+        purge += f": {min(kill_events):.2f}-{max(kill_events):.2f} s here until server 2's DeviceStateChange"
+    purge += ("; a lost host after token + consensus, as in corosync, counted from the last token the others "
+              "received, which an idle ring's representative sent up to a hold period before the cut")
+    if link_events:
+        purge += f" ({min(link_events):.2f}-{max(link_events):.2f} s here)"
+    purge += (". Then every server's Asterisk clears the dead server's entries one by one, at some 90 µs each (the "
+              "clear, the new aggregate, the hints and AMI): a server that held 11,000 devices took 1.15-1.41 s to "
+              "purge in an earlier run of this script (run 20261206-051551); the purge trials here run first, while "
+              "server 1 holds only the trial device. Every trial's clock starts when the kill -9 or the link-down "
+              "returned, stamped by the shell that ran it.")
+    lines.append(purge)
+    lines.append("- The daemon's own path. A paced `devstate_set` and a paced `event_publish` take the same way "
+                 "through the ring; what separates them is the device-state service's work on delivery (decoding, "
+                 "the per-server table, the aggregate, the JSON push) and, on node 1, the state file, written by a "
+                 "thread of its own at most every 50 ms, never on the ring's thread. Until commit 77f960f, "
+                 "devcluster-bench's own client spun some 0.5-1 ms of a vCPU after every request it wrote (a bounded "
+                 "loop that kept counting), which made the device-state path look 0.4 ms slower than it was.")
     lines.append("")
     lines.append(END)
     block = "\n".join(lines) + "\n"

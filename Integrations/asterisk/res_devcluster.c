@@ -2070,7 +2070,7 @@ static const char *connect_error_text(int error)
 		return "no daemon is running (connection refused)";
 	case EACCES:
 	case EPERM:
-		return "permission denied (the socket belongs to devclusterd's user, or to its control_socket_group)";
+		return "permission denied (devclusterd's [control] must list Asterisk's user, and its control_socket_group must let it reach the socket)";
 	case EAGAIN:
 		return "the daemon's listen queue is full";
 	default:

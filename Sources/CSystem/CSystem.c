@@ -137,3 +137,31 @@ int csystem_read_port_unreachable(int fd, struct sockaddr_storage *address, sock
     int fromICMP = error.ee_origin == SO_EE_ORIGIN_ICMP || error.ee_origin == SO_EE_ORIGIN_ICMP6;
     return fromICMP && error.ee_errno == ECONNREFUSED && message.msg_namelen > 0 ? 1 : 0;
 }
+
+int csystem_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
+    struct ucred credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    if (length != sizeof credentials) {
+        errno = EINVAL;
+        return -1;
+    }
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    *gid = credentials.gid;
+    return 0;
+}
+
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+
+int csystem_peer_groups(int fd, uint32_t *groups, int capacity) {
+    if (capacity <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    socklen_t length = (socklen_t)capacity * sizeof(gid_t);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &length) != 0) return -1;
+    return (int)(length / sizeof(gid_t));
+}

@@ -439,6 +439,8 @@ public struct Simulator {
             case .join(let join): join.isLeave ? "leave" : "join"
             case .commitToken: "commit token"
             case .tokenHoldCancel: "token hold cancel"
+            case .livenessProbe: "liveness probe"
+            case .livenessReply: "liveness reply"
             }
             return "\(kind) from \(packet.sender) to \(nodes[index].id)"
         case .timer(let index, _, let timer, _):

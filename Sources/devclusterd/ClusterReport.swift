@@ -89,6 +89,7 @@ enum ClusterReport {
             "send_errors": .number(statistics.transport.sockets.sendErrors + statistics.transport.sockets.sendWouldBlock),
             "rings_installed": .number(statistics.core.ringsInstalled),
             "unreachable_reports": .number(statistics.transport.sockets.unreachableReports),
+            "unreachable_refuted": .number(statistics.core.unreachableRefuted),
             "successors_unreachable": .number(statistics.core.successorsUnreachable),
             "successor_probes": .number(statistics.successorProbes),
         ]

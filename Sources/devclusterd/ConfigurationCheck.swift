@@ -59,6 +59,7 @@ enum ConfigurationCheck {
             + "\(nodes) node\(nodes == 1 ? "" : "s"), this node \(local) (\(name)), crypto \(configuration.totem.crypto.name), "
             + "\(channels) event channel\(channels == 1 ? "" : "s"), \(hints) hint\(hints == 1 ? "" : "s"), "
             + "control socket \(configuration.options.controlSocket)"
+        if configuration.control.allowsOtherUsers { text += "; control socket access: " + Daemon.describeAccess(configuration.control) }
         if origin == .embedded { text += " (no \(DaemonConfiguration.defaultPath): the built-in default)" }
         return text
     }

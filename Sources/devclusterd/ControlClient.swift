@@ -1,5 +1,6 @@
-// The CLI's side of the control socket: connect, send one request line, read its response line,
-// with a timeout, and explain a missing daemon in plain words. Blocking I/O; never on the loop.
+// The CLI's side of the control socket: connect, check that the daemon is who it should be (root
+// or this user), send one request line, read its response line, with a timeout, and explain a
+// missing daemon or a refusal in plain words. Blocking I/O; never on the loop.
 
 import Glibc
 
@@ -22,16 +23,31 @@ final class ControlClient {
     private var lines: [[UInt8]] = []
     private var nextID: Int64 = 1
 
-    /// Connects to `path`.
+    /// Connects to `path` and checks who listens there.
+    ///
+    /// The server must run as root or as this process's user (`SO_PEERCRED`): a socket another
+    /// user put in the daemon's place (in a shared directory, say) could otherwise feed a root
+    /// CLI a fake cluster.
     ///
     /// - Parameter timeout: for each later send and receive.
-    /// - Throws: `ControlClientError` saying whether no daemon runs, or what else failed.
+    /// - Throws: `ControlClientError` saying whether no daemon runs, who else listens, or what
+    ///   else failed.
     init(path: String, timeout: Duration = .seconds(10)) throws(ControlClientError) {
         self.path = path
         do {
             descriptor = try UnixSocket.connect(to: path)
         } catch {
             throw ControlClientError("cannot connect to \(path): " + Self.explain(error.code, fallback: error.problem))
+        }
+        guard let server = UnixSocket.peerCredentials(of: descriptor) else {
+            _ = close(descriptor)
+            throw ControlClientError("cannot connect to \(path): cannot tell who listens on it (SO_PEERCRED failed)")
+        }
+        guard server.userID == 0 || server.userID == UInt32(geteuid()) else {
+            _ = close(descriptor)
+            throw ControlClientError("refusing \(path): it is served by \(UnixSocket.describeUser(server.userID)) "
+                + "(pid \(server.processID)), neither root nor you (\(UnixSocket.describeUser(UInt32(geteuid())))); "
+                + "it is not a devclusterd you can trust. Check the path, and who can write to its directory")
         }
         var time = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000))
         _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
@@ -47,7 +63,7 @@ final class ControlClient {
         switch code {
         case ECONNREFUSED: "no daemon is running (connection refused)"
         case ENOENT: "no daemon is running (the socket does not exist)"
-        case EACCES, EPERM: "permission denied (run as the daemon's user, or set control_socket_group)"
+        case EACCES, EPERM: "permission denied (run as root or the daemon's user, or be allowed in the daemon's [control] section)"
         case ENOTSOCK: "it is not a socket"
         case ENAMETOOLONG: "the path is too long for a Unix socket"
         default: fallback
@@ -61,7 +77,17 @@ final class ControlClient {
     func call(_ command: String, arguments: JSONObject = JSONObject()) throws(ControlClientError) -> Result<JSONValue, ControlError> {
         let id = nextID
         nextID += 1
-        try send(ControlRequest(id: .integer(id), command: command, arguments: arguments).json)
+        do {
+            try send(ControlRequest(id: .integer(id), command: command, arguments: arguments).json)
+        } catch {
+            // A daemon that refused this connection (too many clients, not allowed) wrote why
+            // and closed: that line, not the failed write, is the answer.
+            if let refusal = try? readLine(), let response = try? ControlResponse.decode(line: refusal),
+               case .failure = response.outcome {
+                return response.outcome
+            }
+            throw error
+        }
         // Lines that are not our response (events of a subscription) are skipped; bounded so a
         // flood of them cannot keep us here forever.
         for _ in 0..<100_000 {

@@ -11,6 +11,12 @@ final class ControlConnection {
     let number: Int
     /// The connected socket (closed by `close`).
     let descriptor: Int32
+    /// Who connected (`SO_PEERCRED` at accept).
+    let peer: PeerCredentials
+    /// When the client last sent something (for the idle timeout).
+    private var lastActivity = MonotonicClock.now()
+    /// Commands that changed state on this connection already logged at info level.
+    private var loggedCommands: Set<String> = []
     /// The read watch; `nil` while paused, after the client's end of input, and once closed.
     var registration: EventLoop.Registration?
     private unowned let server: ControlServer
@@ -36,9 +42,10 @@ final class ControlConnection {
     private(set) var isOpen = true
 
     /// A connection accepted by `server`; the server registers it for reading.
-    init(number: Int, descriptor: Int32, server: ControlServer) {
+    init(number: Int, descriptor: Int32, peer: PeerCredentials, server: ControlServer) {
         self.number = number
         self.descriptor = descriptor
+        self.peer = peer
         self.server = server
         maximumOutputBytes = server.limits.maximumOutputBytes
         framer = LineFramer(maximumLineBytes: server.limits.maximumLineBytes)
@@ -99,13 +106,61 @@ final class ControlConnection {
         for handler in handlers { handler() }
     }
 
+    // MARK: Access
+
+    /// Whether this client may run `command` under the server's current `[control]` rules, and
+    /// logs each state-changing command with the caller's uid and pid: the first of each command
+    /// on a connection at info, every one at debug.
+    ///
+    /// - Returns: the `permission_denied` error to answer, or `nil` when allowed.
+    func authorize(_ command: String) -> ControlError? {
+        guard let role = server.access.role(of: peer) else {
+            return ControlError(.permissionDenied, "\(UnixSocket.describeUser(peer.userID)) is no longer allowed "
+                + "to use this control socket (the configuration was reloaded)")
+        }
+        if ControlAccess.isReadOnly(command: command) { return nil }
+        guard role == .full else {
+            return ControlError(.permissionDenied, "\(command) changes state, and \(UnixSocket.describeUser(peer.userID)) "
+                + "has read-only access to the control socket ([control] read_only_users or read_only_groups)")
+        }
+        // The debug line is built only when debug logging is on: this runs for every publication.
+        if loggedCommands.insert(command).inserted {
+            server.logState("control client \(number) (\(peer)) ran \(command) "
+                + "(further \(command) requests on this connection are logged at debug level)")
+        } else {
+            server.logStateDebug("control client \(number) (\(peer)) ran \(command)")
+        }
+        return nil
+    }
+
+    // MARK: Idle clients
+
+    /// Whether the client has sent nothing for `timeout` while nothing keeps it: no
+    /// subscription or adapter registration (those register close handlers), not held by a
+    /// service, no output waiting.
+    func isIdle(now: MonotonicInstant, timeout: Duration) -> Bool {
+        isOpen && closeHandlers.isEmpty && !isHeld && !isReadingPaused && pendingOutputBytes == 0 && now - lastActivity >= timeout
+    }
+
+    /// Writes `error` as one line if the socket takes it at once, then closes.
+    func sendBestEffortAndClose(_ error: ControlError) {
+        guard isOpen else { return }
+        var line: [UInt8] = []
+        ControlResponse.failure(id: .null, error: error).encode(into: &line)
+        line.append(0x0A)
+        _ = line.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
+        close(reason: error.message)
+    }
+
     // MARK: Input
 
     /// The socket has data (or the client's end of input): read one chunk and answer it.
     func readable() {
-        for _ in 0..<server.limits.readsPerWakeup where isOpen && !isInputClosed && !isReadingPaused && !isHeld {
+        for _ in 0..<server.limits.readsPerWakeup {
+            guard isOpen && !isInputClosed && !isReadingPaused && !isHeld else { return }
             let count = server.read(into: self)
             if count > 0 {
+                lastActivity = MonotonicClock.now()
                 pauseReadingIfBacklogged()
                 continue
             }

@@ -104,8 +104,12 @@ struct ControlError: Error, Sendable, Equatable, CustomStringConvertible {
         case invalidArgument = "invalid_argument"
         /// The daemon cannot do it now (leaving, not yet in a ring, queue full).
         case unavailable
-        /// Too many clients are connected.
+        /// Too many clients are connected (in all, or of the caller's user).
         case tooManyConnections = "too_many_connections"
+        /// The caller may not use the control socket, or (read-only) may not change state.
+        case permissionDenied = "permission_denied"
+        /// The client sent nothing for `[control] idle_timeout` without a subscription.
+        case idleTimeout = "idle_timeout"
         /// An adapter registered for another entity id than this server's.
         case entityMismatch = "entity_mismatch"
         /// A cap of the configuration is reached (`[options] max_devices`, `max_mailboxes`):

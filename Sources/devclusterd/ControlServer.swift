@@ -1,7 +1,8 @@
-// The control socket on the event loop: accepts clients, reads request lines, hands each request
-// to the handler, and writes responses and events without ever blocking the loop. A client that
-// reads slowly has its requests paused; one that stops reading, or lets pushed output pass a
-// bound, is dropped. Confined to the loop.
+// The control socket on the event loop: accepts clients (checking who they are against the
+// `[control]` allow-list and the connection caps), reads request lines, hands each request to the
+// handler, and writes responses and events without ever blocking the loop. A client that reads
+// slowly has its requests paused; one that stops reading, lets pushed output pass a bound, or sits
+// idle without a subscription, is dropped. Confined to the loop.
 
 import Glibc
 import Totem
@@ -52,6 +53,16 @@ final class ControlServer {
     struct Limits: Sendable {
         /// Clients connected at once; more are told `too_many_connections` and closed.
         var maximumConnections = 128
+        /// Clients of one user id at once; root and the daemon's user are not counted against it.
+        var maximumConnectionsPerUser = 32
+        /// Of `maximumConnections`, the slots only root and the daemon's user may take, so that
+        /// other users' clients can never lock the operator's CLI out.
+        var reservedForPrivilegedConnections = 8
+        /// A client that has not subscribed to anything (and is not held) and sends nothing for
+        /// this long is disconnected; `nil`: never.
+        var idleTimeout: Duration? = .seconds(300)
+        /// Refused connections are logged at most once per this period, with a count.
+        var refusalLogPeriod: Duration = .seconds(10)
         /// Output (responses and events) a client may leave unread before it is dropped.
         var maximumOutputBytes = 4 << 20
         /// Above this much unread output the daemon stops reading the client's requests (so a
@@ -61,6 +72,21 @@ final class ControlServer {
         var resumeReadingBelowBytes = 256 << 10
         /// A client whose requests are paused and who reads nothing for this long is dropped.
         var stallTimeout: Duration = .seconds(30)
+        /// The limits of `[control]` on top of the other defaults.
+        init(_ control: DaemonConfiguration.Control) {
+            applying(control)
+        }
+
+        init() {}
+
+        /// Takes the connection caps and the idle timeout from `[control]`.
+        mutating func applying(_ control: DaemonConfiguration.Control) {
+            maximumConnections = control.maximumConnections
+            maximumConnectionsPerUser = control.maximumConnectionsPerUser
+            reservedForPrivilegedConnections = min(8, control.maximumConnections / 4)
+            idleTimeout = control.idleTimeoutSeconds == 0 ? nil : .seconds(control.idleTimeoutSeconds)
+        }
+
         /// Longest request line.
         var maximumLineBytes = ControlProtocol.maximumLineBytes
         /// Reads per wake-up per client, of up to `readBufferBytes` each: at most 16 KiB of
@@ -72,7 +98,7 @@ final class ControlServer {
     }
 
     let path: String
-    let limits: Limits
+    private(set) var limits: Limits
     private let eventLoop: EventLoop
     private let logger: DaemonLogger
     private weak var handler: ControlRequestHandler?
@@ -84,12 +110,32 @@ final class ControlServer {
     private var nextConnectionNumber = 1
     private let readBuffer: UnsafeMutableRawBufferPointer
     private(set) var droppedSlowClients = 0
+    /// Who may do what (replaced on reload).
+    var access: ControlAccess
+    /// Connected clients per user id (for the per-user cap).
+    private var connectionsPerUser: [UInt32: Int] = [:]
+    /// Refusals not yet logged, by reason, and when the last refusal line was written.
+    private var refusals = RefusalLog()
+    private var refusalTimer: EventLoop.TimerID?
+    private var idleTimer: EventLoop.TimerID?
+    /// Connections refused so far (any reason), and disconnected for idleness.
+    private(set) var refusedConnections = 0
+    private(set) var idleDisconnections = 0
 
-    /// Binds and listens at `path` (mode 0600, or 0660 with a group), and watches it. Loop thread only.
+    /// The socket file's mode: 0600 when only root and the daemon's user may use it, 0660 with
+    /// `control_socket_group`, 0666 when `[control]` allows other users and no group narrows
+    /// who reaches the socket (every caller is then checked by its credentials).
+    static func socketMode(group: String?, allowsOtherUsers: Bool) -> mode_t {
+        if group != nil { return 0o660 }
+        return allowsOtherUsers ? 0o666 : 0o600
+    }
+
+    /// Binds and listens at `path` (mode from `socketMode`), and watches it. Loop thread only.
     ///
     /// - Throws: `UnixSocket.Failure` when the socket cannot be created (a live daemon on it, a
     ///   file that is not a socket, no permission, an unknown group).
-    init(path: String, group: String?, eventLoop: EventLoop, logger: DaemonLogger, limits: Limits = Limits(),
+    init(path: String, group: String?, access: ControlAccess = ControlAccess(control: .init(), daemonUserID: UInt32(geteuid())),
+         eventLoop: EventLoop, logger: DaemonLogger, limits: Limits = Limits(),
          handler: ControlRequestHandler) throws(UnixSocket.Failure) {
         eventLoop.preconditionInEventLoop()
         var groupID: gid_t?
@@ -99,7 +145,8 @@ final class ControlServer {
             }
             groupID = id
         }
-        let (descriptor, inode) = try UnixSocket.listen(at: path, mode: group == nil ? 0o600 : 0o660, group: groupID)
+        let mode = Self.socketMode(group: group, allowsOtherUsers: access.control.allowsOtherUsers)
+        let (descriptor, inode) = try UnixSocket.listen(at: path, mode: mode, group: groupID)
         do {
             writability = try WritabilityWatcher(eventLoop: eventLoop)
         } catch {
@@ -112,6 +159,7 @@ final class ControlServer {
         self.eventLoop = eventLoop
         self.logger = logger
         self.handler = handler
+        self.access = access
         listenDescriptor = descriptor
         socketInode = inode
         readBuffer = .allocate(byteCount: limits.readBufferBytes, alignment: 16)
@@ -122,6 +170,11 @@ final class ControlServer {
             _ = Glibc.close(descriptor)
             UnixSocket.removeIfOwned(path, inode: inode)
             throw UnixSocket.Failure(path: path, problem: "\(error)", code: error.code)
+        }
+        if let idleTimeout = limits.idleTimeout {
+            let timer = eventLoop.makeTimer { [unowned self] in disconnectIdleClients() }
+            idleTimer = timer
+            eventLoop.arm(timer, at: MonotonicClock.now() + Self.idleSweepPeriod(idleTimeout))
         }
     }
 
@@ -138,6 +191,11 @@ final class ControlServer {
         guard let registration else { return }
         eventLoop.deregister(registration)
         self.registration = nil
+        if let idleTimer { eventLoop.removeTimer(idleTimer) }
+        idleTimer = nil
+        if let refusalTimer { eventLoop.removeTimer(refusalTimer) }
+        refusalTimer = nil
+        logRefusals()
         for connection in connections.values.sorted(by: { $0.number < $1.number }) {
             connection.close(reason: "the daemon is stopping")
         }
@@ -161,13 +219,18 @@ final class ControlServer {
             let flags = fcntl(descriptor, F_GETFL)
             _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK)
             _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
-            guard connections.count < limits.maximumConnections else {
-                refuse(descriptor)
+            guard let peer = UnixSocket.peerCredentials(of: descriptor) else {
+                refuse(descriptor, ControlError(.permissionDenied, "the daemon cannot tell who is connecting (SO_PEERCRED failed)"),
+                       reason: "unidentified")
+                continue
+            }
+            if let (error, reason) = admissionRefusal(for: peer) {
+                refuse(descriptor, error, reason: reason)
                 continue
             }
             let number = nextConnectionNumber
             nextConnectionNumber += 1
-            let connection = ControlConnection(number: number, descriptor: descriptor, server: self)
+            let connection = ControlConnection(number: number, descriptor: descriptor, peer: peer, server: self)
             do {
                 connection.registration = try eventLoop.register(fileDescriptor: descriptor) { [unowned connection] in
                     connection.readable()
@@ -178,19 +241,95 @@ final class ControlServer {
                 continue
             }
             connections[number] = connection
-            logger.debug("control client \(number) connected (\(connections.count) connected)")
+            connectionsPerUser[peer.userID, default: 0] += 1
+            logger.debug("control client \(number) connected: \(peer), \(access.role(of: peer)?.rawValue ?? "no role") "
+                + "(\(connections.count) connected)")
         }
     }
 
-    /// Tells a client over the limit why, in one best-effort write, and closes it.
-    private func refuse(_ descriptor: Int32) {
-        let error = ControlError(.tooManyConnections, "\(limits.maximumConnections) control clients are connected already; try again later")
+    /// Why `peer` may not connect now, or `nil`: not on the allow-list, over its user's cap,
+    /// or no slot left for it (the last slots are kept for root and the daemon's user).
+    private func admissionRefusal(for peer: PeerCredentials) -> (ControlError, String)? {
+        guard access.role(of: peer) != nil else {
+            let user = UnixSocket.describeUser(peer.userID)
+            return (ControlError(.permissionDenied, "\(user) may not use this control socket; the daemon's "
+                + "configuration allows it in [control] (users, groups, read_only_users, read_only_groups)"),
+                    "uid \(peer.userID) not allowed")
+        }
+        let isPrivileged = access.isPrivileged(peer)
+        let available = isPrivileged ? limits.maximumConnections
+            : max(1, limits.maximumConnections - limits.reservedForPrivilegedConnections)
+        guard connections.count < available else {
+            return (ControlError(.tooManyConnections, "\(connections.count) control clients are connected already "
+                + "(limit \(limits.maximumConnections)\(isPrivileged ? "" : ", of which \(limits.reservedForPrivilegedConnections) are kept for root and the daemon's user")); try again later"),
+                    "too many connections")
+        }
+        let mine = connectionsPerUser[peer.userID] ?? 0
+        guard isPrivileged || mine < limits.maximumConnectionsPerUser else {
+            return (ControlError(.tooManyConnections, "user id \(peer.userID) has \(mine) control connections already "
+                + "(limit \(limits.maximumConnectionsPerUser) per user, [control] max_connections_per_user); close some"),
+                    "uid \(peer.userID) over its \(limits.maximumConnectionsPerUser) connections")
+        }
+        return nil
+    }
+
+    /// Tells a refused client why, in one best-effort write, closes it, and counts the refusal
+    /// for the rate-limited log.
+    private func refuse(_ descriptor: Int32, _ error: ControlError, reason: String) {
         var line: [UInt8] = []
         ControlResponse.failure(id: .null, error: error).encode(into: &line)
         line.append(0x0A)
         _ = line.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
         _ = Glibc.close(descriptor)
-        logger.warning("control socket: refused a client, \(limits.maximumConnections) are connected already")
+        refusedConnections += 1
+        let now = MonotonicClock.now()
+        if refusals.record(reason, now: now, period: limits.refusalLogPeriod) {
+            logger.warning("control socket: refused a client: \(reason) (\(error.message))")
+        } else if !refusals.isFlushScheduled {
+            let timer = refusalTimer ?? eventLoop.makeTimer { [unowned self] in logRefusals() }
+            refusalTimer = timer
+            refusals.isFlushScheduled = true
+            eventLoop.arm(timer, at: refusals.nextLogTime(period: limits.refusalLogPeriod))
+        }
+    }
+
+    /// Writes the refusals counted since the last line, as one line.
+    private func logRefusals() {
+        refusals.isFlushScheduled = false
+        guard let line = refusals.flush(now: MonotonicClock.now(), period: limits.refusalLogPeriod) else { return }
+        logger.warning("control socket: " + line)
+    }
+
+    /// Applies a reloaded `[control]`: the allow-list (checked again on every request, so a
+    /// revoked user's next state change is refused), the connection caps and the idle timeout.
+    /// The socket's mode stays until a restart.
+    func apply(_ control: DaemonConfiguration.Control) {
+        eventLoop.preconditionInEventLoop()
+        access.control = control
+        limits.applying(control)
+        guard registration != nil, let idleTimeout = limits.idleTimeout else { return }
+        let timer = idleTimer ?? eventLoop.makeTimer { [unowned self] in disconnectIdleClients() }
+        idleTimer = timer
+        eventLoop.arm(timer, at: MonotonicClock.now() + Self.idleSweepPeriod(idleTimeout))
+    }
+
+    // MARK: Idle clients
+
+    /// How often idle clients are looked for: a quarter of the timeout, between 0.25 s and 30 s.
+    static func idleSweepPeriod(_ timeout: Duration) -> Duration {
+        min(.seconds(30), max(.milliseconds(250), timeout / 4))
+    }
+
+    private func disconnectIdleClients() {
+        guard let idleTimeout = limits.idleTimeout, let idleTimer else { return }
+        let now = MonotonicClock.now()
+        let idle = connections.values.filter { $0.isIdle(now: now, timeout: idleTimeout) }.sorted { $0.number < $1.number }
+        for connection in idle {
+            idleDisconnections += 1
+            connection.sendBestEffortAndClose(ControlError(.idleTimeout,
+                "no request for \(idleTimeout) and no subscription: disconnected ([control] idle_timeout)"))
+        }
+        eventLoop.arm(idleTimer, at: now + Self.idleSweepPeriod(idleTimeout))
     }
 
     // MARK: Used by ControlConnection
@@ -222,8 +361,17 @@ final class ControlServer {
     /// Forgets a closed connection.
     func removed(_ connection: ControlConnection, reason: String) {
         connections.removeValue(forKey: connection.number)
+        let userID = connection.peer.userID
+        if let count = connectionsPerUser[userID], count > 1 { connectionsPerUser[userID] = count - 1 }
+        else { connectionsPerUser.removeValue(forKey: userID) }
         logger.debug("control client \(connection.number) disconnected: \(reason)")
     }
+
+    /// Logs a state-changing request (info).
+    func logState(_ text: String) { logger.info(text) }
+
+    /// Logs a state-changing request (debug).
+    func logStateDebug(_ text: @autoclosure () -> String) { logger.debug(text()) }
 
     /// Counts and logs a client dropped for too much unread output.
     func dropSlow(_ connection: ControlConnection, pending: Int) {
@@ -241,4 +389,41 @@ final class ControlServer {
 
     /// The loop everything here runs on.
     var loop: EventLoop { eventLoop }
+}
+
+/// Refused connections counted between two log lines: the first refusal of a period is logged
+/// at once, the rest as one line with counts when the period ends. Pure.
+struct RefusalLog {
+    private(set) var counts: [String: Int] = [:]
+    private(set) var lastLogged: MonotonicInstant?
+    var isFlushScheduled = false
+
+    /// Counts a refusal; returns whether it should be logged now (the first of a period).
+    mutating func record(_ reason: String, now: MonotonicInstant, period: Duration) -> Bool {
+        if let lastLogged, now - lastLogged < period {
+            counts[reason, default: 0] += 1
+            return false
+        }
+        lastLogged = now
+        return true
+    }
+
+    /// When the counted refusals are due to be logged.
+    func nextLogTime(period: Duration) -> MonotonicInstant {
+        (lastLogged ?? .zero) + period
+    }
+
+    /// The line for the refusals counted since the last one (`nil` when none), most frequent
+    /// reason first; starts a new period.
+    mutating func flush(now: MonotonicInstant, period: Duration) -> String? {
+        let total = counts.values.reduce(0, +)
+        guard total > 0 else { return nil }
+        let reasons = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            .map { "\($0.value) \($0.key)" }
+        let milliseconds = period.totalMilliseconds
+        let span = milliseconds < 1_000 ? "\(milliseconds) ms" : "\(milliseconds / 1_000) s"
+        counts = [:]
+        lastLogged = now
+        return "refused \(total) more client\(total == 1 ? "" : "s") in the last \(span): " + reasons.joined(separator: ", ")
+    }
 }

@@ -56,15 +56,29 @@ final class Daemon: ControlRequestHandler {
 
     // MARK: Start-up
 
-    /// Opens the control socket.
-    func openControlSocket(limits: ControlServer.Limits = ControlServer.Limits()) throws(UnixSocket.Failure) {
+    /// Opens the control socket with the `[control]` allow-list; `limits` default to `[control]`'s.
+    func openControlSocket(limits: ControlServer.Limits? = nil) throws(UnixSocket.Failure) {
         let options = context.configuration.options
-        let server = try ControlServer(path: options.controlSocket, group: options.controlSocketGroup,
-                                       eventLoop: context.eventLoop, logger: context.logger, limits: limits, handler: self)
+        let control = context.configuration.control
+        let access = ControlAccess(control: control, daemonUserID: UInt32(geteuid()))
+        let server = try ControlServer(path: options.controlSocket, group: options.controlSocketGroup, access: access,
+                                       eventLoop: context.eventLoop, logger: context.logger,
+                                       limits: limits ?? ControlServer.Limits(control), handler: self)
         controlServer = server
         context.controlClientCount = { [weak server] in server?.connectionCount ?? 0 }
-        let mode = options.controlSocketGroup.map { "0660, group \($0)" } ?? "0600"
-        context.logger.info("control socket listening on \(options.controlSocket) (mode \(mode))")
+        let mode = FileSystem.octal(ControlServer.socketMode(group: options.controlSocketGroup, allowsOtherUsers: control.allowsOtherUsers))
+        context.logger.info("control socket listening on \(options.controlSocket) (mode \(mode)"
+            + (options.controlSocketGroup.map { ", group \($0)" } ?? "") + "); " + Self.describeAccess(control))
+    }
+
+    /// `full control: root, the daemon's user, users asterisk (110); read-only: groups monitoring (120)`.
+    static func describeAccess(_ control: DaemonConfiguration.Control) -> String {
+        func list(_ label: String, _ principals: [DaemonConfiguration.Control.Principal]) -> String? {
+            principals.isEmpty ? nil : "\(label) " + principals.map(\.description).joined(separator: ", ")
+        }
+        let full = ["root", "the daemon's user"] + [list("users", control.users), list("groups", control.groups)].compactMap { $0 }
+        let readOnly = [list("users", control.readOnlyUsers), list("groups", control.readOnlyGroups)].compactMap { $0 }
+        return "full control: " + full.joined(separator: ", ") + (readOnly.isEmpty ? "" : "; read-only: " + readOnly.joined(separator: ", "))
     }
 
     /// Takes SIGTERM, SIGINT and SIGHUP through a signalfd (they must be blocked already).
@@ -141,6 +155,10 @@ final class Daemon: ControlRequestHandler {
             let hint = suggestion.map { " (did you mean \"\($0)\"?)" } ?? ""
             reply.fail(ControlError(.unknownCommand,
                 "unknown command \"\(request.command)\"\(hint); commands: \(commands.joined(separator: ", "))"))
+            return
+        }
+        if let connection = reply.connection, let refusal = connection.authorize(request.command) {
+            reply.fail(refusal)
             return
         }
         service.handle(request, reply: reply)
@@ -263,12 +281,17 @@ final class Daemon: ControlRequestHandler {
         let previousLevel = context.effectiveLogLevel
         var updated = running
         updated.options.logLevel = reloaded.options.logLevel
+        updated.control = reloaded.control
         context.replaceConfiguration(updated)
+        controlServer?.apply(reloaded.control)
         let changes = running.restartRequiredChanges(to: reloaded)
         var applied: [String] = []
         if running.options.logLevel != reloaded.options.logLevel {
             applied.append("log_level \(running.options.logLevel.rawValue) -> \(reloaded.options.logLevel.rawValue)"
                 + (context.isDebugForced ? " (debug stays on until \"debug off\")" : ""))
+        }
+        if running.control != reloaded.control {
+            applied.append("[control] (" + Self.describeAccess(reloaded.control) + ")")
         }
         let appliedText = applied.isEmpty ? "nothing to apply live" : "applied " + applied.joined(separator: ", ")
         context.logger.notice("reloaded \(path): \(appliedText)")

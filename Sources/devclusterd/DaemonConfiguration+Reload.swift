@@ -1,4 +1,5 @@
-// What a reloaded configuration changes that only a restart applies (everything but log_level),
+// What a reloaded configuration changes that only a restart applies (everything but log_level and
+// [control], whose allow-list and limits apply live; the socket's mode they imply does not),
 // named the way the file names it, for the SIGHUP log line.
 
 import Totem
@@ -43,6 +44,8 @@ extension DaemonConfiguration {
         compare("options", "entity_id", options.entityID, new.options.entityID) { $0?.description ?? "derived" }
         compare("options", "control_socket", options.controlSocket, new.options.controlSocket) { $0 }
         compare("options", "control_socket_group", options.controlSocketGroup, new.options.controlSocketGroup) { $0 ?? "none" }
+        compare("control", "users and groups (the socket's mode)", ControlServer.socketMode(group: options.controlSocketGroup, allowsOtherUsers: control.allowsOtherUsers),
+                ControlServer.socketMode(group: new.options.controlSocketGroup, allowsOtherUsers: new.control.allowsOtherUsers)) { FileSystem.octal($0) }
         compare("options", "max_devices", options.maxDevices, new.options.maxDevices) { String($0) }
         compare("options", "max_mailboxes", options.maxMailboxes, new.options.maxMailboxes) { String($0) }
         compare("options", "state_dir", options.stateDirectory, new.options.stateDirectory) { $0 }

@@ -19,8 +19,9 @@ struct StartupProblem: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 extension DaemonConfiguration {
-    /// The authentication mode and key of the `crypto` setting, with a warning when the key file
-    /// is readable by others.
+    /// The authentication mode and key of the `crypto` setting. The key file must be private
+    /// (owner root or the daemon's user, no permission for group or others); `warning` is
+    /// always `nil` today.
     ///
     /// - Throws: `StartupProblem` naming the key file and what to do about it.
     func loadClusterKey(file: String) throws(StartupProblem) -> (mode: PacketAuthenticator.Mode, key: ClusterKey?, warning: String?) {
@@ -37,13 +38,8 @@ extension DaemonConfiguration {
         } catch {
             throw StartupProblem(file: file, location: "[totem] keyfile", message: Self.explain(error, path: path))
         }
-        var status = stat()
-        var warning: String?
-        if stat(path, &status) == 0, status.st_mode & 0o077 != 0 {
-            warning = "key file \(path) is readable by other users (mode \(FileSystem.octal(status.st_mode & 0o7777))); "
-                + "make it 0400: chmod 0400 \(path)"
-        }
-        return (mode, key, warning)
+        // A key others can read, or that someone else owns, was refused by ClusterKey.load.
+        return (mode, key, nil)
     }
 
     private static func explain(_ error: ClusterKeyError, path: String) -> String {
@@ -51,6 +47,8 @@ extension DaemonConfiguration {
         case .unreadable(_, let code) where code == ENOENT:
             return "key file \(path) does not exist; create one with \"devclusterd keygen --output \(path)\" "
                 + "and copy it to every node"
+        case .unreadable(_, let code) where code == EINVAL:
+            return "key file \(path) is not a regular file"
         case .unreadable(_, let code) where code == EACCES:
             return "cannot read key file \(path): permission denied (it must be readable by the daemon's user)"
         case .unreadable(_, let code):
@@ -63,8 +61,6 @@ extension DaemonConfiguration {
             return "\(error)"
         }
     }
-
-    private static let ipv6Loopback: [UInt8] = Array(repeating: 0, count: 15) + [1]
 
     /// The runtime configuration for this node.
     ///
@@ -106,8 +102,7 @@ extension DaemonConfiguration {
         transport.segmentationOffload = totem.segmentationOffload
         transport.reportsUnreachable = totem.portUnreachable
         transport.multicastLoop = nodes.contains { node in
-            let isLoopback = node.address.isIPv4 ? node.address.bytes[0] == 127 : node.address.bytes == Self.ipv6Loopback
-            return node.id != options.nodeID && (isLoopback || localAddresses.contains(node.address))
+            node.id != options.nodeID && (node.address.isLoopback || localAddresses.contains(node.address))
         }
         var settings = totem.settings
         settings.configuredNodeCount = nodes.count

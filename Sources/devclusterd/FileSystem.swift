@@ -77,6 +77,41 @@ enum FileSystem {
         }
     }
 
+    /// Creates the control socket's directory if missing (with `mode`, and `group` when given),
+    /// then checks that nobody but its owner can write to it: a user who can create entries there
+    /// could replace the socket with one of their own and answer the CLI in the daemon's name.
+    ///
+    /// - Returns: whether the directory was created.
+    @discardableResult
+    static func ensureSocketDirectory(_ path: String, mode: mode_t, group: gid_t?) throws(FileSystemError) -> Bool {
+        let created = try ensurePrivateDirectory(path, mode: mode)
+        if created, let group {
+            guard chown(path, uid_t.max, group) == 0 else { throw .system("chown to group \(group)", path) }
+            _ = chmod(path, mode)
+        }
+        try checkSocketDirectory(path)
+        return created
+    }
+
+    /// The checks of `ensureSocketDirectory` on an existing directory: owned by root or by this
+    /// user, and writable by neither its group nor others (a sticky bit does not help: anyone
+    /// may still create a socket of their own there before the daemon starts).
+    static func checkSocketDirectory(_ path: String) throws(FileSystemError) {
+        try checkPrivateDirectory(path)
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw .system("stat", path) }
+        if status.st_uid != 0 && status.st_uid != geteuid() {
+            throw FileSystemError(path, "is owned by user id \(status.st_uid), neither root nor this user (\(geteuid())); "
+                + "the control socket's directory must belong to one of them")
+        }
+        if status.st_mode & (S_IWGRP | S_IWOTH) != 0 {
+            let who = status.st_mode & S_IWOTH != 0 ? "every user" : "its group"
+            throw FileSystemError(path, "is writable by \(who) (mode \(octal(status.st_mode & 0o7777))), who could put a socket "
+                + "of their own in the daemon's place; use a directory only root or the daemon's user can write to "
+                + "(chmod go-w \(path), or another control_socket)")
+        }
+    }
+
     /// The directory part of an absolute path (`/` for a top-level entry).
     static func parentDirectory(of path: String) -> String {
         var trimmed = Substring(path)

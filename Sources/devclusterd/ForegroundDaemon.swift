@@ -49,10 +49,23 @@ enum ForegroundDaemon {
                 logger.info("created state directory \(options.stateDirectory) (mode 0700)")
             }
             let socketDirectory = FileSystem.parentDirectory(of: options.controlSocket)
-            // Members of control_socket_group must be able to reach the socket inside.
-            let mode: mode_t = options.controlSocketGroup == nil ? 0o700 : 0o750
-            if try FileSystem.ensurePrivateDirectory(socketDirectory, mode: mode) {
-                logger.info("created control socket directory \(socketDirectory) (mode \(FileSystem.octal(mode)))")
+            // Members of control_socket_group, or (without one) the users [control] allows, must
+            // be able to reach the socket inside.
+            var group: gid_t?
+            if let name = options.controlSocketGroup {
+                guard let id = UnixSocket.groupID(named: name) else {
+                    logger.error("not started: [options] control_socket_group \"\(name)\" is not a group on this host")
+                    return nil
+                }
+                group = id
+            }
+            let mode: mode_t = group != nil ? 0o750 : configuration.control.allowsOtherUsers ? 0o755 : 0o700
+            if try FileSystem.ensureSocketDirectory(socketDirectory, mode: mode, group: group) {
+                logger.info("created control socket directory \(socketDirectory) (mode \(FileSystem.octal(mode))"
+                    + (options.controlSocketGroup.map { ", group \($0)" } ?? "") + ")")
+            } else if let warning = unreachableSocketDirectoryWarning(socketDirectory, group: group,
+                                                                       othersAllowed: configuration.control.allowsOtherUsers) {
+                logger.warning(warning)
             }
         } catch {
             logger.error("not started: \(error)")
@@ -102,6 +115,23 @@ enum ForegroundDaemon {
             logger.error("not started: \(error)")
             return nil
         }
+    }
+
+    /// Why the users `[control]` allows cannot reach the socket in an existing directory (the
+    /// daemon changes only directories it created), or `nil`.
+    private static func unreachableSocketDirectoryWarning(_ directory: String, group: gid_t?, othersAllowed: Bool) -> String? {
+        var status = stat()
+        guard stat(directory, &status) == 0 else { return nil }
+        let mode = FileSystem.octal(status.st_mode & 0o7777)
+        if let group, status.st_mode & S_IXOTH == 0, status.st_gid != group || status.st_mode & S_IXGRP == 0 {
+            return "members of control_socket_group cannot reach the control socket: its directory \(directory) has mode \(mode) "
+                + "and group id \(status.st_gid); run chgrp \(group) \(directory) and chmod 0750 \(directory)"
+        }
+        if group == nil, othersAllowed, status.st_mode & S_IXOTH == 0 {
+            return "the users [control] allows cannot reach the control socket: its directory \(directory) has mode \(mode); "
+                + "run chmod 0755 \(directory)"
+        }
+        return nil
     }
 
     /// A value handed from the loop thread or a task to the waiting main thread.

@@ -308,8 +308,8 @@ enum OutputFormatter {
             + "\(counter("truncated_datagrams")) truncated, \(counter("unlisted_source_drops")) from unlisted sources")
         block.item("Send Errors", counter("send_errors"))
         block.item("Rings Installed", counter("rings_installed"))
-        block.item("Unreachable Reports", "\(counter("unreachable_reports")) (ICMP), \(counter("successors_unreachable")) "
-            + "for the successor (ring re-formed at once)")
+        block.item("Unreachable Reports", "\(counter("unreachable_reports")) (ICMP), \(counter("unreachable_refuted")) refuted "
+            + "by a liveness probe's answer, \(counter("successors_unreachable")) for a successor that did not answer (ring re-formed)")
         block.blank()
         return block.finish()
     }

@@ -2,6 +2,7 @@
 // stale socket but never a live daemon's or a non-socket file) and connecting. Used by the control
 // server and the CLI client; neither the protocol nor the event loop lives here.
 
+import CSystem
 import Glibc
 
 enum UnixSocket {
@@ -136,5 +137,42 @@ enum UnixSocket {
         let status = getgrnam_r(name, &entry, &buffer, buffer.count, &result)
         guard status == 0, let result else { return nil }
         return result.pointee.gr_gid
+    }
+
+    /// The user id of `name`.
+    static func userID(named name: String) -> uid_t? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16 * 1024)
+        let status = getpwnam_r(name, &entry, &buffer, buffer.count, &result)
+        guard status == 0, let result else { return nil }
+        return result.pointee.pw_uid
+    }
+
+    /// Who is at the other end of a connected socket (`SO_PEERCRED`, with `SO_PEERGROUPS`): the
+    /// client for an accepted socket, the listening server for a connected one.
+    ///
+    /// - Returns: `nil` when the kernel cannot tell (not a Unix socket).
+    static func peerCredentials(of descriptor: Int32) -> PeerCredentials? {
+        var processID: Int32 = 0
+        var userID: UInt32 = 0
+        var groupID: UInt32 = 0
+        guard csystem_peer_credentials(descriptor, &processID, &userID, &groupID) == 0 else { return nil }
+        var peer = PeerCredentials(processID: processID, userID: userID, groupID: groupID)
+        var groups = [UInt32](repeating: 0, count: 256)
+        let count = groups.withUnsafeMutableBufferPointer { csystem_peer_groups(descriptor, $0.baseAddress, Int32($0.count)) }
+        if count > 0, count <= groups.count { peer.supplementaryGroups = Array(groups[0..<Int(count)]) }
+        return peer
+    }
+
+    /// A user id in messages: `user asterisk (uid 110)`, or `uid 110` when it has no name.
+    static func describeUser(_ userID: UInt32) -> String {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16 * 1024)
+        guard getpwuid_r(uid_t(userID), &entry, &buffer, buffer.count, &result) == 0, let result,
+              let name = result.pointee.pw_name
+        else { return "uid \(userID)" }
+        return "user \(String(cString: name)) (uid \(userID))"
     }
 }

@@ -82,6 +82,10 @@ enum WireFixtures {
         .commitToken(commit(memberCount: 1, memberIndex: 1)),
         .commitToken(commit(memberCount: 5, memberIndex: 2)),
         .commitToken(commit(memberCount: WireLimits.maxNodes, memberIndex: WireLimits.maxNodes)),
+        // Ours, appended so the indices above stay put.
+        .livenessProbe(LivenessProbe(sender: node(1), nonce: 0)),
+        .livenessProbe(LivenessProbe(sender: node(.max), nonce: .max)),
+        .livenessReply(LivenessProbe(sender: node(3), nonce: 0x0123_4567_89AB_CDEF)),
     ]
 
     /// The encodings of `packets`, for mutation.
@@ -143,7 +147,9 @@ struct WireCodecTests {
         #expect(F.encodings[8].count == WireLimits.maxDatagramBytes)
         #expect(F.encodings[12].count == WireLimits.maxDatagramBytes)
         // 20 + 25·32 bytes of body, as WireLimits.maxNodes documents.
-        #expect(F.encodings.last?.count == 16 + 820)
+        let largestCommit = F.codec.encode(.commitToken(F.commit(memberCount: WireLimits.maxNodes, memberIndex: WireLimits.maxNodes)))
+        #expect(largestCommit.count == 16 + 820)
+        #expect(F.encodings.suffix(3).allSatisfy { $0.count == 16 + 8 })  // the liveness probes
     }
 
     @Test("encode(_:into:) appends after the buffer's contents")
@@ -254,6 +260,23 @@ struct WireCodecTests {
         #expect(codec.encode(cancelPacket) == cancel)
         #expect(try codec.decode(merge) == mergePacket)
         #expect(try codec.decode(cancel) == cancelPacket)
+    }
+
+    @Test("ours: liveness probe (type 6) and reply (type 7) layout: the 64-bit nonce, big-endian; a longer or shorter body is refused")
+    func livenessLayout() throws {
+        let header: (UInt8) -> [UInt8] = { [0x70, 0x73, 0x01, $0, 0x00, 0x00, 0x00, 0x00, 0xE4, 0x0C, 0x29, 0x2C, 0x00, 0x00, 0x00, 0x02] }
+        let nonce: [UInt8] = [0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF]
+        let probe = Packet.livenessProbe(LivenessProbe(sender: F.node(2), nonce: 0x0123_4567_89AB_CDEF))
+        let reply = Packet.livenessReply(LivenessProbe(sender: F.node(2), nonce: 0x0123_4567_89AB_CDEF))
+        #expect(codec.encode(probe) == header(0x06) + nonce)
+        #expect(codec.encode(reply) == header(0x07) + nonce)
+        #expect(try codec.decode(header(0x06) + nonce) == probe)
+        #expect(try codec.decode(header(0x07) + nonce) == reply)
+        #expect(throws: WireError.self) { try codec.decode(header(0x06) + nonce.dropLast()) }
+        #expect(throws: WireError.self) { try codec.decode(header(0x07) + nonce + [0]) }
+        var flagged = header(0x06) + nonce
+        flagged[4] = 0x01
+        #expect(throws: WireError.self) { try codec.decode(flagged) }
     }
 
     @Test("JOIN and LEAVE layout: ring_seq, proc_count, fail_count, proc[], fail[]; LEAVE is flag bit1")
@@ -369,7 +392,7 @@ struct WireCodecTests {
 
     @Test("Rejects an unknown type")
     func rejectsUnknownType() {
-        expectRejection(F.patch(F.encodings[13], at: 3, [6]), .unknownType(6))
+        expectRejection(F.patch(F.encodings[13], at: 3, [8]), .unknownType(8))
         expectRejection(F.patch(F.encodings[13], at: 3, [0xFF]), .unknownType(0xFF))
     }
 

@@ -21,7 +21,9 @@ private let testHost = HostEnvironment(
             HostEnvironment.InterfaceAddress(address: address("10.19.2.255"), prefixLength: 16),
             HostEnvironment.InterfaceAddress(address: address("fe80::1"), prefixLength: 64),
         ]
-    })
+    },
+    lookUpUser: { ["asterisk": 110, "zabbix": 120][$0] },
+    lookUpGroup: { ["asterisk": 110, "monitoring": 130][$0] })
 
 private func address(_ text: String) -> DaemonConfiguration.IPAddress {
     guard let address = DaemonConfiguration.IPAddress(text) else {
@@ -122,6 +124,8 @@ private let udpuTotem = """
         bindnetaddr = 10.19.0.0
         mcastaddr = 226.94.1.1
         mcastport = 5405
+        # The seed ran openais without a key; devcluster wants that said.
+        crypto = none
 
         [device_state]
         type=event_channel
@@ -185,6 +189,9 @@ private let udpuTotem = """
         [options]
         control_socket_group = asterisk
         log_level = Debug
+
+        [control]
+        groups = asterisk
         """)
     var settings = TotemSettings()
     settings.token = .milliseconds(2000)
@@ -304,7 +311,7 @@ private let udpuTotem = """
 
 @Test func rejectsAnUnknownSection() {
     #expect(errors(fullExample + "[foo]\nbar = 1\n") == [
-        "devcluster.conf:28: unknown section [foo]; expected one of [totem], [node], [options], [hints], "
+        "devcluster.conf:28: unknown section [foo]; expected one of [totem], [node], [options], [control], [hints], "
             + "or an event channel (a section with \"type = event_channel\")"
     ])
 }
@@ -316,15 +323,15 @@ private let udpuTotem = """
 }
 
 @Test func segmentationOffloadTakesYesOrNo() throws {
-    #expect(try parse(udpTotem + "segmentation_offload = off\n").totem.segmentationOffload == false)
+    #expect(try parse(udpTotem + "crypto = none\nsegmentation_offload = off\n").totem.segmentationOffload == false)
     #expect(errors(udpTotem + "segmentation_offload = sometimes\n") == [
         "devcluster.conf:4: [totem] segmentation_offload: expected yes or no, got \"sometimes\""
     ])
 }
 
 @Test func portUnreachableTakesYesOrNo() throws {
-    #expect(try parse(udpTotem).totem.portUnreachable == true)
-    #expect(try parse(udpTotem + "port_unreachable = no\n").totem.portUnreachable == false)
+    #expect(try parse(udpTotem + "crypto = none\n").totem.portUnreachable == true)
+    #expect(try parse(udpTotem + "crypto = none\nport_unreachable = no\n").totem.portUnreachable == false)
     #expect(errors(udpTotem + "port_unreachable = maybe\n") == [
         "devcluster.conf:4: [totem] port_unreachable: expected yes or no, got \"maybe\""
     ])
@@ -457,7 +464,7 @@ private let udpuTotem = """
 }
 
 @Test func udpDerivesBindNetworkAndMulticastAddress() throws {
-    let configuration = try parse("[totem]\ncluster_name = pbx\n[node]\nnodeid = 3\naddr = 10.19.2.255\n")
+    let configuration = try parse("[totem]\ncluster_name = pbx\ncrypto = none\n[node]\nnodeid = 3\naddr = 10.19.2.255\n")
     #expect(configuration.options.nodeID == NodeID(3))
     #expect(configuration.totem.transport == .udp(bindNetwork: address("10.19.2.255"), multicastAddress: address("239.192.2.254")))
     #expect(configuration.totem.port == 5405)
@@ -487,11 +494,39 @@ private let udpuTotem = """
     #expect(DaemonConfiguration.defaultMulticastAddress(clusterName: "devcluster", ipv6: false) == address("239.192.156.208"))
     #expect(DaemonConfiguration.defaultMulticastAddress(clusterName: "devcluster", ipv6: true) == address("ff15::9c34"))
     #expect(DaemonConfiguration.defaultMulticastAddress(clusterName: "", ipv6: false) == address("239.192.0.0"))
-    let ipv6 = try parse("[totem]\ncluster_name = devcluster\nbindnetaddr = fe80::\n[options]\nnodeid = 9\n")
+    let ipv6 = try parse("[totem]\ncluster_name = devcluster\nbindnetaddr = fe80::\ncrypto = none\n[options]\nnodeid = 9\n")
     #expect(ipv6.totem.transport == .udp(bindNetwork: address("fe80::"), multicastAddress: address("ff15::9c34")))
 }
 
 // MARK: - Crypto, timers, options
+
+/// Issue 14, finding 3: one forged JOIN from a listed address broke a keyless ring. Off
+/// loopback, no key is an error unless the file says `crypto = none`; on loopback (the built-in
+/// default, test clusters on one machine) no key is still fine.
+@Test func aClusterOffLoopbackNeedsAKeyOrAnExplicitCryptoNone() throws {
+    let exposed = "[totem]\ncluster_name = pbx\ntransport = udpu\n[node]\nnodeid = 1\naddr = 10.19.2.255\n[node]\nnodeid = 2\naddr = 10.19.2.1\n"
+    let reported = errors(exposed)
+    #expect(reported.count == 1)
+    let message = try #require(reported.first)
+    #expect(message.hasPrefix("devcluster.conf:1: [totem] crypto: no cluster key, and the cluster is not on loopback (10.19.2.255, 10.19.2.1)"))
+    #expect(message.contains("devclusterd keygen") && message.contains("crypto = none"))
+    // udp: the bind network counts too.
+    #expect(errors(udpTotem).first?.contains("not on loopback (10.19.0.0)") == true)
+    // Said explicitly: accepted, unauthenticated.
+    let explicit = try parse(exposed.replacingOccurrences(of: "transport = udpu\n", with: "transport = udpu\ncrypto = none\n"))
+    #expect(explicit.totem.crypto == .none)
+    // A key: accepted.
+    let keyed = try parse(exposed.replacingOccurrences(of: "transport = udpu\n", with: "transport = udpu\nkeyfile = /etc/devcluster/authkey\n"))
+    #expect(keyed.totem.crypto == .hmacSHA256(keyFile: "/etc/devcluster/authkey"))
+    // Every node on loopback (IPv4 127/8 or ::1): no key needed.
+    let local = try parse("[totem]\ncluster_name = pbx\ntransport = udpu\n[node]\nnodeid = 1\naddr = 127.0.0.1\n[node]\nnodeid = 2\naddr = 127.0.0.2\n[options]\nnodeid = 1\n")
+    #expect(local.totem.crypto == .none)
+    let local6 = try parse("[totem]\ncluster_name = pbx\ntransport = udpu\n[node]\nnodeid = 1\naddr = ::1\n[options]\nnodeid = 1\n")
+    #expect(local6.totem.crypto == .none)
+    // One node off loopback is enough to need the key.
+    #expect(errors("[totem]\ncluster_name = pbx\ntransport = udpu\n[node]\nnodeid = 1\naddr = 127.0.0.1\n[node]\nnodeid = 2\naddr = 10.0.0.2\n[options]\nnodeid = 1\n")
+        .first?.contains("not on loopback (10.0.0.2)") == true)
+}
 
 @Test func cryptoAndKeyfileMustAgree() {
     #expect(errors(udpuTotem.replacingOccurrences(of: "transport = udpu", with: "transport = udpu\ncrypto = hmac-sha256")
@@ -775,7 +810,7 @@ private struct SplitMix64 {
 
 @Test func multicastsLoopBackOnlyWhenAnotherNodeListensOnThisHost() throws {
     func loop(_ addresses: [String], local: [String]) throws -> Bool {
-        var text = "[totem]\ncluster_name = pbx\ntransport = udp\nbindnetaddr = 10.0.0.0\n"
+        var text = "[totem]\ncluster_name = pbx\ntransport = udp\nbindnetaddr = 10.0.0.0\ncrypto = none\n"
         for (index, address) in addresses.enumerated() {
             text += "[node]\nnodeid = \(index + 1)\naddr = \(address)\n"
         }
@@ -796,7 +831,7 @@ private struct SplitMix64 {
 @Test func segmentationOffloadAndPortUnreachableReachTheTransport() throws {
     for (value, offload, unreachable) in [("", true, true), ("segmentation_offload = no\n", false, true),
                                           ("port_unreachable = no\n", true, false)] {
-        let text = "[totem]\ncluster_name = pbx\ntransport = udpu\n" + value + "[node]\nnodeid = 1\naddr = 10.0.0.1\n[options]\nnodeid = 1\n"
+        let text = "[totem]\ncluster_name = pbx\ntransport = udpu\ncrypto = none\n" + value + "[node]\nnodeid = 1\naddr = 10.0.0.1\n[options]\nnodeid = 1\n"
         let configuration = try parse(text)
         let runtime = try configuration.runtimeConfiguration(
             file: "devcluster.conf", authentication: .none, key: nil, localAddresses: [], log: { _, _ in })
@@ -839,4 +874,108 @@ private struct SplitMix64 {
         "devcluster.conf:28: [hints] 2000@sa\\u{200B}les: expected a valid hint (hint context contains U+200B (a zero-width "
             + "character): \"sa\\u{200B}les\"), got \"SIP/2000\"",
     ])
+}
+
+// MARK: - [control]
+
+private let oneNode = """
+    [totem]
+    cluster_name = c
+    transport = udpu
+    [node]
+    nodeid = 1
+    addr = 127.0.0.1
+
+    """
+
+@Test func readsTheControlAllowListWithIDsAndLimits() throws {
+    let configuration = try parse(oneNode + """
+        [options]
+        control_socket_group = asterisk
+
+        [control]
+        users = asterisk, 1001
+        read_only_users = zabbix
+        read_only_groups = monitoring
+        idle_timeout = 0
+        max_connections = 64
+        max_connections_per_user = 4
+        """)
+    let control = configuration.control
+    #expect(control.users == [.init(name: "asterisk", id: 110), .init(name: "1001", id: 1001)])
+    #expect(control.groups.isEmpty)
+    #expect(control.readOnlyUsers == [.init(name: "zabbix", id: 120)])
+    #expect(control.readOnlyGroups == [.init(name: "monitoring", id: 130)])
+    #expect(control.idleTimeoutSeconds == 0 && control.maximumConnections == 64 && control.maximumConnectionsPerUser == 4)
+    // Written back and read again: the same configuration.
+    #expect(try parse(configuration.fileText) == configuration)
+    // Without [control]: nobody but root and the daemon's user, 300 s idle timeout, 128 and 32.
+    let plain = try parse(oneNode)
+    #expect(plain.control == DaemonConfiguration.Control())
+    #expect(!plain.control.allowsOtherUsers && plain.control.idleTimeoutSeconds == 300)
+}
+
+@Test func rejectsUnknownUsersAndGroupsAndAGroupThatIsAllowedNothing() {
+    #expect(errors(oneNode + """
+        [control]
+        users = asterisk, nosuchuser
+        groups = wheel
+        read_only_users = zabbix, zabbix
+        idle_timeout = 1h
+        max_connections = 0
+        """) == [
+        "devcluster.conf:8: [control] users: \"nosuchuser\" is not a user on this host",
+        "devcluster.conf:9: [control] groups: \"wheel\" is not a group on this host",
+        "devcluster.conf:10: [control] read_only_users: \"zabbix\" is listed twice",
+        "devcluster.conf:11: [control] idle_timeout: expected a whole number of seconds 0-86400 (0: never), got \"1h\"",
+        "devcluster.conf:12: [control] max_connections: expected a whole number 1-4096, got \"0\"",
+    ])
+    #expect(errors(oneNode + "[options]\ncontrol_socket_group = nosuchgroup\n") == [
+        "devcluster.conf:8: [options] control_socket_group: \"nosuchgroup\" is not a group on this host",
+    ])
+    #expect(errors(oneNode + "[options]\ncontrol_socket_group = asterisk\n") == [
+        "devcluster.conf:8: [options] control_socket_group: members of \"asterisk\" can reach the control socket but [control] "
+            + "allows them nothing; add \"groups = asterisk\" (full control) or \"read_only_groups = asterisk\" to [control], "
+            + "or list its users there",
+    ])
+    #expect(errors(oneNode + "[control]\nuser = asterisk\n").first?.hasPrefix(
+        "devcluster.conf:8: [control] user: unknown option (did you mean \"users\"?)") == true)
+}
+
+@Test func theAllowListDecidesEachCallersRole() throws {
+    let control = try parse(oneNode + """
+        [control]
+        users = asterisk
+        groups = 500
+        read_only_users = zabbix
+        read_only_groups = monitoring
+        """).control
+    let access = ControlAccess(control: control, daemonUserID: 999)
+    func peer(_ uid: UInt32, _ gid: UInt32, _ groups: [UInt32] = []) -> PeerCredentials {
+        PeerCredentials(processID: 1, userID: uid, groupID: gid, supplementaryGroups: groups)
+    }
+    #expect(access.role(of: peer(0, 0)) == .full)
+    #expect(access.role(of: peer(999, 999)) == .full)
+    #expect(access.role(of: peer(110, 110)) == .full)
+    #expect(access.role(of: peer(2000, 500)) == .full)
+    #expect(access.role(of: peer(2000, 2000, [7, 500])) == .full)
+    #expect(access.role(of: peer(120, 120)) == .readOnly)
+    #expect(access.role(of: peer(2001, 2001, [130])) == .readOnly)
+    #expect(access.role(of: peer(65_534, 65_534)) == nil)
+    #expect(access.isPrivileged(peer(0, 0)) && access.isPrivileged(peer(999, 1)) && !access.isPrivileged(peer(110, 110)))
+    for command in ["status", "members", "devstate_get", "devstate_list", "hints", "mwi_get", "mwi_list", "watch",
+                    "subscribe", "snapshot", "ping", "event_subscribe", "channels", "settings", "hello"] {
+        #expect(ControlAccess.isReadOnly(command: command), "\(command)")
+    }
+    for command in ["devstate_set", "devstate_clear", "mwi_set", "event_publish", "adapter_register", "debug", "future_command"] {
+        #expect(!ControlAccess.isReadOnly(command: command), "\(command)")
+    }
+}
+
+@Test func reloadReportsASocketModeChangeAsNeedingARestart() throws {
+    let running = try parse(oneNode)
+    let reloaded = try parse(oneNode + "[control]\nread_only_users = zabbix\n")
+    #expect(running.restartRequiredChanges(to: reloaded) == ["[control] users and groups (the socket's mode) (0600 -> 0666)"])
+    let limitsOnly = try parse(oneNode + "[control]\nidle_timeout = 5\n")
+    #expect(running.restartRequiredChanges(to: limitsOnly).isEmpty)
 }

@@ -15,6 +15,10 @@ private final class EchoHandler: ControlRequestHandler {
         switch request.command {
         case "echo": reply.succeed(.object(request.arguments))
         case "big": reply.succeed(.string(String(repeating: "x", count: 10_000)))
+        case "subscribe":
+            // What a service does for a subscription: it keeps the connection until it closes.
+            reply.connection?.onClose {}
+            reply.succeed(.object([:]))
         default: reply.fail(ControlError(.unknownCommand, "no command \(request.command)"))
         }
     }
@@ -27,7 +31,7 @@ private final class ServerFixture {
 }
 
 /// A server at `<temporary>/c.sock` on its own loop, closed and removed after `body`.
-private func withServer(limits: ControlServer.Limits = ControlServer.Limits(),
+private func withServer(limits: ControlServer.Limits = ControlServer.Limits(), logs: LogCollector = LogCollector(),
                         _ body: (_ path: String, _ loop: EventLoop, _ fixture: LoopBound<ServerFixture>) async throws -> Void) async throws {
     let directory = try makeTemporaryDirectory()
     defer { removeDirectory(directory) }
@@ -37,7 +41,6 @@ private func withServer(limits: ControlServer.Limits = ControlServer.Limits(),
         loop.stop()
         loop.join()
     }
-    let logs = LogCollector()
     let logger = logs.makeLogger(level: .warning)
     let started: Result<LoopBound<ServerFixture>, UnixSocket.Failure>? = await onLoop(loop) {
         let fixture = ServerFixture()
@@ -249,6 +252,100 @@ struct ControlServerTests {
             let refusal = try JSONParser.parse(third.readLine())
             #expect(refusal["error"]?["code"] == "too_many_connections")
         }
+    }
+
+    @Test func refusalsAreLoggedOncePerPeriodWithACount() async throws {
+        var limits = ControlServer.Limits()
+        limits.maximumConnections = 1
+        limits.refusalLogPeriod = .milliseconds(800)
+        let logs = LogCollector()
+        try await withServer(limits: limits, logs: logs) { path, loop, fixture in
+            let first = try ControlClient(path: path, timeout: .seconds(5))
+            #expect(try first.call("echo") == .success([:]))
+            // 40 refused clients: each is told why (the CLI path: a write, then the refusal line).
+            for _ in 0..<40 {
+                let refused = try ControlClient(path: path, timeout: .seconds(5))
+                guard case .failure(let error) = try refused.call("echo") else {
+                    Issue.record("a client beyond the limit was served")
+                    break
+                }
+                #expect(error.code == .tooManyConnections)
+            }
+            let refusedLines = { logs.messages.filter { $0.contains("control socket: refused") } }
+            #expect(await onLoop(loop) { fixture.value.server?.refusedConnections } == 40)
+            // One line at once, the other 39 as one line with their count when the period ends.
+            let summarised = await eventually(within: .seconds(5)) { refusedLines().count == 2 }
+            #expect(summarised, "\(refusedLines())")
+            let lines = refusedLines()
+            #expect(lines.first?.contains("refused a client: too many connections") == true)
+            #expect(lines.last?.hasSuffix("refused 39 more clients in the last 800 ms: 39 too many connections") == true, "\(lines)")
+            try await Task.sleep(for: .milliseconds(1_000))
+            #expect(refusedLines().count == 2)
+        }
+    }
+
+    @Test func theRefusalLogWritesTheFirstAtOnceAndTheRestAsOneCountPerPeriod() {
+        var log = RefusalLog()
+        let period = Duration.seconds(10)
+        let start = MonotonicInstant.milliseconds(1_000)
+        var logged = log.record("too many connections", now: start, period: period)
+        #expect(logged)
+        for step in 1...7 {
+            logged = log.record(step <= 5 ? "too many connections" : "uid 7 not allowed", now: start + .milliseconds(Int64(step)), period: period)
+            #expect(!logged, "refusal \(step) of the period was logged on its own")
+        }
+        #expect(log.nextLogTime(period: period) == start + period)
+        var line = log.flush(now: start + period, period: period)
+        #expect(line == "refused 7 more clients in the last 10 s: 5 too many connections, 2 uid 7 not allowed")
+        line = log.flush(now: start + period, period: period)
+        #expect(line == nil)
+        // Within the new period the next refusal is counted; after a quiet period it is logged at once.
+        logged = log.record("too many connections", now: start + period + .seconds(1), period: period)
+        #expect(!logged)
+        line = log.flush(now: start + period * 2, period: period)
+        #expect(line == "refused 1 more client in the last 10 s: 1 too many connections")
+        logged = log.record("too many connections", now: start + period * 4, period: period)
+        #expect(logged)
+    }
+
+    @Test func anIdleClientIsDisconnectedButASubscriberIsKept() async throws {
+        var limits = ControlServer.Limits()
+        limits.idleTimeout = .milliseconds(600)
+        try await withServer(limits: limits) { path, loop, fixture in
+            let idle = try ControlClient(path: path, timeout: .seconds(5))
+            let subscriber = try ControlClient(path: path, timeout: .seconds(5))
+            let busy = try ControlClient(path: path, timeout: .seconds(5))
+            #expect(try idle.call("echo") == .success([:]))
+            #expect(try subscriber.call("subscribe") == .success([:]))
+            let clock = ContinuousClock()
+            let start = clock.now
+            // The busy client asks every 200 ms and is never idle that long.
+            for _ in 0..<8 {
+                #expect(try busy.call("echo") == .success([:]))
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let line = try JSONParser.parse(idle.readLine())
+            #expect(line["error"]?["code"] == "idle_timeout")
+            #expect(clock.now - start >= .milliseconds(500))
+            #expect(throws: ControlClientError.self) { try idle.readLine() }
+            #expect(try subscriber.call("echo", arguments: ["still": "here"]) == .success(["still": "here"]))
+            #expect(try busy.call("echo") == .success([:]))
+            #expect(await onLoop(loop) { fixture.value.server?.idleDisconnections } == 1)
+            #expect(await onLoop(loop) { fixture.value.server?.connectionCount } == 2)
+        }
+    }
+
+    @Test func peerCredentialsNameTheListeningProcessForAClient() throws {
+        // What the CLI checks (the server must be root or itself): here this process listens.
+        let directory = try makeTemporaryDirectory()
+        defer { removeDirectory(directory) }
+        let path = directory + "/own.sock"
+        let (descriptor, _) = try UnixSocket.listen(at: path, mode: 0o600, group: nil)
+        defer { _ = close(descriptor) }
+        let client = try UnixSocket.connect(to: path)
+        defer { _ = close(client) }
+        let server = try #require(UnixSocket.peerCredentials(of: client))
+        #expect(server.userID == UInt32(geteuid()) && server.processID == getpid())
     }
 
     @Test func theSocketIsPrivateAndNeverStolen() async throws {

@@ -237,8 +237,10 @@ struct EndToEndTests {
         // cores (3.9 s was seen once under `swift test`).
         #expect(detection < token * 2.2 + .seconds(4), "crash detection took \(detection)")
         // Node 3's host is up: the kernel answers the token node 2 sends it with "port
-        // unreachable", and node 2 re-forms the ring without waiting for the timeouts.
+        // unreachable"; node 3 answers none of node 2's liveness probes, and node 2 re-forms the
+        // ring without waiting for the timeouts.
         #expect(nodes[1].logText.contains("nothing listens at node 3's address"), "node 2 log:\n\(nodes[1].logText)")
+        #expect(nodes[1].logText.contains("its successor answered none of 3 liveness probes"), "node 2 log:\n\(nodes[1].logText)")
         print("devclusterd end to end: kill -9 detected after \(detection) (token \(token))")
 
         // It rejoins after a restart.

@@ -40,5 +40,6 @@ struct SuccessorProbeTests {
         // Well before the token retransmit; the slack covers a starved machine under the whole suite.
         #expect(detection < .milliseconds(3_000), "took \(detection)")
         #expect(nodes[2].logText.contains("nothing listens at node 1's address"), "node 3's log:\n\(nodes[2].logText)")
+        #expect(nodes[2].logText.contains("its successor answered none of 3 liveness probes"), "node 3's log:\n\(nodes[2].logText)")
     }
 }

@@ -74,6 +74,15 @@ int csystem_enable_error_queue(int fd, int family);
 /// is empty (EAGAIN) or the read failed.
 int csystem_read_port_unreachable(int fd, struct sockaddr_storage *address, socklen_t *address_length);
 
+/// The credentials of the process at the other end of a connected Unix socket (SO_PEERCRED,
+/// which needs _GNU_SOURCE): for an accepted socket the client as it connected, for a connected
+/// one the server as it called listen. Returns 0 or -1 with errno.
+int csystem_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
+
+/// The supplementary groups of that process (SO_PEERGROUPS, Linux 4.13+), at most `capacity`
+/// written to `groups`. Returns their count, or -1 with errno (ERANGE: more than `capacity`).
+int csystem_peer_groups(int fd, uint32_t *groups, int capacity);
+
 /// Names the calling thread (at most 15 bytes are kept), for `top -H` and debuggers.
 void csystem_set_thread_name(const char *name);
 

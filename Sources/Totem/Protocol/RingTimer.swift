@@ -17,6 +17,8 @@ public enum RingTimer: UInt8, Sendable, Hashable, CaseIterable, CustomStringConv
     case mergeDetect
     /// Records "now" every `token / 5` ms so a long process pause can be recognised.
     case pauseCheck
+    /// Ours: the next liveness probe to an unreachable-reported successor, or the verdict.
+    case livenessCheck
 
     public var description: String {
         switch self {
@@ -27,6 +29,7 @@ public enum RingTimer: UInt8, Sendable, Hashable, CaseIterable, CustomStringConv
         case .consensus: "consensus"
         case .mergeDetect: "merge-detect"
         case .pauseCheck: "pause-check"
+        case .livenessCheck: "liveness-check"
         }
     }
 }

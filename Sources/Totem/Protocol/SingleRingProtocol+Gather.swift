@@ -24,6 +24,8 @@ extension SingleRingProtocol {
         cancel(.tokenHold)
         tokenHeld = false
         holdsUnsentToken = false
+        livenessCheck = nil
+        cancel(.livenessCheck)
     }
 
     mutating func sendJoin() {

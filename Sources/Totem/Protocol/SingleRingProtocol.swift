@@ -87,6 +87,10 @@ public struct SingleRingProtocol: Sendable {
     /// True while `lastSentToken` is a token this representative holds and has not sent: it
     /// may still take messages submitted here (ours, see `submit`).
     var holdsUnsentToken = false
+    /// The successor an ICMP report named, while it is asked whether it is alive (ours).
+    var livenessCheck: (node: NodeID, nonce: UInt64, probesSent: Int)?
+    /// Probes sent in this ring; with the ring sequence, makes each probe's nonce new.
+    var livenessProbeCount: UInt64 = 0
     var mergeDetectArmed = false
     var lastPauseCheck = MonotonicInstant.zero
 
@@ -140,29 +144,77 @@ public struct SingleRingProtocol: Sendable {
         case .commitToken(let commitToken): handle(commitToken, now: now)
         case .mergeDetect(let mergeDetect): handle(mergeDetect, now: now)
         case .tokenHoldCancel(let cancel): handle(cancel, now: now)
+        case .livenessProbe(let probe): handle(probe)
+        case .livenessReply(let reply): handleLivenessReply(reply, now: now)
         }
         finishInput(into: &effects)
     }
 
     /// The network reported that nothing listens at `node`'s address: an ICMP "port
-    /// unreachable" for a datagram sent to it, so its daemon is gone while its host is up.
+    /// unreachable" for a datagram sent to it, so its daemon is gone while its host is up, or
+    /// someone forged the report.
     ///
     /// Ours, not in the spec or in corosync, which notice a crashed member only when the token
     /// timeout and then the consensus timeout have run out (token + consensus: 8 s with
     /// corosync's defaults and three nodes). When `node` is this node's successor in
-    /// OPERATIONAL, the token sent to it is lost for certain and `node` will answer no JOIN:
-    /// the node enters GATHER at once with `node` already failed, so the other members agree
-    /// within one JOIN round. Every other report is ignored; the timeouts still cover every
-    /// failure this does not (a host that is down sends no ICMP). A forged report about a live
-    /// node costs what a brief partition costs: a membership change (that node sees itself
-    /// failed, ignores those JOINs and rejoins after its own token loss), which the protocol
-    /// orders like any other.
+    /// OPERATIONAL, the token sent to it may be lost for good. ICMP is not authenticated, so the
+    /// report alone changes nothing: `node` is sent a liveness probe (with the cluster key, like
+    /// every datagram) every `livenessProbeInterval`, `livenessProbeAttempts` times. A live node
+    /// answers it and the report is counted as refuted; no answer by the last interval, and the
+    /// node enters GATHER at once with `node` already failed, so the other members agree within
+    /// one JOIN round. Every other report is ignored; the timeouts still cover every failure this
+    /// does not (a host that is down sends no ICMP).
     public mutating func peerUnreachable(_ node: NodeID, now: MonotonicInstant) -> [Effect] {
         guard started, !hasLeft, state == .operational, node != nodeID, node == successor, lastSentToken != nil else { return [] }
-        statistics.successorsUnreachable += 1
-        failedSet.insert(node)
-        enterGather(because: .successorUnreachable, now: now)
+        statistics.unreachableReports += 1
+        // One question at a time; further reports while it is open add nothing.
+        guard livenessCheck == nil else { return [] }
+        livenessProbeCount &+= 1
+        let nonce = ringID.sequence &<< 32 | (livenessProbeCount & 0xFFFF_FFFF)
+        livenessCheck = (node: node, nonce: nonce, probesSent: 0)
+        sendLivenessProbe(now: now)
         return finishInput()
+    }
+
+    /// Sends the open check's probe again, or, after the last one, fails the silent successor.
+    mutating func handleLivenessCheckExpiry(now: MonotonicInstant) {
+        guard let check = livenessCheck else { return }
+        guard state == .operational, check.node == successor else {
+            livenessCheck = nil
+            return
+        }
+        if check.probesSent < settings.livenessProbeAttempts {
+            sendLivenessProbe(now: now)
+            return
+        }
+        livenessCheck = nil
+        statistics.successorsUnreachable += 1
+        failedSet.insert(check.node)
+        enterGather(because: .successorUnreachable, now: now)
+    }
+
+    mutating func sendLivenessProbe(now: MonotonicInstant) {
+        guard var check = livenessCheck else { return }
+        check.probesSent += 1
+        livenessCheck = check
+        output.append(.unicast(.livenessProbe(LivenessProbe(sender: nodeID, nonce: check.nonce)), to: check.node))
+        arm(.livenessCheck, after: settings.livenessProbeInterval, now: now)
+    }
+
+    /// A member asks whether we are alive: we are. Answered in every state (the asker may be
+    /// in OPERATIONAL while we already gather); the transport has checked the key.
+    mutating func handle(_ probe: LivenessProbe) {
+        guard probe.sender != nodeID else { return }
+        output.append(.unicast(.livenessReply(LivenessProbe(sender: nodeID, nonce: probe.nonce)), to: probe.sender))
+    }
+
+    /// The answer to our probe: the report was wrong (forged, or about a node that restarted at
+    /// once); nothing changes. Answers to other or older probes are ignored.
+    mutating func handleLivenessReply(_ reply: LivenessProbe, now: MonotonicInstant) {
+        guard let check = livenessCheck, reply.sender == check.node, reply.nonce == check.nonce else { return }
+        livenessCheck = nil
+        cancel(.livenessCheck)
+        statistics.unreachableRefuted += 1
     }
 
     /// A timer armed by an earlier `armTimer` effect expired.
@@ -178,6 +230,7 @@ public struct SingleRingProtocol: Sendable {
         case .pauseCheck:
             lastPauseCheck = now
             arm(.pauseCheck, after: settings.pauseCheck, now: now)
+        case .livenessCheck: handleLivenessCheckExpiry(now: now)
         }
         return finishInput()
     }
@@ -279,7 +332,12 @@ public struct Statistics: Sendable, Equatable {
     public var ringsInstalled = 0
     public var malformedFrames = 0
     public var failedToReceive = 0
-    /// Times the successor was reported unreachable and the ring re-formed without it.
+    /// ICMP reports about the successor in OPERATIONAL (each is checked with a liveness probe).
+    public var unreachableReports = 0
+    /// Reports the successor refuted by answering a liveness probe (forged, or stale).
+    public var unreachableRefuted = 0
+    /// Times the successor was reported unreachable, did not answer the probes, and the ring
+    /// re-formed without it.
     public var successorsUnreachable = 0
 
     public init() {}

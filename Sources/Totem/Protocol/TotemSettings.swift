@@ -39,6 +39,12 @@ public struct TotemSettings: Sendable, Equatable {
     public var maxMessageBytes = 1 << 20
     /// Most application bytes queued and not yet sequenced before `submit` answers "try again".
     public var maxPendingBytes = 8 << 20
+    /// Ours: after an ICMP report that nothing listens at the successor, a liveness probe is sent
+    /// every `livenessProbeInterval`, `livenessProbeAttempts` times; no authenticated reply by
+    /// then, and the successor is failed. 3 x 40 ms: a crashed daemon is still gone from the
+    /// ring well under a second after it crashed; a live one has 120 ms to answer.
+    public var livenessProbeInterval: Duration = .milliseconds(40)
+    public var livenessProbeAttempts = 3
 
     /// The sequence number every new ring counts from (spec §1.3: 0). Internal: only tests
     /// move it, to run whole rings across the 2^32 wrap (spec §8 T32).

@@ -6,12 +6,27 @@ import Glibc
 extension ClusterKey {
     /// Reads a key file: its raw bytes are the key.
     ///
-    /// - Throws: `ClusterKeyError.unreadable` if the file cannot be read; `.tooShort` or
-    ///   `.tooLong` outside 32...1024 bytes.
+    /// The file must be private, as ssh requires of a private key: a regular file owned by root
+    /// or by this process's effective user, with no permission bit for its group or others. The
+    /// checks run on the opened descriptor (`fstat`), so the file checked is the file read.
+    ///
+    /// - Throws: `ClusterKeyError.unreadable` if the file cannot be read; `.notPrivate` when
+    ///   its group or others may access it; `.foreignOwner` when someone else owns it;
+    ///   `.tooShort` or `.tooLong` outside 32...1024 bytes.
     public static func load(path: String) throws(ClusterKeyError) -> ClusterKey {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
         guard descriptor >= 0 else { throw .unreadable(path: path, code: errno) }
         defer { _ = close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw .unreadable(path: path, code: errno) }
+        guard status.st_mode & S_IFMT == S_IFREG else { throw .unreadable(path: path, code: EINVAL) }
+        let owner = UInt32(status.st_uid)
+        guard owner == 0 || owner == UInt32(geteuid()) else {
+            throw .foreignOwner(path: path, owner: owner, expected: UInt32(geteuid()))
+        }
+        guard status.st_mode & 0o077 == 0 else {
+            throw .notPrivate(path: path, mode: UInt32(status.st_mode & 0o7777))
+        }
         // Read one byte more than allowed to tell "exactly the maximum" from "too long".
         let bytes: [UInt8]
         do {

@@ -300,7 +300,12 @@ public final class RingNode {
 
     private func timerExpired(_ timer: RingTimer) {
         guard isRunning else { return }
+        let failed = core.statistics.successorsUnreachable
         handleInput { now in core.timerExpired(timer, now: now) }
+        if core.statistics.successorsUnreachable > failed {
+            log(.notice, "node \(nodeID): its successor answered none of \(core.settings.livenessProbeAttempts) liveness probes "
+                + "after an ICMP port unreachable (its daemon is gone, its host is up): re-forming the ring without it")
+        }
     }
 
     /// Reads what waits on channel `index`, a few batches at most so timers and the other
@@ -348,7 +353,7 @@ public final class RingNode {
             switch packet {
             case .token, .commitToken:
                 pendingTokens.append(packet)
-            case .multicast, .join, .mergeDetect, .tokenHoldCancel:
+            case .multicast, .join, .mergeDetect, .tokenHoldCancel, .livenessProbe, .livenessReply:
                 deliverToCore(packet)
             }
         }
@@ -461,11 +466,17 @@ public final class RingNode {
             isUnreachableReportScheduled = false
             guard isRunning else { return }
             for node in transport.takeUnreachableNodes() where isRunning {
-                let acted = core.statistics.successorsUnreachable
+                let refuted = core.statistics.unreachableRefuted
+                let checked = core.livenessCheck != nil
                 handleInput { now in core.peerUnreachable(node, now: now) }
-                if core.statistics.successorsUnreachable > acted {
-                    log(.notice, "node \(nodeID): nothing listens at node \(node)'s address (ICMP port unreachable "
-                        + "for the token sent to it): re-forming the ring without it")
+                if !checked && core.livenessCheck != nil {
+                    // Logged once per refuted report at most once a second (a forger may send many).
+                    let (allowed, suppressed) = dropLog.admit("unreachable-\(node)", now: MonotonicClock.now())
+                    if allowed {
+                        let more = suppressed > 0 ? " (\(suppressed) earlier reports not logged; \(refuted) refuted so far)" : ""
+                        log(.info, "node \(nodeID): ICMP says nothing listens at node \(node)'s address: asking it, "
+                            + "with the key, whether it is alive\(more)")
+                    }
                 }
             }
         }

@@ -60,6 +60,11 @@ public enum ClusterKeyError: Error, Sendable, Equatable, CustomStringConvertible
     case randomSourceUnavailable(code: Int32)
     /// The key file could not be created or written (`code` is errno; it may already exist).
     case unwritable(path: String, code: Int32)
+    /// The key file's group or other users have some permission on it (`mode`: its permission
+    /// bits); a key must be readable by its owner only.
+    case notPrivate(path: String, mode: UInt32)
+    /// The key file belongs to user `owner`, neither root nor this process's user (`expected`).
+    case foreignOwner(path: String, owner: UInt32, expected: UInt32)
 
     public var description: String {
         switch self {
@@ -73,6 +78,18 @@ public enum ClusterKeyError: Error, Sendable, Equatable, CustomStringConvertible
             "cannot read /dev/urandom (errno \(code))"
         case .unwritable(let path, let code):
             "cannot create key file \(path) (errno \(code))"
+        case .notPrivate(let path, let mode):
+            "permissions \(Self.octal(mode)) for \(path) are too open: the key must be readable by its owner only; "
+                + "run chmod 0400 \(path)"
+        case .foreignOwner(let path, let owner, let expected):
+            "key file \(path) belongs to user id \(owner): it must belong to root or to the daemon's user (\(expected)); "
+                + "run chown \(expected == 0 ? "root" : String(expected)) \(path)"
         }
+    }
+
+    /// `0644`-style text of permission bits.
+    private static func octal(_ mode: UInt32) -> String {
+        let text = String(mode, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - text.count)) + text
     }
 }

@@ -9,6 +9,10 @@ public enum Packet: Sendable, Equatable {
     case join(JoinMessage)
     case commitToken(CommitToken)
     case tokenHoldCancel(TokenHoldCancel)
+    /// Ours: "are you alive?", unicast to a member an ICMP report says is gone.
+    case livenessProbe(LivenessProbe)
+    /// Ours: the answer, unicast back with the probe's nonce.
+    case livenessReply(LivenessProbe)
 
     /// The node that built this datagram (header `sender`).
     public var sender: NodeID {
@@ -19,6 +23,7 @@ public enum Packet: Sendable, Equatable {
         case .join(let join): join.sender
         case .commitToken(let commit): commit.sender
         case .tokenHoldCancel(let cancel): cancel.sender
+        case .livenessProbe(let probe), .livenessReply(let probe): probe.sender
         }
     }
 }
@@ -31,6 +36,9 @@ public enum PacketType: UInt8, Sendable {
     case join = 3
     case commitToken = 4
     case tokenHoldCancel = 5
+    /// Ours (corosync has no such packet; an older node drops it as an unknown type).
+    case livenessProbe = 6
+    case livenessReply = 7
 }
 
 /// Protocol-wide size limits that the decoder enforces and the core respects.
@@ -228,6 +236,22 @@ public struct MergeDetect: Sendable, Equatable {
 }
 
 /// Multicast by a node with something to send while the representative holds the token (§3.10).
+/// A liveness probe or its reply (ours). A report that nothing listens at a member's address is
+/// an unauthenticated ICMP message anyone can forge; before the ring drops the member, the
+/// member is asked, with the cluster key, whether it is alive. Only a live member holding the key
+/// can answer, and the nonce ties the answer to this question (an old answer replayed does not
+/// match).
+public struct LivenessProbe: Sendable, Equatable {
+    public var sender: NodeID
+    /// Chosen by the prober, never reused by it: echoed in the reply.
+    public var nonce: UInt64
+
+    public init(sender: NodeID, nonce: UInt64) {
+        self.sender = sender
+        self.nonce = nonce
+    }
+}
+
 public struct TokenHoldCancel: Sendable, Equatable {
     public var sender: NodeID
     public var ringID: RingID

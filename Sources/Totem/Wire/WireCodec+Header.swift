@@ -29,7 +29,7 @@ extension WireCodec {
         switch type {
         case .multicast: encapsulatedFlag
         case .join: leaveFlag
-        case .token, .mergeDetect, .commitToken, .tokenHoldCancel: 0
+        case .token, .mergeDetect, .commitToken, .tokenHoldCancel, .livenessProbe, .livenessReply: 0
         }
     }
 

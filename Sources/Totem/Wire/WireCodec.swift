@@ -72,6 +72,8 @@ public struct WireCodec: Sendable {
             body = multicastBodySize(of: message)
         case .mergeDetect, .tokenHoldCancel:
             body = ringIDBytes
+        case .livenessProbe, .livenessReply:
+            body = 8
         case .join(let join):
             body = joinFixedBytes + 4 * (join.processors.count + join.failed.count)
         case .commitToken(let commit):
@@ -115,6 +117,12 @@ public struct WireCodec: Sendable {
         case .tokenHoldCancel(let cancel):
             writeHeader(type: .tokenHoldCancel, flags: 0, sender: cancel.sender, into: &writer)
             Self.write(cancel.ringID, into: &writer)
+        case .livenessProbe(let probe):
+            writeHeader(type: .livenessProbe, flags: 0, sender: probe.sender, into: &writer)
+            writer.write(probe.nonce)
+        case .livenessReply(let reply):
+            writeHeader(type: .livenessReply, flags: 0, sender: reply.sender, into: &writer)
+            writer.write(reply.nonce)
         }
         writer.finish(into: &buffer)
         precondition(buffer.count - start == size, "wrote \(buffer.count - start) bytes, computed \(size)")
@@ -146,6 +154,11 @@ public struct WireCodec: Sendable {
             let ringID = try Self.readRingID(&reader, field: "ring representative")
             try reader.requireEnd()
             return .tokenHoldCancel(TokenHoldCancel(sender: header.sender, ringID: ringID))
+        case .livenessProbe, .livenessReply:
+            let nonce = try reader.readUInt64()
+            try reader.requireEnd()
+            let probe = LivenessProbe(sender: header.sender, nonce: nonce)
+            return header.type == .livenessProbe ? .livenessProbe(probe) : .livenessReply(probe)
         }
     }
 

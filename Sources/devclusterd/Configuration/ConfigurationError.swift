@@ -71,10 +71,16 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
         case cryptoNeedsKeyFile(crypto: String)
         /// `crypto = none` with a `keyfile` set.
         case keyFileWithoutCrypto(keyFileLine: Int)
+        /// Neither `crypto` nor `keyfile`, and not every node is on loopback.
+        case keyRequired(addresses: [String])
         /// A problem `TotemSettings.validate()` found with the timers and constants.
         case totemSettings(String)
         /// An item listed twice in one comma-separated list.
         case duplicateListItem(String)
+        /// A user or group name this host does not know.
+        case unknownPrincipal(String, isGroup: Bool)
+        /// `control_socket_group` set while `[control]` allows nobody besides root and the daemon's user.
+        case controlGroupWithoutAccess(String)
     }
 
     /// What is wrong and, where it helps, what is expected instead.
@@ -127,10 +133,22 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
             return "\"\(crypto)\" needs a keyfile in [totem]"
         case .keyFileWithoutCrypto(let keyFileLine):
             return "\"none\" contradicts the keyfile at line \(keyFileLine); remove one of them"
+        case .keyRequired(let addresses):
+            return "no cluster key, and the cluster is not on loopback (\(Self.list(addresses))): anyone who can "
+                + "send it a datagram could join or disturb the ring; create a key with `devclusterd keygen "
+                + "--output /etc/devcluster/authkey`, copy it to every node and set keyfile (and crypto = "
+                + "hmac-sha256 or chacha20-poly1305) in [totem], or set crypto = none to run unauthenticated "
+                + "on a network you trust"
         case .totemSettings(let problem):
             return problem
         case .duplicateListItem(let item):
             return "\"\(item)\" is listed twice"
+        case .unknownPrincipal(let name, let isGroup):
+            return "\"\(name)\" is not a \(isGroup ? "group" : "user") on this host"
+        case .controlGroupWithoutAccess(let group):
+            return "members of \"\(group)\" can reach the control socket but [control] allows them nothing; "
+                + "add \"groups = \(group)\" (full control) or \"read_only_groups = \(group)\" to [control], "
+                + "or list its users there"
         }
     }
 

@@ -75,7 +75,7 @@ enum ConfigurationKeys {
     static let options = ["nodeid", "entity_id", "control_socket", "control_socket_group", "state_dir", "log_level",
                           "max_devices", "max_mailboxes"]
     static let eventChannel = ["type", "publish_event", "subscribe_event"]
-    static let sections = ["[totem]", "[node]", "[options]", "[hints]", "or an event channel (a section with \"type = event_channel\")"]
+    static let sections = ["[totem]", "[node]", "[options]", "[control]", "[hints]", "or an event channel (a section with \"type = event_channel\")"]
 }
 
 // MARK: - Reading: drafts
@@ -129,6 +129,7 @@ struct OptionsDraft {
     var entityID: DaemonConfiguration.EntityID?
     var controlSocket: String?
     var controlSocketGroup: String?
+    var controlSocketGroupLine: Int?
     var stateDirectory: String?
     var logLevel = DaemonConfiguration.LogLevel.info
     var maxDevices: Int?
@@ -178,6 +179,7 @@ struct ConfigurationReader {
         var totem = TotemDraft()
         var nodes: [NodeDraft] = []
         var options = OptionsDraft()
+        var control = Model.Control()
         var channels: [Model.EventChannel] = []
         var hints: [Model.Hint] = []
         var firstLines: [String: Int] = [:]
@@ -201,6 +203,7 @@ struct ConfigurationReader {
                 }
                 if let node = readNode(section) { nodes.append(node) }
             case "options": options = readOptions(section)
+            case "control": control = readControl(section)
             case "hints": hints = readHints(section)
             default:
                 if let channel = readEventChannel(section) { channels.append(channel) }
@@ -209,10 +212,13 @@ struct ConfigurationReader {
         // A [node] that was rejected would make the node-list checks report consequences of
         // that one error (a missing node list, this node not listed); they wait for a clean list.
         let nodeList = NodeList(nodes: nodes, isComplete: nodes.count == nodeSectionCount)
-        return resolve(totem: totem, nodeList: nodeList, options: options, channels: channels, hints: hints)
+        checkControlSocketGroup(options, control: control)
+        var configuration = resolve(totem: totem, nodeList: nodeList, options: options, channels: channels, hints: hints)
+        configuration?.control = control
+        return errors.isEmpty ? configuration : nil
     }
 
-    private mutating func rejectUnknownKeys(in section: INISection, named sectionName: String, valid: [String]) {
+    mutating func rejectUnknownKeys(in section: INISection, named sectionName: String, valid: [String]) {
         for entry in section.entries where !valid.contains(entry.normalizedKey) {
             let suggestion = Self.closest(to: entry.normalizedKey, among: valid)
             fail(entry.line, sectionName, entry.key, .unknownOption(validOptions: valid, suggestion: suggestion))
@@ -337,7 +343,10 @@ struct ConfigurationReader {
                     invalid(entry, "options", "an absolute path of at most \(HostEnvironment.maximumSocketPathBytes) bytes (a Unix socket address)")
                 }
             case "control_socket_group":
-                if Model.isValidName(entry.value) { draft.controlSocketGroup = entry.value }
+                if Model.isValidName(entry.value) {
+                    draft.controlSocketGroup = entry.value
+                    draft.controlSocketGroupLine = entry.line
+                }
                 else { invalid(entry, "options", "a group name") }
             case "state_dir":
                 if Self.isAbsolutePath(entry.value) { draft.stateDirectory = entry.value }
@@ -455,8 +464,8 @@ extension ConfigurationReader {
         checkAddressFamilies(totem: totem, nodes: nodes)
         let localID = nodeList.isComplete ? resolveLocalNodeID(totem: totem, nodes: nodes, options: options) : nil
         let transport = nodeList.isComplete ? resolveTransport(totem: totem, nodes: nodes, localID: localID) : nil
-        let crypto = resolveCrypto(totem)
         let settings = resolveSettings(totem, nodeCount: nodes.count)
+        let crypto = resolveCrypto(totem, nodes: nodes)
         let paths = host.defaultPaths()
         guard errors.isEmpty, let clusterName = totem.clusterName, let localID, let transport, let crypto,
               let port = UInt16(exactly: totem.port.value)
@@ -575,9 +584,21 @@ extension ConfigurationReader {
         return .udp(bindNetwork: bindNetwork, multicastAddress: group)
     }
 
-    private mutating func resolveCrypto(_ totem: TotemDraft) -> Model.Crypto? {
+    private mutating func resolveCrypto(_ totem: TotemDraft, nodes: [NodeDraft]) -> Model.Crypto? {
         switch (totem.crypto?.value, totem.keyFile) {
-        case (nil, nil): return Model.Crypto.none
+        case (nil, nil):
+            // Unauthenticated only where nobody else can send: every address on loopback (the
+            // built-in one-node default, test clusters on one machine). Elsewhere it takes an
+            // explicit `crypto = none`.
+            let addresses = nodes.map(\.address.value) + [totem.bindNetwork?.value].compactMap { $0 }
+            // Reported last, once the rest of the file is valid: with other errors the addresses
+            // may be incomplete, and the fix (a key, or crypto = none) is the same either way.
+            let exposed = addresses.filter { !$0.isLoopback }
+            if !exposed.isEmpty && errors.isEmpty {
+                fail(totem.sectionLine, "totem", "crypto", .keyRequired(addresses: exposed.map(\.description)))
+                return nil
+            }
+            return Model.Crypto.none
         case (nil, let keyFile?), ("hmac-sha256", let keyFile?): return .hmacSHA256(keyFile: keyFile.value)
         case ("chacha20-poly1305", let keyFile?): return .chaCha20Poly1305(keyFile: keyFile.value)
         case ("none", nil): return Model.Crypto.none

@@ -23,6 +23,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var eventChannels: [EventChannel]
     /// `[hints]` entries, in file order.
     public var hints: [Hint]
+    /// `[control]`: who may use the control socket, and the bounds on its clients.
+    public var control = Control()
 
     /// Creates a configuration from parts already validated.
     public init(totem: TotemSection, nodes: [Node], options: Options, eventChannels: [EventChannel], hints: [Hint]) {
@@ -295,6 +297,11 @@ extension DaemonConfiguration {
         public init?(bytes: [UInt8]) {
             guard bytes.count == 4 || bytes.count == 16 else { return nil }
             self.bytes = bytes
+        }
+
+        /// 127.0.0.0/8 or ::1.
+        public var isLoopback: Bool {
+            bytes.count == 4 ? bytes[0] == 127 : bytes == [UInt8](repeating: 0, count: 15) + [1]
         }
 
         /// Parses an IPv4 dotted quad or an IPv6 literal (`inet_pton`), or returns `nil`.

@@ -21,6 +21,10 @@ public struct HostEnvironment: Sendable {
     public var isWritableDirectory: @Sendable (String) -> Bool
     /// The addresses of this server's interfaces. Called only when a node id must be derived.
     public var interfaceAddresses: @Sendable () -> [InterfaceAddress]
+    /// The id of a user name (`getpwnam`), for `[control]`.
+    public var lookUpUser: @Sendable (String) -> UInt32?
+    /// The id of a group name (`getgrnam`), for `[control]` and `control_socket_group`.
+    public var lookUpGroup: @Sendable (String) -> UInt32?
 
     /// Creates host facts.
     public init(
@@ -28,14 +32,24 @@ public struct HostEnvironment: Sendable {
         variables: [String: String] = [:],
         hostName: String? = nil,
         isWritableDirectory: @escaping @Sendable (String) -> Bool = { _ in false },
-        interfaceAddresses: @escaping @Sendable () -> [InterfaceAddress] = { [] }
+        interfaceAddresses: @escaping @Sendable () -> [InterfaceAddress] = { [] },
+        lookUpUser: @escaping @Sendable (String) -> UInt32? = { _ in nil },
+        lookUpGroup: @escaping @Sendable (String) -> UInt32? = { _ in nil }
     ) {
         self.userID = userID
         self.variables = variables
         self.hostName = hostName
         self.isWritableDirectory = isWritableDirectory
         self.interfaceAddresses = interfaceAddresses
+        self.lookUpUser = lookUpUser
+        self.lookUpGroup = lookUpGroup
     }
+
+    /// The id of user `name` on this host, or `nil`.
+    public func userID(named name: String) -> UInt32? { lookUpUser(name) }
+
+    /// The id of group `name` on this host, or `nil`.
+    public func groupID(named name: String) -> UInt32? { lookUpGroup(name) }
 
     /// One address of a network interface.
     public struct InterfaceAddress: Sendable, Equatable {
@@ -147,7 +161,9 @@ extension HostEnvironment {
                 return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
                     && isDirectory.boolValue && access(path, W_OK) == 0
             },
-            interfaceAddresses: { currentInterfaceAddresses() })
+            interfaceAddresses: { currentInterfaceAddresses() },
+            lookUpUser: { name in UnixSocket.userID(named: name) },
+            lookUpGroup: { name in UnixSocket.groupID(named: name) })
     }
 
     private static func currentHostName() -> String? {
@@ -284,6 +300,7 @@ extension DaemonConfiguration {
             if !channel.publishes.isEmpty { add("publish_event", channel.publishes.map(\.rawValue).joined(separator: ", ")) }
             if !channel.subscribes.isEmpty { add("subscribe_event", channel.subscribes.map(\.rawValue).joined(separator: ", ")) }
         }
+        lines += control.fileLines
         if !hints.isEmpty {
             lines += ["", "[hints]"]
             for hint in hints { add(Self.escaped("\(hint.exten)@\(hint.context)"), hint.devices.joined(separator: "&")) }

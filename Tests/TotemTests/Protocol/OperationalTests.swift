@@ -22,22 +22,74 @@ struct OperationalTests {
               retransmitRequests: requests)
     }
 
-    @Test("ours: the successor reported unreachable re-forms the ring without it, well before the token timeout")
-    func unreachableSuccessor() {
+    @Test("ours: a successor reported unreachable that answers no liveness probe is failed, well before the token timeout")
+    func unreachableSuccessor() throws {
         var cluster = formedRing()
         cluster.crash(three)
-        // Node 2 forwards the token to node 3; the kernel answers "port unreachable".
-        var node = cluster.nodes[two]!
+        // Node 2 forwards the token to node 3; the kernel answers "port unreachable". The report
+        // is not trusted: node 3 is asked, with the key, whether it is alive.
+        var node = try #require(cluster.nodes[two])
         let effects = node.peerUnreachable(three, now: cluster.now)
         cluster.nodes[two] = node
-        #expect(node.state == .gather && node.statistics.successorsUnreachable == 1)
-        #expect(effects.contains(.stateChanged(to: .gather, reason: .successorUnreachable)))
-        #expect(effects.contains(.multicast(.join(JoinMessage(
-            sender: two, ringSequence: node.ringID.sequence, processors: [one, two, three], failed: [three])))))
+        let probes = effects.compactMap { effect -> LivenessProbe? in
+            if case .unicast(.livenessProbe(let probe), let to) = effect, to == three { probe } else { nil }
+        }
+        #expect(probes.count == 1 && probes.first?.sender == two)
+        #expect(node.state == .operational && node.statistics.unreachableReports == 1)
+        #expect(cluster.timers[two]?[.livenessCheck] == nil)  // armed by executing the effects
         cluster.execute(effects, at: two)
-        // One JOIN round (join = 10 ms here), far below token + consensus (300 + 360 ms).
-        cluster.run(for: .milliseconds(100))
+        #expect(cluster.timers[two]?[.livenessCheck] != nil)
+        // Three probes 40 ms apart, no answer: failed. Then one JOIN round (join = 10 ms here),
+        // far below token + consensus (300 + 360 ms).
+        let reportedAt = cluster.now
+        cluster.run(for: .milliseconds(250))
         #expect(cluster.formedOneRing(of: [one, two]), "states: \(cluster.ids.map { cluster.state($0) })")
+        let after = try #require(cluster.nodes[two])
+        #expect(after.statistics.successorsUnreachable == 1 && after.statistics.unreachableRefuted == 0)
+        #expect(cluster.now - reportedAt < cluster.settings.token)
+    }
+
+    @Test("ours: a forged unreachable report about a live successor is refuted by its answer; the ring is untouched")
+    func forgedUnreachableReportIsRefuted() throws {
+        var cluster = formedRing()
+        let ring = try #require(cluster.nodes[two]?.ringID)
+        for round in 1...20 {
+            var node = try #require(cluster.nodes[two])
+            let effects = node.peerUnreachable(three, now: cluster.now)
+            cluster.nodes[two] = node
+            cluster.execute(effects, at: two)
+            cluster.run(for: .milliseconds(200))
+            let after = try #require(cluster.nodes[two])
+            #expect(after.statistics.unreachableReports == round && after.statistics.unreachableRefuted == round)
+        }
+        for id in cluster.ids {
+            let node = try #require(cluster.nodes[id])
+            #expect(node.state == .operational && node.ringID == ring && node.members == [one, two, three], "node \(id)")
+            #expect(node.statistics.successorsUnreachable == 0)
+        }
+        // A reply to an older probe (a replay) does not close a new check.
+        var node = try #require(cluster.nodes[two])
+        _ = node.peerUnreachable(three, now: cluster.now)
+        let stale = LivenessProbe(sender: three, nonce: 1)
+        _ = node.receive(.livenessReply(stale), now: cluster.now)
+        #expect(node.livenessCheck != nil && node.statistics.unreachableRefuted == 20)
+        // Reports while a check is open are counted, not probed again.
+        let again = node.peerUnreachable(three, now: cluster.now)
+        #expect(!again.contains { if case .unicast(.livenessProbe, _) = $0 { true } else { false } })
+        #expect(node.statistics.unreachableReports == 22)
+    }
+
+    @Test("ours: a liveness probe is answered with its nonce in every state, and ignored from ourselves")
+    func livenessProbeIsAnswered() throws {
+        let cluster = formedRing()
+        var node = try #require(cluster.nodes[three])
+        let effects = node.receive(.livenessProbe(LivenessProbe(sender: two, nonce: 77)), now: cluster.now)
+        #expect(effects == [.unicast(.livenessReply(LivenessProbe(sender: three, nonce: 77)), to: two)])
+        var gathering = SingleRingProtocol(nodeID: one, settings: .simulation, persistedRingSequence: nil)
+        _ = gathering.start(now: .zero)
+        let answer = gathering.receive(.livenessProbe(LivenessProbe(sender: two, nonce: 5)), now: .zero)
+        #expect(answer.contains(.unicast(.livenessReply(LivenessProbe(sender: one, nonce: 5)), to: two)))
+        #expect(gathering.receive(.livenessProbe(LivenessProbe(sender: one, nonce: 5)), now: .zero).isEmpty)
     }
 
     @Test("ours: an unreachable report about anyone but the successor, or outside OPERATIONAL, changes nothing")

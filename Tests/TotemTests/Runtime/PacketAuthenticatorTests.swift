@@ -138,6 +138,7 @@ struct ClusterKeyTests {
         func write(_ count: Int) throws -> String {
             let path = "\(directory)/key-\(count)"
             try Data((0..<count).map { UInt8(truncatingIfNeeded: $0) }).write(to: URL(fileURLWithPath: path))
+            #expect(chmod(path, 0o600) == 0)
             return path
         }
         #expect(try ClusterKey.load(path: write(32)).byteCount == 32)
@@ -151,6 +152,34 @@ struct ClusterKeyTests {
         let missing = "\(directory)/missing"
         #expect(throws: ClusterKeyError.unreadable(path: missing, code: ENOENT)) { try ClusterKey.load(path: missing) }
         #expect(throws: ClusterKeyError.self) { try ClusterKey(bytes: [1, 2, 3]) }
+    }
+
+    @Test("load refuses, as ssh does, a key file its group or others may read, or that another user owns")
+    func loadRefusesAnOpenOrForeignKey() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeDirectory(directory) }
+        let path = "\(directory)/authkey"
+        try Data(repeating: 7, count: 64).write(to: URL(fileURLWithPath: path))
+        for mode: mode_t in [0o644, 0o640, 0o604, 0o666, 0o401] {
+            #expect(chmod(path, mode) == 0)
+            #expect(throws: ClusterKeyError.notPrivate(path: path, mode: UInt32(mode))) { try ClusterKey.load(path: path) }
+        }
+        #expect(chmod(path, 0o644) == 0)
+        let message = "\(ClusterKeyError.notPrivate(path: path, mode: 0o644))"
+        #expect(message == "permissions 0644 for \(path) are too open: the key must be readable by its owner only; run chmod 0400 \(path)")
+        for mode: mode_t in [0o400, 0o600] {
+            #expect(chmod(path, mode) == 0)
+            #expect(try ClusterKey.load(path: path).byteCount == 64)
+        }
+        // Owned by another user (only root can give a file away): refused even at 0400.
+        if geteuid() == 0 {
+            #expect(chown(path, 65_534, 65_534) == 0)
+            #expect(throws: ClusterKeyError.foreignOwner(path: path, owner: 65_534, expected: 0)) { try ClusterKey.load(path: path) }
+        } else {
+            Issue.record("run as root to check the owner rule (chown to another user)")
+        }
+        // A directory is not a key.
+        #expect(throws: ClusterKeyError.unreadable(path: directory, code: EINVAL)) { try ClusterKey.load(path: directory) }
     }
 
     @Test("a generated key survives writing and loading, and the file is private and never overwritten")
