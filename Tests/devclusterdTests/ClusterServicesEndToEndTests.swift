@@ -384,12 +384,15 @@ struct ClusterServicesEndToEndTests {
         // A watcher whose daemon stops says so on standard error and exits 1.
         let orphanOutput = base + "/watch-orphan.out", orphanError = base + "/watch-orphan.err"
         let orphan = try children.start(["--socket", nodes[2].socket, "watch"], log: orphanOutput, errorLog: orphanError)
-        let orphanSubscribed = await eventually(within: .seconds(5)) {
-            guard let client = try? ControlClient(path: nodes[2].socket, timeout: .seconds(2)),
-                  case .success(let status)? = try? client.call("status") else { return false }
-            return status["control_clients"] == 2  // the watcher and this query
+        // Subscribed (not merely connected: a daemon stopped between the two makes the watch
+        // request itself fail) once a change made after it started reaches it.
+        var orphanWarmups = 0
+        let orphanSubscribed = await eventually(within: .seconds(10), every: .milliseconds(200)) {
+            orphanWarmups += 1
+            _ = try? runCommand(["--socket", nodes[0].socket, "devstate", "set", "Custom:orphan", orphanWarmups % 2 == 1 ? "BUSY" : "NOT_INUSE"])
+            return completeLines(of: orphanOutput).contains { $0.hasPrefix("device Custom:orphan ") }
         }
-        #expect(orphanSubscribed)
+        try #require(orphanSubscribed, "the orphan watcher printed nothing: \(completeLines(of: orphanOutput))")
         kill(processes[2].processIdentifier, SIGTERM)
         let orphanExit = await children.waitForExit(orphan, timeout: .seconds(5))
         #expect(orphan.terminationReason == .exit && orphanExit == 1, "watch after its daemon stopped: \(String(describing: orphanExit))")
