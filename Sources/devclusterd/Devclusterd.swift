@@ -2,6 +2,7 @@
 // generation or a client command. Exit status 0 success, 1 failure, 2 usage error.
 
 import Glibc
+import Totem
 
 @main
 enum Devclusterd {
@@ -48,19 +49,6 @@ enum Console {
     /// Writes `text` with as many `write(2)` calls as it takes, at most `attempts`; gives up on
     /// an error other than EINTR.
     static func write(_ text: String, to descriptor: Int32, attempts limit: Int = 10_000) {
-        let bytes = Array(text.utf8)
-        var written = 0
-        var attempts = 0
-        while written < bytes.count && attempts < limit {
-            attempts += 1
-            let result = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + written, $0.count - written) }
-            if result > 0 {
-                written += result
-            } else if result < 0 && errno == EINTR {
-                continue
-            } else {
-                return
-            }
-        }
+        try? writeFully(Array(text.utf8), to: descriptor, operation: "write", attempts: limit)
     }
 }

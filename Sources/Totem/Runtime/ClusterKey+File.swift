@@ -63,28 +63,19 @@ extension ClusterKey {
     public func write(toPath path: String) throws(ClusterKeyError) {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o400)
         guard descriptor >= 0 else { throw .unwritable(path: path, code: errno) }
-        var written = 0
-        var attempts = 0
-        while written < material.count && attempts < 10_000 {
-            attempts += 1
-            let result = material.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + written, $0.count - written) }
-            if result > 0 {
-                written += result
-            } else if result < 0 && errno == EINTR {
-                continue
-            } else {
-                let code = errno
-                _ = close(descriptor)
-                _ = unlink(path)
-                throw .unwritable(path: path, code: code)
-            }
+        do throws(SystemError) {
+            try writeFully(material, to: descriptor, operation: "write \(path)")
+        } catch {
+            _ = close(descriptor)
+            _ = unlink(path)
+            throw .unwritable(path: path, code: error.code)
         }
         let synced = fsync(descriptor) == 0
         let code = errno
         _ = close(descriptor)
-        guard synced && written == material.count else {
+        guard synced else {
             _ = unlink(path)
-            throw .unwritable(path: path, code: synced ? EIO : code)
+            throw .unwritable(path: path, code: code)
         }
     }
 }

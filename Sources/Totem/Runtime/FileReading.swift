@@ -1,5 +1,5 @@
-// Reading a whole small file (key files, state files) with a size bound. Owns no policy on
-// what a missing or oversized file means; the callers decide.
+// Reading a whole small file (key files, state files) with a size bound, and writing all of a
+// buffer. Own no policy on what a missing, oversized or unwritable file means; the callers decide.
 
 import Glibc
 
@@ -23,4 +23,25 @@ public func readBounded(_ descriptor: Int32, limit: Int) throws(SystemError) -> 
     }
     bytes.removeLast(bytes.count - filled)
     return bytes
+}
+
+/// Writes all of `bytes` to `descriptor`, with as many `write` calls as it takes (at most
+/// `attempts`). Retries EINTR.
+/// - Throws: `SystemError` named `operation` for a failed `write` (`EIO` when a call wrote
+///   nothing, or the attempts ran out).
+public func writeFully(_ bytes: [UInt8], to descriptor: Int32, operation: String, attempts limit: Int = 10_000) throws(SystemError) {
+    var written = 0
+    var attempts = 0
+    while written < bytes.count && attempts < limit {
+        attempts += 1
+        let result = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, $0.count - written) }
+        if result > 0 {
+            written += result
+        } else if result < 0 && errno == EINTR {
+            continue
+        } else {
+            throw SystemError(operation, code: result < 0 ? errno : EIO)
+        }
+    }
+    guard written == bytes.count else { throw SystemError(operation, code: EIO) }
 }

@@ -184,26 +184,12 @@ public struct KeptCopyFile: Sendable, Equatable {
         _ = unlink(temporary)
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard descriptor >= 0 else { throw .last("create \(temporary)") }
-        var written = 0
-        var attempts = 0
-        while written < bytes.count && attempts < 10_000 {
-            attempts += 1
-            let result = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + written, $0.count - written) }
-            if result > 0 {
-                written += result
-            } else if result < 0 && errno == EINTR {
-                continue
-            } else {
-                let code = result < 0 ? errno : EIO
-                _ = close(descriptor)
-                _ = unlink(temporary)
-                throw SystemError("write \(temporary)", code: code)
-            }
-        }
-        guard written == bytes.count else {
+        do {
+            try writeFully(bytes, to: descriptor, operation: "write \(temporary)")
+        } catch {
             _ = close(descriptor)
             _ = unlink(temporary)
-            throw SystemError("write \(temporary)", code: EIO)
+            throw error
         }
         guard fsync(descriptor) == 0 else {
             let error = SystemError.last("fsync \(temporary)")
