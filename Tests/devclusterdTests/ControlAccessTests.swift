@@ -52,20 +52,8 @@ private final class Processes {
 
 /// Runs `devclusterd arguments` as `user` (uid, gid, supplementary groups) to completion.
 private func runAs(_ uid: UInt32, _ gid: UInt32, groups: [UInt32] = [], _ arguments: [String]) throws -> CommandResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: setpriv)
     let groupArguments = groups.isEmpty ? ["--clear-groups"] : ["--groups", groups.map(String.init).joined(separator: ",")]
-    process.arguments = ["--reuid", String(uid), "--regid", String(gid)] + groupArguments + [try #require(daemonExecutable)] + arguments
-    let output = Pipe()
-    let error = Pipe()
-    process.standardOutput = output
-    process.standardError = error
-    try process.run()
-    let outputData = output.fileHandleForReading.readDataToEndOfFile()
-    let errorData = error.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return CommandResult(status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self),
-                         error: String(decoding: errorData, as: UTF8.self))
+    return try runProcess(setpriv, ["--reuid", String(uid), "--regid", String(gid)] + groupArguments + [try #require(daemonExecutable)] + arguments)
 }
 
 /// A one-node configuration on 127.0.0.1 in `directory` with `options` and `control` added.

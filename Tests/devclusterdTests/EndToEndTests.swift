@@ -75,8 +75,13 @@ final class Children {
 
 /// Runs devclusterd with `arguments` to completion (commands that exit by themselves).
 func runCommand(_ arguments: [String]) throws -> CommandResult {
+    try runProcess(try #require(daemonExecutable), arguments)
+}
+
+/// Runs `executable` with `arguments` to completion, collecting both outputs.
+func runProcess(_ executable: String, _ arguments: [String]) throws -> CommandResult {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: try #require(daemonExecutable))
+    process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     let output = Pipe()
     let error = Pipe()
