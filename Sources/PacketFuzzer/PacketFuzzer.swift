@@ -33,7 +33,7 @@ struct FuzzHarness {
         do { return try ClusterKey(bytes: Array(repeating: 0x5A, count: 32)) } catch { preconditionFailure("\(error)") }
     }()
     var authenticator = PacketAuthenticator(
-        mode: .hmacSHA256, key: FuzzHarness.key, clusterName: "fuzz", nodeID: NodeID(2), nonceCounterStart: 1)
+        mode: .hmacSHA256, key: FuzzHarness.key, clusterName: "fuzz", nodeID: NodeID(2), epoch: 9, counterStart: 1)
     /// A started core, copied for each input: the copy shares its large queues until a packet
     /// writes to them, so most inputs allocate nothing big.
     static let started: SingleRingProtocol = {
@@ -49,7 +49,7 @@ struct FuzzHarness {
         var bytes = datagram
         if sealed && bytes.count >= WireLimits.headerBytes {
             authenticator.seal(&bytes)
-            guard case .accepted(let opened) = authenticator.open(bytes) else {
+            guard case .accepted(let opened, _) = authenticator.open(bytes) else {
                 preconditionFailure("a datagram sealed with our own key was rejected")
             }
             bytes = opened

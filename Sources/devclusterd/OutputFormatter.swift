@@ -304,6 +304,10 @@ enum OutputFormatter {
         block.item("Retransmissions", "\(counter("retransmissions")) resent, \(counter("retransmit_requests")) requested, "
             + "\(counter("token_retransmissions")) token")
         block.item("Authentication Failures", counter("authentication_failures"))
+        block.item("Freshness Refusals", "\(counter("freshness_refused")) (\(counter("freshness_refused_unproved_epoch")) in an "
+            + "unproved epoch: a peer that just started, or a replay; \(counter("freshness_refused_duplicate")) duplicate, "
+            + "\(counter("freshness_refused_stale")) stale, \(counter("freshness_refused_misaddressed")) misaddressed); "
+            + "\(counter("freshness_challenges")) challenges sent, \(counter("epochs_proved")) epochs proved")
         block.item("Receive Drops", "\(counter("receive_drops")) (kernel), \(counter("decode_errors")) undecodable, "
             + "\(counter("truncated_datagrams")) truncated, \(counter("unlisted_source_drops")) from unlisted sources")
         block.item("Send Errors", counter("send_errors"))

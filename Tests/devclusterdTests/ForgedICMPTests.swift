@@ -35,23 +35,10 @@ for _ in range(count):
 print("sent", count)
 """
 
-private func findPython() -> String? {
-    ["/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"].first { access($0, X_OK) == 0 }
-}
-
 @Suite("Forged ICMP (issue 14, finding 1)",
-       .enabled(if: NamespacePrerequisites.satisfied && findPython() != nil,
+       .enabled(if: NamespacePrerequisites.satisfied && NamespacePrerequisites.python != nil,
                 "needs root, ip, nft and python3 (a raw socket forges the ICMP); the missing ones are printed by the namespace suite"))
 struct ForgedICMPTests {
-    /// A node's counters from `status --json`.
-    private func counters(_ cluster: NamespaceCluster, _ index: Int) async throws -> JSONValue {
-        let daemon = try #require(daemonExecutable)
-        let status = await Tool.run(daemon, ["--socket", cluster.nodes[index - 1].socket, "status", "--json"])
-        try #require(status.succeeded, "status of node \(index): \(status)")
-        let report = try JSONParser.parse(status.output.trimmingCharacters(in: .whitespacesAndNewlines))
-        return try #require(report["counters"])
-    }
-
     @Test func forgedPortUnreachableReportsNeverRemoveALiveNodeAndACrashIsStillNoticedFast() async throws {
         let cluster = NamespaceCluster()
         defer { cluster.destroy() }
@@ -62,11 +49,11 @@ struct ForgedICMPTests {
         let before = await cluster.views()
         let ring = try #require(before[1]??.ring)
         var installed: [Int: Int64] = [:]
-        for index in 1...3 { installed[index] = try #require(try await counters(cluster, index)["rings_installed"]?.integerValue) }
+        for index in 1...3 { installed[index] = try #require(try await cluster.counters(index)["rings_installed"]?.integerValue) }
 
         // 40 forged reports in 2 s to node 1 about its successor, node 2: the token's own ports.
         let ip = try #require(NamespacePrerequisites.ip)
-        let python = try #require(findPython())
+        let python = try #require(NamespacePrerequisites.python)
         let one = cluster.nodes[0].address, two = cluster.nodes[1].address
         let port = String(NamespaceCluster.port)
         let forged = await Tool.run(ip, ["netns", "exec", cluster.nodes[0].namespace, python, "-c", forgeICMP,
@@ -75,7 +62,7 @@ struct ForgedICMPTests {
         try? await Task.sleep(for: .milliseconds(500))
 
         // The forgeries reached node 1 (else this test would prove nothing) and were refuted.
-        let reported = try await counters(cluster, 1)
+        let reported = try await cluster.counters(1)
         let reports = try #require(reported["unreachable_reports"]?.integerValue)
         let refuted = try #require(reported["unreachable_refuted"]?.integerValue)
         #expect(reports >= 20, "node 1 saw \(reports) of 40 forged reports")
@@ -83,7 +70,7 @@ struct ForgedICMPTests {
         print("forged ICMP: node 1 saw \(reports) reports about node 2, refuted \(refuted) checks (one check covers the reports while it is open)")
         // No ring was installed anywhere, and every node still has the same ring of three.
         for index in 1...3 {
-            let now = try #require(try await counters(cluster, index)["rings_installed"]?.integerValue)
+            let now = try #require(try await cluster.counters(index)["rings_installed"]?.integerValue)
             #expect(now == installed[index], "node \(index) installed \(now - (installed[index] ?? 0)) ring(s) during the forgery")
         }
         let after = await cluster.views()

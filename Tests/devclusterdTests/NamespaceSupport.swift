@@ -18,6 +18,9 @@ enum NamespacePrerequisites {
     static let ip: String? = findTool("ip")
     /// Absolute path of `nft`, or `nil`.
     static let nft: String? = findTool("nft")
+    /// Absolute path of `python3` (for the raw-socket tests: forged ICMP, recorded and replayed
+    /// datagrams), or `nil`.
+    static let python: String? = ["/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"].first { access($0, X_OK) == 0 }
 
     /// The prerequisites this host lacks, in words; empty when the tests can run.
     static let missing: [String] = {
@@ -225,8 +228,8 @@ final class NamespaceCluster {
     // MARK: Setting up
 
     /// Builds the namespaces, bridge and veths, writes a key and one configuration per node
-    /// (`clusterNames[i - 1]` for node i), and starts every daemon.
-    func setUp(clusterNames: [String]) async throws {
+    /// (`clusterNames[i - 1]` for node i) protecting datagrams with `crypto`, and starts every daemon.
+    func setUp(clusterNames: [String], crypto: String = "hmac-sha256") async throws {
         let ip = try #require(NamespacePrerequisites.ip)
         let daemon = try #require(daemonExecutable, "devclusterd was not found next to the test binary; build it with swift build")
         let base = try makeTemporaryDirectory()
@@ -255,7 +258,7 @@ final class NamespaceCluster {
             try await must(ip, ["-n", node.namespace, "link", "set", "eth0", "up"])
             // No 224.0.0.0/4 route and no default route: the daemon names the interface with
             // IP_MULTICAST_IF, so the multicasts leave by eth0 without one.
-            try writeConfiguration(node, count: count, keyFile: base + "/authkey")
+            try writeConfiguration(node, count: count, keyFile: base + "/authkey", crypto: crypto)
             nodes.append(node)
         }
         for node in nodes { try start(node.index) }
@@ -274,7 +277,7 @@ final class NamespaceCluster {
         try #require(result.succeeded, "\(executable) \(arguments.joined(separator: " ")): \(result)")
     }
 
-    private func writeConfiguration(_ node: Node, count: Int, keyFile: String) throws {
+    private func writeConfiguration(_ node: Node, count: Int, keyFile: String, crypto: String) throws {
         try FileManager.default.createDirectory(atPath: node.directory + "/run", withIntermediateDirectories: true)
         var text = """
             [totem]
@@ -284,7 +287,7 @@ final class NamespaceCluster {
             mcastport = \(Self.port)
             token = \(Self.tokenMilliseconds)
             token_coefficient = 0
-            crypto = hmac-sha256
+            crypto = \(crypto)
             keyfile = \(keyFile)
 
             """
@@ -340,6 +343,20 @@ final class NamespaceCluster {
         else { return nil }
         return MembershipView(ring: value["ring"]?.stringValue, state: state,
                               members: entries.filter { $0["member"] == true }.compactMap { $0["nodeid"]?.integerValue })
+    }
+
+    /// Node `index`'s counters from `status --json`.
+    func counters(_ index: Int) async throws -> JSONValue {
+        let daemon = try #require(daemonExecutable)
+        let status = await Tool.run(daemon, ["--socket", nodes[index - 1].socket, "status", "--json"])
+        try #require(status.succeeded, "status of node \(index): \(status)")
+        let report = try JSONParser.parse(status.output.trimmingCharacters(in: .whitespacesAndNewlines))
+        return try #require(report["counters"])
+    }
+
+    /// One counter of node `index` (`counters(index)[name]`), which must exist.
+    func counter(_ index: Int, _ name: String) async throws -> Int64 {
+        try #require(try await counters(index)[name]?.integerValue, "node \(index) has no counter \(name)")
     }
 
     /// `members --json` of each node in `indices` (all nodes by default).

@@ -109,6 +109,9 @@ struct OutputTests {
         statistics.transport.sockets.unreachableReports = 7
         statistics.core.successorsUnreachable = 1
         statistics.core.unreachableRefuted = 5
+        statistics.replayRefusals = ["unproved_epoch": 6, "duplicate": 8, "stale": 2]
+        statistics.freshnessChallenges = 3
+        statistics.epochsProved = 2
         return ClusterReport.status(ClusterReport.StatusInput(
             configuration: configuration, runtime: runtime, entityID: DaemonConfiguration.EntityID(parsing: "02:00:00:00:00:01")!,
             ringID: ring, ringMembers: [NodeID(1), NodeID(2)], state: .operational, statistics: statistics,
@@ -130,11 +133,15 @@ struct OutputTests {
         #expect(counters["retransmissions"] == 3 && counters["authentication_failures"] == 4 && counters["receive_drops"] == 5)
         #expect(counters.objectValue?.keys == [
             "datagrams_sent", "datagrams_sent_segmented", "datagrams_received", "bytes_sent", "bytes_received", "messages_delivered", "retransmissions",
-            "retransmit_requests", "token_retransmissions", "authentication_failures", "decode_errors", "receive_drops",
+            "retransmit_requests", "token_retransmissions", "authentication_failures", "freshness_refused",
+            "freshness_refused_unproved_epoch", "freshness_refused_duplicate", "freshness_refused_stale",
+            "freshness_refused_misaddressed", "freshness_challenges", "epochs_proved", "decode_errors", "receive_drops",
             "truncated_datagrams", "unlisted_source_drops", "send_errors", "rings_installed", "unreachable_reports",
             "unreachable_refuted", "successors_unreachable", "successor_probes",
         ])
         #expect(counters["unreachable_reports"] == 7 && counters["unreachable_refuted"] == 5 && counters["successors_unreachable"] == 1)
+        #expect(counters["freshness_refused"] == 16 && counters["freshness_refused_duplicate"] == 8
+                && counters["freshness_refused_misaddressed"] == 0 && counters["freshness_challenges"] == 3)
     }
 
     @Test func statusInBlockStyle() throws {
@@ -148,6 +155,8 @@ struct OutputTests {
             "=== ==> Transport: udpu on 127.0.0.1:5405, netmtu 1500", "=== ==> Authentication: hmac-sha256",
             "=== ==> Uptime: 1h 2m 5s", "=== ==> Datagrams: 10 sent (6 in segmented runs), 20 received",
             "=== ==> Retransmissions: 3 resent, 0 requested, 0 token", "=== ==> Authentication Failures: 4",
+            "=== ==> Freshness Refusals: 16 (6 in an unproved epoch: a peer that just started, or a replay; 8 duplicate, "
+                + "2 stale, 0 misaddressed); 3 challenges sent, 2 epochs proved",
             "=== ==> Receive Drops: 5 (kernel), 0 undecodable, 0 truncated, 0 from unlisted sources",
             "=== ==> Unreachable Reports: 7 (ICMP), 5 refuted by a liveness probe's answer, 1 for a successor that did not answer (ring re-formed)",
         ] {

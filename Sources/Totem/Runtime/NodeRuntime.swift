@@ -67,9 +67,10 @@ public final class NodeRuntime: Sendable {
     ) async throws(NodeRuntimeError) -> NodeRuntime {
         let problems = configuration.validate()
         guard problems.isEmpty else { throw .invalidConfiguration(problems) }
-        let nonceCounterStart: UInt64
+        let boot: BootRandomness
         do {
-            nonceCounterStart = try SystemRandom.uint64()
+            boot = BootRandomness(epoch: try SystemRandom.uint64(), counterStart: try SystemRandom.uint64(),
+                                  challengeSeed: try SystemRandom.uint64())
         } catch {
             throw .system(error)
         }
@@ -86,7 +87,7 @@ public final class NodeRuntime: Sendable {
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<LoopBound<RingNode>, NodeRuntimeError>, Never>) in
             let accepted = loop.execute {
                 do throws(NodeRuntimeError) {
-                    let node = try RingNode(configuration: configuration, eventLoop: loop, nonceCounterStart: nonceCounterStart)
+                    let node = try RingNode(configuration: configuration, eventLoop: loop, boot: boot)
                     node.setEventHandler(makeEventHandler(node))
                     try node.start()
                     continuation.resume(returning: .success(LoopBound(node, eventLoop: loop)))

@@ -37,6 +37,8 @@ public final class RingNode {
     private var core: SingleRingProtocol
     private let codec: WireCodec
     private var authenticator: PacketAuthenticator
+    /// Refuses replayed datagrams (with a key only; ReplayGuard.swift).
+    private var replayGuard: ReplayGuard
     private let transport: any Transport
     private let store: RingSequenceStore?
     private let logHandler: LogHandler
@@ -100,7 +102,7 @@ public final class RingNode {
     /// Opens the transport and prepares the core. Loop thread only.
     ///
     /// - Throws: `NodeRuntimeError.system` if a socket cannot be set up.
-    init(configuration: NodeRuntimeConfiguration, eventLoop: EventLoop, nonceCounterStart: UInt64) throws(NodeRuntimeError) {
+    init(configuration: NodeRuntimeConfiguration, eventLoop: EventLoop, boot: BootRandomness) throws(NodeRuntimeError) {
         eventLoop.preconditionInEventLoop()
         precondition(configuration.validate().isEmpty, "invalid configuration: \(configuration.validate())")
         nodeID = configuration.nodeID
@@ -111,10 +113,11 @@ public final class RingNode {
         if let key = configuration.key, configuration.authentication != .none {
             authenticator = PacketAuthenticator(
                 mode: configuration.authentication, key: key, clusterName: configuration.clusterName,
-                nodeID: configuration.nodeID, nonceCounterStart: nonceCounterStart)
+                nodeID: configuration.nodeID, epoch: boot.epoch, counterStart: boot.counterStart)
         } else {
             authenticator = .unprotected()
         }
+        replayGuard = ReplayGuard(node: configuration.nodeID, nonceSeed: boot.challengeSeed)
         do {
             transport = try makeTransport(configuration.transport)
         } catch {
@@ -278,6 +281,9 @@ public final class RingNode {
         snapshot.state = core.state
         snapshot.ringID = core.ringID
         snapshot.members = core.members
+        for (refusal, count) in replayGuard.refused { snapshot.replayRefusals[refusal.rawValue] = Int(count) }
+        snapshot.freshnessChallenges = Int(replayGuard.challengesSent)
+        snapshot.epochsProved = Int(replayGuard.epochsProved)
         return snapshot
     }
 
@@ -348,6 +354,15 @@ public final class RingNode {
                     counters.ownDatagramsDropped += 1
                     continue
                 }
+                // Another release's layout (before authentication, which would fail and blame
+                // the key: the trailer and the derived keys differ between wire versions).
+                guard header.version == WireCodec.version else {
+                    let error = WireError.unsupportedVersion(header.version)
+                    counters.decodeErrors[error.statisticsKey, default: 0] += 1
+                    logDrop(key: "decode \(error.statisticsKey)", entry: entry,
+                            header: UnsafeRawBufferPointer(receiveBatch.bytes(at: entry)), reason: "\(error)")
+                    continue
+                }
             }
             guard let packet = authenticateAndDecode(entry) else { continue }
             switch packet {
@@ -406,15 +421,67 @@ public final class RingNode {
             // A rejected datagram is left as received; its header is in clear in every mode.
             logDrop(key: "authentication", entry: entry, header: UnsafeRawBufferPointer(datagram), reason: "\(reason)")
             return nil
-        case .accepted(let plain):
+        case .accepted(let plain, let stamp):
+            let packet: Packet
             do {
-                return try codec.decode(plain)
+                packet = try codec.decode(plain)
             } catch {
                 counters.decodeErrors[error.statisticsKey, default: 0] += 1
                 logDrop(key: "decode \(error.statisticsKey)", entry: entry, header: plain, reason: "\(error)")
                 return nil
             }
+            // Without a key there is no stamp, and nothing to check it with.
+            guard let stamp, let header = WireCodec.peekHeader(plain) else { return packet }
+            return isFresh(packet, sender: header.sender, stamp: stamp, entry: entry) ? packet : nil
         }
+    }
+
+    /// ReplayGuard's check of an authentic datagram: sends the challenge it asks for, takes the
+    /// answers to ours, and logs refusals (rate-limited).
+    private func isFresh(_ packet: Packet, sender: UInt32, stamp: PacketAuthenticator.Stamp, entry: Int) -> Bool {
+        let now = MonotonicClock.now()
+        switch packet {
+        case .livenessProbe:
+            if replayGuard.isAddressedHere(stamp) { return true }
+        case .livenessReply(let reply):
+            if replayGuard.answer(sender: sender, nonce: reply.nonce, stamp: stamp, now: now) {
+                log(.info, "node \(nodeID): node \(sender) answered our challenge: its datagrams of epoch "
+                    + "\(String(stamp.epoch, radix: 16)) are accepted from now on")
+                return false
+            }
+        default:
+            break
+        }
+        switch replayGuard.check(sender: sender, stamp: stamp, now: now) {
+        case .accept:
+            return true
+        case .refuse(let refusal, let challenge):
+            if let challenge, let node = NodeID(rawValue: sender) {
+                send(.livenessProbe(LivenessProbe(sender: nodeID, nonce: challenge)), to: .node(node))
+            }
+            logRefusal(refusal, sender: sender, stamp: stamp, entry: entry, now: now)
+            return false
+        }
+    }
+
+    private func logRefusal(
+        _ refusal: ReplayGuard.Refusal, sender: UInt32, stamp: PacketAuthenticator.Stamp, entry: Int, now: MonotonicInstant
+    ) {
+        let level: LogLevel = refusal == .unprovedEpoch ? .info : .warning
+        guard level >= logLevel else { return }
+        let (allowed, suppressed) = dropLog.admit("replay \(refusal.rawValue) \(sender)", now: now)
+        guard allowed else { return }
+        let source = receiveBatch.source(at: entry).map(String.init(describing:)) ?? "unknown source"
+        let more = suppressed > 0 ? "; \(suppressed) more not logged" : ""
+        let what = switch refusal {
+        case .unprovedEpoch:
+            "node \(sender) has not proved it is in epoch \(String(stamp.epoch, radix: 16)) (it just started, "
+                + "or the datagram is a replay from an earlier life): it was asked to, with the key"
+        case .misaddressed: "it was sealed for node \(stamp.destination): a replay"
+        case .duplicate: "node \(sender) sent its counter \(stamp.counter) before: a replay"
+        case .stale: "node \(sender)'s counter \(stamp.counter) is too old: a replay, or held up in the network for over a second"
+        }
+        log(level, "node \(nodeID): refused a datagram from \(source): \(what)\(more)")
     }
 
     // MARK: Reports to the layer above
@@ -564,7 +631,10 @@ public final class RingNode {
     private func send(_ packet: Packet, to destination: SendBatch.Destination) {
         encodeBuffer.removeAll(keepingCapacity: true)
         codec.encode(packet, into: &encodeBuffer)
-        authenticator.seal(&encodeBuffer)
+        switch destination {
+        case .allNodes: authenticator.seal(&encodeBuffer)
+        case .node(let node): authenticator.seal(&encodeBuffer, destination: node.rawValue)
+        }
         if sendBatch.isFull { flushSends() }
         // SendBatch.append traps on a datagram over the MTU budget (pitfall P12).
         encodeBuffer.withUnsafeBytes { sendBatch.append($0, to: destination) }

@@ -9,6 +9,13 @@ public struct RuntimeStatistics: Sendable, Equatable {
     public var transport = TransportStatistics()
     /// Datagrams that failed authentication (forged, corrupted, another key or cluster).
     public var authenticationFailures = 0
+    /// Authentic datagrams ReplayGuard refused, by `ReplayGuard.Refusal` raw value
+    /// (`unproved_epoch`, `duplicate`, `stale`, `misaddressed`).
+    public var replayRefusals: [String: Int] = [:]
+    /// Liveness probes sent to make a sender prove its epoch.
+    public var freshnessChallenges = 0
+    /// Epochs senders proved by answering (one per peer start, seen from here).
+    public var epochsProved = 0
     /// Own datagrams the network looped back (udp multicast loop), dropped: the in-memory loop
     /// already delivered them.
     public var ownDatagramsDropped = 0
@@ -37,6 +44,8 @@ public struct RuntimeStatistics: Sendable, Equatable {
     public var bytesSent: Int { transport.sockets.bytesSent }
     public var kernelReceiveDrops: Int { transport.sockets.kernelReceiveDrops }
     public var tokenRetransmissions: Int { core.tokenRetransmissions }
+    /// Every replay refusal, whatever its reason.
+    public var replayRefusalCount: Int { replayRefusals.values.reduce(0, +) }
     /// Every decode error, whatever its kind.
     public var decodeErrorCount: Int { decodeErrors.values.reduce(0, +) }
 }

@@ -35,3 +35,13 @@ enum SystemRandom {
         try bytes(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
     }
 }
+
+/// The random values a node draws once when it starts (PacketAuthenticator, ReplayGuard).
+struct BootRandomness {
+    /// This life's epoch, stamped on every datagram.
+    var epoch: UInt64
+    /// Where the datagram counter (and the AEAD nonce) starts.
+    var counterStart: UInt64
+    /// Where the challenge nonces start.
+    var challengeSeed: UInt64
+}

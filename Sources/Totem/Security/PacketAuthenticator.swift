@@ -3,25 +3,29 @@
 // (WireCodec does, after a datagram is accepted) or read key files.
 
 
-/// Authenticates, and optionally encrypts, every datagram (spec §2.2, §6.5).
+/// Authenticates, and optionally encrypts, every datagram (spec §2.2, §6.5), and stamps it with
+/// what a receiver needs to refuse a replay (docs/wire-format.md).
 ///
 /// Layouts, after the 16-byte Totem header (`H`) and the encoded body (`B`):
 ///
 /// ```
 /// none               H | B
-/// hmac-sha256        H | B | code(32)          code = HMAC-SHA-256(H | B)
-/// chacha20-poly1305  H | nonce(12) | C | tag(16)
-///                    C = ChaCha20(B), tag over (aad = H, C), RFC 8439 §2.8
-///                    nonce = sender node id (u32, big-endian) | counter (u64, big-endian)
+/// hmac-sha256        H | F | B | code(32)      code = HMAC-SHA-256(H | F | B)
+/// chacha20-poly1305  H | F | C | tag(16)       C = ChaCha20(B), tag over (aad = H | F, C), RFC 8439 §2.8
+///                                              nonce = sender node id (u32) | counter (u64)
+/// F (20 bytes)       destination (u32, 0 = every node) | epoch (u64) | counter (u64), big-endian
 /// ```
 ///
 /// The header stays in clear in every mode so that the cluster id, type and sender can be read
 /// for logging, and it is always authenticated (covered by the code, or the AEAD's associated
-/// data). The nonce's node id separates the nodes' nonce spaces; its counter starts from a random
-/// 64-bit value (the runtime reads it from /dev/urandom once) and increases by one per datagram,
-/// so a restarted node does not reuse the nonces of its previous life. Nonces are never checked
-/// for freshness: replays are filtered by the protocol itself (ring ids, sequence numbers, token
-/// sequence), as in corosync.
+/// data), and so is `F`:
+/// - `epoch` is drawn at random when the node starts: datagrams of an earlier life of the node
+///   carry another one;
+/// - `counter` starts at a random value and increases by one per datagram sealed (it is the
+///   AEAD nonce's counter too, so a nonce is never used twice under the key);
+/// - `destination` is the node a unicast was sealed for, so a token recorded on its way to one
+///   node cannot be replayed to another.
+/// Checking them is `ReplayGuard`'s job; this type only writes and reads them.
 ///
 /// Verification happens before any decoding, compares in constant time, and reports failures as
 /// values (`Verdict.rejected`): the caller counts them and logs, rate-limited, with the source
@@ -55,10 +59,27 @@ public struct PacketAuthenticator: Sendable {
         }
     }
 
+    /// The authenticated freshness fields of a datagram (`F` above).
+    public struct Stamp: Sendable, Equatable {
+        /// The node the datagram was sealed for; 0 for every node (a multicast).
+        public var destination: UInt32
+        /// The sender's boot epoch.
+        public var epoch: UInt64
+        /// The sender's datagram counter in that epoch.
+        public var counter: UInt64
+
+        public init(destination: UInt32, epoch: UInt64, counter: UInt64) {
+            self.destination = destination
+            self.epoch = epoch
+            self.counter = counter
+        }
+    }
+
     /// The outcome of `open`.
     public enum Verdict<Bytes> {
-        /// The datagram is authentic; `Bytes` is the plain datagram (header and body) to decode.
-        case accepted(Bytes)
+        /// The datagram is authentic; `Bytes` is the plain datagram (header and body) to decode,
+        /// with its stamp (`nil` in mode `none`, which has none).
+        case accepted(Bytes, Stamp?)
         /// The datagram must be dropped.
         case rejected(Rejection)
     }
@@ -67,15 +88,17 @@ public struct PacketAuthenticator: Sendable {
     static let nonceBytes = ChaCha20Poly1305.nonceBytes
     static let tagBytes = ChaCha20Poly1305.tagBytes
     static let codeBytes = HMACSHA256.codeBytes
+    /// `F`: destination, epoch, counter.
+    public static let stampBytes = 20
     /// Appended to make room for a trailer without a temporary array.
     private static let zeros = [UInt8](repeating: 0, count: 64)
 
-    /// Bytes each mode adds to a datagram: 0, 32 (code), 28 (nonce and tag).
+    /// Bytes each mode adds to a datagram: 0, 52 (stamp and code), 36 (stamp and tag).
     public static func overheadBytes(for mode: Mode) -> Int {
         switch mode {
         case .none: 0
-        case .hmacSHA256: codeBytes
-        case .chaCha20Poly1305: nonceBytes + tagBytes
+        case .hmacSHA256: stampBytes + codeBytes
+        case .chaCha20Poly1305: stampBytes + tagBytes
         }
     }
 
@@ -84,11 +107,13 @@ public struct PacketAuthenticator: Sendable {
     private let hmac: HMACSHA256?
     private let cipher: ChaCha20Poly1305?
     private let nodeID: UInt32
-    private var nonceCounter: UInt64
+    /// This node's boot epoch, written into every datagram.
+    public let epoch: UInt64
+    private var counter: UInt64
 
     /// An authenticator that neither protects nor checks anything.
     public static func unprotected() -> PacketAuthenticator {
-        PacketAuthenticator(mode: .none, hmac: nil, cipher: nil, nodeID: 0, nonceCounter: 0)
+        PacketAuthenticator(mode: .none, hmac: nil, cipher: nil, nodeID: 0, epoch: 0, counter: 0)
     }
 
     /// Prepares to seal and open datagrams of `clusterName` under `key`.
@@ -99,32 +124,34 @@ public struct PacketAuthenticator: Sendable {
     ///   - clusterName: bound into the derived keys, so another cluster's datagrams fail
     ///     verification even under the same key file.
     ///   - nodeID: this node, the first four bytes of every nonce it uses.
-    ///   - nonceCounterStart: a random value (from /dev/urandom) the nonce counter starts at.
-    public init(mode: Mode, key: ClusterKey, clusterName: String, nodeID: NodeID, nonceCounterStart: UInt64) {
+    ///   - epoch: a random value (from /dev/urandom), new each time the node starts.
+    ///   - counterStart: a random value (from /dev/urandom) the datagram counter starts at.
+    public init(mode: Mode, key: ClusterKey, clusterName: String, nodeID: NodeID, epoch: UInt64, counterStart: UInt64) {
         var hmac: HMACSHA256?
         var cipher: ChaCha20Poly1305?
         switch mode {
         case .none:
             break
         case .hmacSHA256:
-            hmac = HMACSHA256(key: key.derivedKey(purpose: "devcluster totem v1 hmac-sha256", clusterName: clusterName))
+            hmac = HMACSHA256(key: key.derivedKey(purpose: "devcluster totem v2 hmac-sha256", clusterName: clusterName))
         case .chaCha20Poly1305:
-            let derived = key.derivedKey(purpose: "devcluster totem v1 chacha20-poly1305", clusterName: clusterName)
+            let derived = key.derivedKey(purpose: "devcluster totem v2 chacha20-poly1305", clusterName: clusterName)
             do {
                 cipher = try ChaCha20Poly1305(key: derived)
             } catch {
                 preconditionFailure("derived key of \(derived.count) bytes rejected: \(error)")
             }
         }
-        self.init(mode: mode, hmac: hmac, cipher: cipher, nodeID: nodeID.rawValue, nonceCounter: nonceCounterStart)
+        self.init(mode: mode, hmac: hmac, cipher: cipher, nodeID: nodeID.rawValue, epoch: epoch, counter: counterStart)
     }
 
-    private init(mode: Mode, hmac: HMACSHA256?, cipher: ChaCha20Poly1305?, nodeID: UInt32, nonceCounter: UInt64) {
+    private init(mode: Mode, hmac: HMACSHA256?, cipher: ChaCha20Poly1305?, nodeID: UInt32, epoch: UInt64, counter: UInt64) {
         self.mode = mode
         self.hmac = hmac
         self.cipher = cipher
         self.nodeID = nodeID
-        self.nonceCounter = nonceCounter
+        self.epoch = epoch
+        self.counter = counter
     }
 
     /// Bytes this authenticator adds to every datagram.
@@ -137,48 +164,61 @@ public struct PacketAuthenticator: Sendable {
 
     /// Protects an encoded datagram in place, growing it by `overheadBytes`.
     ///
-    /// Allocates nothing when `datagram` has capacity for the trailer.
+    /// - Parameter destination: the node a unicast is for, or 0 for a datagram to every node.
+    /// Allocates nothing when `datagram` has capacity for the stamp and trailer.
     /// - Precondition: `datagram` holds at least a header (it comes from our encoder).
-    public mutating func seal(_ datagram: inout [UInt8]) {
+    public mutating func seal(_ datagram: inout [UInt8], destination: UInt32 = 0) {
         let plainCount = datagram.count
         precondition(plainCount >= Self.headerBytes, "datagram of \(plainCount) bytes has no header")
-        switch mode {
-        case .none:
-            return
-        case .hmacSHA256:
-            guard let hmac else { preconditionFailure("hmac mode without a key") }
-            datagram.append(contentsOf: Self.zeros[0..<Self.codeBytes])
-            datagram.withUnsafeMutableBytes { raw in
+        guard mode != .none else { return }
+        let counter = counter
+        self.counter &+= 1
+        let header = Self.headerBytes
+        let bodyCount = plainCount - header
+        let bodyStart = header + Self.stampBytes
+        datagram.append(contentsOf: Self.zeros[0..<overheadBytes])
+        let (epoch, nodeID, hmac, cipher) = (epoch, nodeID, hmac, cipher)
+        datagram.withUnsafeMutableBytes { raw in
+            // Slide the body right to make room for the stamp (regions overlap: memmove).
+            if bodyCount > 0 {
+                (raw.baseAddress! + bodyStart).copyMemory(from: raw.baseAddress! + header, byteCount: bodyCount)
+            }
+            raw.storeBytes(of: destination.bigEndian, toByteOffset: header, as: UInt32.self)
+            raw.storeBytes(of: epoch.bigEndian, toByteOffset: header + 4, as: UInt64.self)
+            raw.storeBytes(of: counter.bigEndian, toByteOffset: header + 12, as: UInt64.self)
+            let bodyEnd = bodyStart + bodyCount
+            if let hmac {
                 hmac.authenticationCode(
-                    for: UnsafeRawBufferPointer(rebasing: raw[0..<plainCount]),
-                    into: UnsafeMutableRawBufferPointer(rebasing: raw[plainCount..<plainCount + Self.codeBytes]))
-            }
-        case .chaCha20Poly1305:
-            guard let cipher else { preconditionFailure("chacha20-poly1305 mode without a key") }
-            let counter = nonceCounter
-            nonceCounter &+= 1
-            let nodeID = nodeID
-            datagram.append(contentsOf: Self.zeros[0..<(Self.nonceBytes + Self.tagBytes)])
-            datagram.withUnsafeMutableBytes { raw in
-                let header = Self.headerBytes
-                let bodyCount = plainCount - header
-                let bodyStart = header + Self.nonceBytes
-                // Slide the body right to make room for the nonce (regions overlap: memmove).
-                if bodyCount > 0 {
-                    (raw.baseAddress! + bodyStart).copyMemory(from: raw.baseAddress! + header, byteCount: bodyCount)
+                    for: UnsafeRawBufferPointer(rebasing: raw[0..<bodyEnd]),
+                    into: UnsafeMutableRawBufferPointer(rebasing: raw[bodyEnd..<bodyEnd + Self.codeBytes]))
+            } else if let cipher {
+                Self.withNonce(sender: nodeID.bigEndian, counter: counter) { nonce in
+                    do {
+                        try cipher.seal(
+                            inPlace: UnsafeMutableRawBufferPointer(rebasing: raw[bodyStart..<bodyEnd]),
+                            nonce: nonce,
+                            authenticating: UnsafeRawBufferPointer(rebasing: raw[0..<bodyStart]),
+                            tag: UnsafeMutableRawBufferPointer(rebasing: raw[bodyEnd...]))
+                    } catch {
+                        preconditionFailure("sealing with a \(Self.nonceBytes)-byte nonce failed: \(error)")
+                    }
                 }
-                raw.storeBytes(of: nodeID.bigEndian, toByteOffset: header, as: UInt32.self)
-                raw.storeBytes(of: counter.bigEndian, toByteOffset: header + 4, as: UInt64.self)
-                do {
-                    try cipher.seal(
-                        inPlace: UnsafeMutableRawBufferPointer(rebasing: raw[bodyStart..<bodyStart + bodyCount]),
-                        nonce: UnsafeRawBufferPointer(rebasing: raw[header..<bodyStart]),
-                        authenticating: UnsafeRawBufferPointer(rebasing: raw[0..<header]),
-                        tag: UnsafeMutableRawBufferPointer(rebasing: raw[(bodyStart + bodyCount)...]))
-                } catch {
-                    preconditionFailure("sealing with a \(Self.nonceBytes)-byte nonce failed: \(error)")
-                }
+            } else {
+                preconditionFailure("\(mode) without a key")
             }
+        }
+    }
+
+    /// Calls `body` with the 12-byte AEAD nonce: the sender's node id as sent (already
+    /// big-endian), then `counter` big-endian.
+    private static func withNonce<Result>(
+        sender bigEndianSender: UInt32, counter: UInt64, _ body: (UnsafeRawBufferPointer) -> Result
+    ) -> Result {
+        var storage: (UInt64, UInt64) = (0, 0)
+        return withUnsafeMutableBytes(of: &storage) { raw in
+            raw.storeBytes(of: bigEndianSender, toByteOffset: 0, as: UInt32.self)
+            raw.storeBytes(of: counter.bigEndian, toByteOffset: 4, as: UInt64.self)
+            return body(UnsafeRawBufferPointer(rebasing: raw[0..<nonceBytes]))
         }
     }
 
@@ -186,43 +226,51 @@ public struct PacketAuthenticator: Sendable {
 
     /// Verifies (and decrypts) a received datagram in place.
     ///
-    /// - Returns: `.accepted` with the plain datagram, a region of `datagram` (for
-    ///   ChaCha20-Poly1305 the header is moved next to the decrypted body), or `.rejected`.
-    ///   On rejection the datagram's contents are unspecified.
+    /// - Returns: `.accepted` with the plain datagram, a region of `datagram` (the header is
+    ///   moved next to the body, over the stamp), and the stamp; or `.rejected`. On rejection the
+    ///   datagram's contents are unspecified.
     public func open(_ datagram: UnsafeMutableRawBufferPointer) -> Verdict<UnsafeRawBufferPointer> {
         let count = datagram.count
         guard count >= minimumDatagramBytes else {
             return .rejected(.tooShort(length: count, minimum: minimumDatagramBytes))
         }
-        switch mode {
-        case .none:
-            return .accepted(UnsafeRawBufferPointer(datagram))
-        case .hmacSHA256:
-            guard let hmac else { preconditionFailure("hmac mode without a key") }
-            let plainCount = count - Self.codeBytes
-            let plain = UnsafeRawBufferPointer(rebasing: datagram[0..<plainCount])
-            let code = UnsafeRawBufferPointer(rebasing: datagram[plainCount...])
-            guard hmac.isValid(code, for: plain) else { return .rejected(.badAuthenticationCode) }
-            return .accepted(plain)
-        case .chaCha20Poly1305:
-            guard let cipher else { preconditionFailure("chacha20-poly1305 mode without a key") }
-            let header = Self.headerBytes
-            let bodyStart = header + Self.nonceBytes
-            let tagStart = count - Self.tagBytes
-            do {
-                try cipher.open(
-                    inPlace: UnsafeMutableRawBufferPointer(rebasing: datagram[bodyStart..<tagStart]),
-                    tag: UnsafeRawBufferPointer(rebasing: datagram[tagStart...]),
-                    nonce: UnsafeRawBufferPointer(rebasing: datagram[header..<bodyStart]),
-                    authenticating: UnsafeRawBufferPointer(rebasing: datagram[0..<header]))
-            } catch {
-                return .rejected(.badTag)
+        if mode == .none { return .accepted(UnsafeRawBufferPointer(datagram), nil) }
+        let header = Self.headerBytes
+        let bodyStart = header + Self.stampBytes
+        let base = datagram.baseAddress!
+        let stamp = Stamp(
+            destination: UInt32(bigEndian: base.loadUnaligned(fromByteOffset: header, as: UInt32.self)),
+            epoch: UInt64(bigEndian: base.loadUnaligned(fromByteOffset: header + 4, as: UInt64.self)),
+            counter: UInt64(bigEndian: base.loadUnaligned(fromByteOffset: header + 12, as: UInt64.self)))
+        let bodyEnd: Int
+        if let hmac {
+            bodyEnd = count - Self.codeBytes
+            let signed = UnsafeRawBufferPointer(rebasing: datagram[0..<bodyEnd])
+            let code = UnsafeRawBufferPointer(rebasing: datagram[bodyEnd...])
+            guard hmac.isValid(code, for: signed) else { return .rejected(.badAuthenticationCode) }
+        } else if let cipher {
+            bodyEnd = count - Self.tagBytes
+            // The sender field of the header (bytes 12..<16, big-endian as sent) starts the nonce.
+            let sender = base.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
+            let opened = Self.withNonce(sender: sender, counter: stamp.counter) { nonce in
+                do {
+                    try cipher.open(
+                        inPlace: UnsafeMutableRawBufferPointer(rebasing: datagram[bodyStart..<bodyEnd]),
+                        tag: UnsafeRawBufferPointer(rebasing: datagram[bodyEnd...]),
+                        nonce: nonce,
+                        authenticating: UnsafeRawBufferPointer(rebasing: datagram[0..<bodyStart]))
+                    return true
+                } catch {
+                    return false
+                }
             }
-            // Move the header over the nonce so header and body are contiguous again.
-            let base = datagram.baseAddress!
-            (base + Self.nonceBytes).copyMemory(from: base, byteCount: header)
-            return .accepted(UnsafeRawBufferPointer(rebasing: datagram[Self.nonceBytes..<tagStart]))
+            guard opened else { return .rejected(.badTag) }
+        } else {
+            preconditionFailure("\(mode) without a key")
         }
+        // Move the header over the stamp so header and body are contiguous again.
+        (base + Self.stampBytes).copyMemory(from: base, byteCount: header)
+        return .accepted(UnsafeRawBufferPointer(rebasing: datagram[Self.stampBytes..<bodyEnd]), stamp)
     }
 
     /// Verifies (and decrypts) a received datagram held in an array.
@@ -232,7 +280,7 @@ public struct PacketAuthenticator: Sendable {
         var copy = datagram
         return copy.withUnsafeMutableBytes { raw in
             switch open(raw) {
-            case .accepted(let plain): .accepted(Array(plain))
+            case .accepted(let plain, let stamp): .accepted(Array(plain), stamp)
             case .rejected(let reason): .rejected(reason)
             }
         }

@@ -101,11 +101,11 @@ public struct TransportConfiguration: Sendable, Equatable {
     ///   maxDatagramBytes                          netmtu − IP/UDP header
     /// − 2 × WireCodec.multicastOverheadBytes     an MCAST's header and body, twice: in recovery
     ///                                            a whole MCAST is wrapped in another (§4.8)
-    /// − authenticationOverheadBytes              32 (HMAC-SHA-256) or 28 (ChaCha20-Poly1305)
+    /// − authenticationOverheadBytes              52 (HMAC-SHA-256) or 36 (ChaCha20-Poly1305): stamp and code or tag
     /// − spareFrameBytes                          16
     /// ```
     ///
-    /// IPv4, MTU 1500, HMAC: 1472 − 82 − 32 − 16 = 1342 bytes. Tokens, JOINs and commit tokens
+    /// IPv4, MTU 1500, HMAC: 1472 − 82 − 52 − 16 = 1322 bytes. Tokens, JOINs and commit tokens
     /// of at most `WireLimits.maxNodes` members are far smaller than a full MCAST.
     public static func frameCapacityBytes(maxDatagramBytes: Int, authenticationOverheadBytes: Int) -> Int {
         maxDatagramBytes - 2 * WireCodec.multicastOverheadBytes - authenticationOverheadBytes - spareFrameBytes

@@ -10,7 +10,7 @@
 /// ```
 /// offset size field
 /// 0      2    magic       0x7073
-/// 2      1    version     1
+/// 2      1    version     2 (1: before datagrams were stamped for freshness)
 /// 3      1    type        PacketType raw value
 /// 4      1    flags       bit0 ENCAPSULATED (multicast only), bit1 LEAVE (join only)
 /// 5      1    link        must equal `link`
@@ -27,7 +27,7 @@ public struct WireCodec: Sendable {
     /// The first two bytes of every datagram ("ps"; deliberately not corosync's 0xC070).
     public static let magic: UInt16 = 0x7073
     /// The only wire version this codec reads and writes.
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
     /// Bytes an MCAST adds around its payload: header plus fixed body. An encapsulated MCAST
     /// adds this twice, which is why the packing layer's MTU budget subtracts it twice (§6.4).
     public static let multicastOverheadBytes = WireLimits.headerBytes + 25
@@ -179,17 +179,17 @@ public struct WireCodec: Sendable {
     /// why it was dropped.
     ///
     /// - Returns: `nil` when `bytes` is shorter than a header or does not start with `magic`.
-    public static func peekHeader(_ bytes: UnsafeRawBufferPointer) -> (type: UInt8, sender: UInt32, clusterID: UInt32)? {
+    public static func peekHeader(_ bytes: UnsafeRawBufferPointer) -> (type: UInt8, sender: UInt32, clusterID: UInt32, version: UInt8)? {
         var reader = WireReader(bytes)
         do throws(WireError) {
             try reader.require(WireLimits.headerBytes)
             guard try reader.readUInt16() == magic else { return nil }
-            _ = try reader.readUInt8()  // version
+            let version = try reader.readUInt8()
             let type = try reader.readUInt8()
             _ = try reader.readUInt32()  // flags, link, reserved
             let clusterID = try reader.readUInt32()
             let sender = try reader.readUInt32()
-            return (type, sender, clusterID)
+            return (type, sender, clusterID, version)
         } catch {
             return nil
         }

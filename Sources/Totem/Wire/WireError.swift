@@ -64,7 +64,9 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
         case .badMagic(let magic):
             "bad magic 0x\(String(magic, radix: 16))"
         case .unsupportedVersion(let version):
-            "unsupported version \(version)"
+            version < WireCodec.version
+                ? "wire version \(version), older than this node's \(WireCodec.version): every node must run a release that speaks version \(WireCodec.version) (docs/wire-format.md)"
+                : "wire version \(version), newer than this node's \(WireCodec.version): upgrade this node (docs/wire-format.md)"
         case .unknownType(let type):
             "unknown packet type \(type)"
         case .foreignCluster(let clusterID):

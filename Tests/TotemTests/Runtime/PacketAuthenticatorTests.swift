@@ -11,7 +11,7 @@ struct PacketAuthenticatorTests {
     let codec = WireCodec(clusterName: "alpha")
 
     func authenticator(_ mode: PacketAuthenticator.Mode, key: ClusterKey = testKey(), cluster: String = "alpha", node: UInt32 = 1) -> PacketAuthenticator {
-        PacketAuthenticator(mode: mode, key: key, clusterName: cluster, nodeID: NodeID(node), nonceCounterStart: 0xFFFF_FFFF_FFFF_FFF0)
+        PacketAuthenticator(mode: mode, key: key, clusterName: cluster, nodeID: NodeID(node), epoch: 0xE0E0, counterStart: 0xFFFF_FFFF_FFFF_FFF0)
     }
 
     func samplePacket() -> Packet {
@@ -28,16 +28,19 @@ struct PacketAuthenticatorTests {
         var datagram = plain
         sender.seal(&datagram)
         #expect(datagram.count == plain.count + PacketAuthenticator.overheadBytes(for: mode))
-        guard case .accepted(let opened) = receiver.open(datagram) else {
+        guard case .accepted(let opened, let stamp) = receiver.open(datagram) else {
             Issue.record("\(mode) rejected its own datagram")
             return
         }
         #expect(opened == plain)
+        // Stamped for every node, in the sender's epoch, with its counter's first value.
+        let expected = mode == .none ? nil : PacketAuthenticator.Stamp(destination: 0, epoch: 0xE0E0, counter: 0xFFFF_FFFF_FFFF_FFF0)
+        #expect(stamp == expected)
         #expect(try codec.decode(opened) == samplePacket())
         // The in-place variant agrees.
         var copy = datagram
         copy.withUnsafeMutableBytes { raw in
-            guard case .accepted(let inPlace) = receiver.open(raw) else {
+            guard case .accepted(let inPlace, _) = receiver.open(raw) else {
                 Issue.record("in-place open rejected")
                 return
             }
@@ -45,21 +48,40 @@ struct PacketAuthenticatorTests {
         }
     }
 
-    @Test("ChaCha20-Poly1305 encrypts the body, leaves the header in clear, and never repeats a nonce")
+    @Test("ChaCha20-Poly1305 encrypts the body, leaves header and stamp in clear, and never repeats a nonce")
     func encryptionLayout() {
         var sender = authenticator(.chaCha20Poly1305, node: 0x0102_0304)
         let plain = codec.encode(samplePacket())
         var first = plain
         sender.seal(&first)
         var second = plain
-        sender.seal(&second)
+        sender.seal(&second, destination: 7)
         #expect(Array(first[0..<16]) == Array(plain[0..<16]))
-        // Nonce: node id, then the counter (which wrapped from 2^64 − 16 upwards).
-        #expect(Array(first[16..<20]) == [1, 2, 3, 4])
-        #expect(Array(first[20..<28]) == [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xF0])
-        #expect(Array(second[20..<28]) == [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xF1])
-        #expect(Array(first[28..<(28 + plain.count - 16)]) != Array(plain[16...]))
-        #expect(first[28...] != second[28...])
+        // Stamp: destination (0: every node), epoch, counter (which wraps from 2^64 − 16 upwards).
+        #expect(Array(first[16..<20]) == [0, 0, 0, 0])
+        #expect(Array(second[16..<20]) == [0, 0, 0, 7])
+        #expect(Array(first[20..<28]) == [0, 0, 0, 0, 0, 0, 0xE0, 0xE0])
+        #expect(Array(first[28..<36]) == [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xF0])
+        #expect(Array(second[28..<36]) == [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xF1])
+        #expect(Array(first[36..<(36 + plain.count - 16)]) != Array(plain[16...]))
+        #expect(first[36...] != second[36...])
+    }
+
+    @Test("the stamp is authenticated: another destination, epoch or counter fails the check", arguments: protectedModes)
+    func stampIsAuthenticated(mode: PacketAuthenticator.Mode) {
+        var sender = authenticator(mode)
+        let receiver = authenticator(mode, node: 2)
+        var datagram = codec.encode(samplePacket())
+        sender.seal(&datagram, destination: 2)
+        for (offset, value) in [(19, UInt8(3)), (27, 0xE1), (35, 0xF1)] {
+            var altered = datagram
+            altered[offset] = value
+            guard case .rejected = receiver.open(altered) else {
+                Issue.record("\(mode): a stamp altered at byte \(offset) was accepted")
+                return
+            }
+        }
+        #expect(receiver.open(datagram) == .accepted(codec.encode(samplePacket()), .init(destination: 2, epoch: 0xE0E0, counter: 0xFFFF_FFFF_FFFF_FFF0)))
     }
 
     @Test("every single flipped bit is rejected", arguments: protectedModes)
@@ -121,7 +143,7 @@ struct PacketAuthenticatorTests {
     func otherClusterWithoutAuthentication() {
         let receiver = PacketAuthenticator.unprotected()
         let datagram = WireCodec(clusterName: "beta").encode(samplePacket())
-        guard case .accepted(let plain) = receiver.open(datagram) else {
+        guard case .accepted(let plain, nil) = receiver.open(datagram) else {
             Issue.record("unprotected mode rejected a datagram")
             return
         }
@@ -196,8 +218,8 @@ struct ClusterKeyTests {
         #expect(throws: ClusterKeyError.unwritable(path: path, code: EEXIST)) { try key.write(toPath: path) }
         let loaded = try ClusterKey.load(path: path)
         // Same key: each side opens what the other seals.
-        var sealer = PacketAuthenticator(mode: .hmacSHA256, key: key, clusterName: "c", nodeID: NodeID(1), nonceCounterStart: 0)
-        let opener = PacketAuthenticator(mode: .hmacSHA256, key: loaded, clusterName: "c", nodeID: NodeID(2), nonceCounterStart: 0)
+        var sealer = PacketAuthenticator(mode: .hmacSHA256, key: key, clusterName: "c", nodeID: NodeID(1), epoch: 1, counterStart: 0)
+        let opener = PacketAuthenticator(mode: .hmacSHA256, key: loaded, clusterName: "c", nodeID: NodeID(2), epoch: 2, counterStart: 0)
         var datagram = WireCodec(clusterName: "c").encode(.mergeDetect(MergeDetect(sender: NodeID(1), ringID: RingID(representative: NodeID(1), sequence: 1))))
         sealer.seal(&datagram)
         guard case .accepted = opener.open(datagram) else {

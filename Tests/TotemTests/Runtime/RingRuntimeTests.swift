@@ -202,7 +202,7 @@ struct RingRuntimeTests {
         }
     }
 
-    @Test("forged, foreign, malformed, oversized and unlisted datagrams are dropped and counted; the ring carries on")
+    @Test("forged, foreign, older-version, malformed, oversized and unlisted datagrams are dropped and counted; the ring carries on")
     func hostileDatagrams() async throws {
         let subnet = LoopbackSubnet()
         let nodes = subnet.nodes(2)
@@ -220,8 +220,8 @@ struct RingRuntimeTests {
                 bytes.withUnsafeBytes { _ = socket.send($0, to: target) }
             }
             let join = Packet.join(JoinMessage(sender: NodeID(2), ringSequence: 1, processors: [NodeID(2)], failed: []))
-            var ours = PacketAuthenticator(mode: .hmacSHA256, key: testKey(), clusterName: "runtime-test", nodeID: NodeID(2), nonceCounterStart: 0)
-            var foreign = PacketAuthenticator(mode: .hmacSHA256, key: testKey(), clusterName: "other", nodeID: NodeID(2), nonceCounterStart: 0)
+            var ours = PacketAuthenticator(mode: .hmacSHA256, key: testKey(), clusterName: "runtime-test", nodeID: NodeID(2), epoch: 2, counterStart: 0)
+            var foreign = PacketAuthenticator(mode: .hmacSHA256, key: testKey(), clusterName: "other", nodeID: NodeID(2), epoch: 2, counterStart: 0)
             var forged = WireCodec(clusterName: "runtime-test").encode(join)
             ours.seal(&forged)
             forged[20] ^= 1
@@ -230,6 +230,11 @@ struct RingRuntimeTests {
             // Authentic but malformed: a JOIN whose body is cut short, correctly sealed.
             var malformed = Array(WireCodec(clusterName: "runtime-test").encode(join).dropLast(4))
             ours.seal(&malformed)
+            // A node of an older release (wire version 1): dropped before authentication.
+            var older = WireCodec(clusterName: "runtime-test").encode(join)
+            older[2] = 1
+            ours.seal(&older)
+            send(older, from: listed)
             send(forged, from: listed)
             send(otherCluster, from: listed)
             send([1, 2, 3], from: listed)
@@ -239,6 +244,7 @@ struct RingRuntimeTests {
             let counted = await eventually(within: .seconds(3)) {
                 guard let statistics = await cluster.runtimes[0].statistics() else { return false }
                 return statistics.authenticationFailures == 3 && statistics.decodeErrors["truncated"] == 1
+                    && statistics.decodeErrors["unsupportedVersion"] == 1
                     && statistics.transport.sockets.truncatedDatagrams == 1 && statistics.transport.unlistedSourceDrops == 1
             }
             let statistics = try #require(await cluster.runtimes[0].statistics())
