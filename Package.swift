@@ -43,8 +43,12 @@ let package = Package(
             path: "Benchmarks/DeviceStateBenchmark", swiftSettings: strict),
         // Standalone: drives the real devclusterd binary in network namespaces (scripts/bench-compare.sh).
         .executableTarget(name: "devcluster-bench", path: "Benchmarks/DevclusterBench", swiftSettings: strict),
-        // libFuzzer target (scripts/fuzz.sh); a plain build replays saved inputs.
-        .executableTarget(name: "PacketFuzzer", dependencies: ["Totem"], swiftSettings: strict),
+        // libFuzzer targets (scripts/fuzz.sh); a plain build replays saved inputs.
+        .target(name: "FuzzingSupport", swiftSettings: strict),
+        .executableTarget(name: "PacketFuzzer", dependencies: ["Totem", "FuzzingSupport"], swiftSettings: strict),
+        .executableTarget(
+            name: "ServiceFuzzer", dependencies: ["DeviceState", "EventService", "Membership", "Totem", "FuzzingSupport"],
+            swiftSettings: strict),
         .testTarget(name: "TotemTests", dependencies: ["Totem"], swiftSettings: strict),
         .testTarget(name: "TotemSimulationTests", dependencies: ["TotemSimulation", "Totem"], swiftSettings: strict),
         .testTarget(name: "devclusterdTests", dependencies: ["devclusterd", "Totem"], swiftSettings: strict),

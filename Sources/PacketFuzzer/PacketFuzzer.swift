@@ -1,39 +1,46 @@
-// A fuzz target for everything a datagram from the network reaches: authentication, the wire
-// decoder and the protocol core. Built with libFuzzer by scripts/fuzz.sh; a plain build is a
-// replay tool that runs saved inputs (crash reproducers, a corpus) through the same entry point.
+// A fuzz target for everything a datagram from the network reaches: authentication (HMAC-SHA-256
+// and ChaCha20-Poly1305), the freshness check, the wire decoder and the protocol core. Built with
+// libFuzzer by scripts/fuzz.sh; a plain build is a replay tool that runs saved inputs (crash
+// reproducers, a corpus) through the same entry point.
 
+import FuzzingSupport
 import Totem
 
-/// The input is a sequence of datagrams, each `length u16 big-endian | mode u8 | bytes`.
-/// Mode bit 0 set: the bytes are sealed with HMAC-SHA-256 under a fixed key first, so the
-/// fuzzer also reaches the decoder through the authenticator; clear: the bytes are offered to
-/// the authenticator as received (almost always rejected) and then decoded without it, as a
+/// The input is a sequence of records `mode u8 | length u16 big-endian | bytes` (FuzzingSupport).
+/// Mode bit 0 set: the bytes are sealed first (bit 1 chooses ChaCha20-Poly1305 over HMAC-SHA-256,
+/// bit 2 seals them as a unicast for this node rather than for every node, bit 3 flips one bit of
+/// the sealed datagram, which must then be refused), so the fuzzer reaches the decoder through
+/// the authenticator and the freshness check; clear: the bytes are offered to both
+/// authenticators as received (they must refuse them) and then decoded without one, as a
 /// cluster without a key would. Every decoded packet is fed to one protocol core, started
 /// fresh for each input, so sequences of hostile but well-formed packets exercise its handlers.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func packetFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let input = UnsafeBufferPointer(start: data, count: size)
     var harness = FuzzHarness()
-    var offset = 0
-    while offset + 3 <= input.count {
-        let length = Int(input[offset]) << 8 | Int(input[offset + 1])
-        let mode = input[offset + 2]
-        offset += 3
-        let end = min(input.count, offset + length)
-        harness.offer(Array(input[offset..<end]), sealed: mode & 1 == 1)
-        offset = end
+    for (mode, bytes) in records(in: UnsafeBufferPointer(start: data, count: size)) {
+        harness.offer(bytes, mode: mode)
     }
     return 0
 }
 
-/// One node's receive path: authenticator, codec and core, with a clock that only moves forward.
+/// One node's receive path: authenticators, freshness check, codec and core, with a clock that
+/// only moves forward.
 struct FuzzHarness {
     static let codec = WireCodec(clusterName: "fuzz")
     static let key: ClusterKey = {
         do { return try ClusterKey(bytes: Array(repeating: 0x5A, count: 32)) } catch { preconditionFailure("\(error)") }
     }()
-    var authenticator = PacketAuthenticator(
-        mode: .hmacSHA256, key: FuzzHarness.key, clusterName: "fuzz", nodeID: NodeID(2), epoch: 9, counterStart: 1)
+    /// The peers' sealing side (node 1's), one per protected mode.
+    var sealers = [
+        PacketAuthenticator(mode: .hmacSHA256, key: FuzzHarness.key, clusterName: "fuzz", nodeID: NodeID(1), epoch: 9, counterStart: 1),
+        PacketAuthenticator(mode: .chaCha20Poly1305, key: FuzzHarness.key, clusterName: "fuzz", nodeID: NodeID(1), epoch: 9, counterStart: 1),
+    ]
+    /// This node's (node 2's) opening side.
+    static let openers = [
+        PacketAuthenticator(mode: .hmacSHA256, key: FuzzHarness.key, clusterName: "fuzz", nodeID: NodeID(2), epoch: 7, counterStart: 5),
+        PacketAuthenticator(mode: .chaCha20Poly1305, key: FuzzHarness.key, clusterName: "fuzz", nodeID: NodeID(2), epoch: 7, counterStart: 5),
+    ]
+    var replayGuard = ReplayGuard(node: NodeID(2), nonceSeed: 0x100)
     /// A started core, copied for each input: the copy shares its large queues until a packet
     /// writes to them, so most inputs allocate nothing big.
     static let started: SingleRingProtocol = {
@@ -44,18 +51,30 @@ struct FuzzHarness {
     var core = FuzzHarness.started
     var now = MonotonicInstant.zero
 
-    mutating func offer(_ datagram: [UInt8], sealed: Bool) {
+    mutating func offer(_ datagram: [UInt8], mode: UInt8) {
         now = now + .milliseconds(1)
         var bytes = datagram
-        if sealed && bytes.count >= WireLimits.headerBytes {
-            authenticator.seal(&bytes)
-            guard case .accepted(let opened, _) = authenticator.open(bytes) else {
+        if mode & 1 == 1 && bytes.count >= WireLimits.headerBytes {
+            let which = Int(mode >> 1 & 1)
+            sealers[which].seal(&bytes, destination: mode & 4 == 0 ? 0 : 2)
+            if mode & 8 != 0 {
+                let bit = datagram.count * 8 % (bytes.count * 8)
+                bytes[bit / 8] ^= 1 << UInt8(bit % 8)
+                if case .accepted = Self.openers[which].open(bytes) {
+                    preconditionFailure("a sealed datagram with bit \(bit) flipped passed authentication")
+                }
+                return
+            }
+            guard case .accepted(let opened, let stamp?) = Self.openers[which].open(bytes) else {
                 preconditionFailure("a datagram sealed with our own key was rejected")
             }
             bytes = opened
-        } else if case .accepted = authenticator.open(bytes) {
-            // A random datagram that carries a valid code: only possible by breaking HMAC.
-            preconditionFailure("an unsealed datagram passed authentication")
+            check(bytes, stamp: stamp)
+        } else {
+            for opener in Self.openers {
+                // A random datagram that carries a valid code or tag: only possible by breaking the MAC.
+                if case .accepted = opener.open(bytes) { preconditionFailure("an unsealed datagram passed \(opener.mode)") }
+            }
         }
         guard let packet = try? Self.codec.decode(bytes) else { return }
         _ = core.receive(packet, now: now)
@@ -64,75 +83,33 @@ struct FuzzHarness {
             _ = core.timerExpired(RingTimer.allCases[bytes.count % RingTimer.allCases.count], now: now)
         }
     }
+
+    /// The freshness check, as the runtime runs it (the packet reaches the core whatever it says,
+    /// so that the core is fuzzed as much as before).
+    mutating func check(_ plain: [UInt8], stamp: PacketAuthenticator.Stamp) {
+        if case .livenessReply(let reply)? = try? Self.codec.decode(plain), replayGuard.answer(nonce: reply.nonce, stamp: stamp, now: now) {
+            return
+        }
+        _ = replayGuard.check(stamp, now: now)
+    }
 }
 
 #if FUZZING
-/// libFuzzer's driver (exported by its runtime since LLVM 12).
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzerDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
-) -> CInt
-
 /// SwiftPM links an executable's entry point under this name; in a fuzzing build it hands
 /// control to libFuzzer.
 @_cdecl("PacketFuzzer_main")
 func packetFuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var count = argc
-    var arguments = argv
-    return runFuzzerDriver(&count, &arguments) { data, size in packetFuzzerTestOneInput(data, size) }
+    runLibFuzzer(argc, argv) { data, size in packetFuzzerTestOneInput(data, size) }
 }
 #else
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// The whole content of the file at `path`, or `nil` when it cannot be read.
-func readFile(_ path: String) -> [UInt8]? {
-    guard let file = fopen(path, "rb") else { return nil }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let count = fread(&buffer, 1, buffer.count, file)
-        if count > 0 { bytes.append(contentsOf: buffer[0..<count]) }
-        if count < buffer.count { break }
-    }
-    return ferror(file) == 0 ? bytes : nil
-}
-
 /// Replays saved fuzz inputs: `PacketFuzzer FILE...`; `PacketFuzzer --write-seeds DIR` writes
 /// a seed corpus of well-formed exchanges for the fuzzer to mutate.
 @main
 struct PacketFuzzerReplay {
     static func main() {
-        let arguments = Array(CommandLine.arguments.dropFirst())
-        if arguments.first == "--write-seeds", arguments.count == 2 {
-            for (index, seed) in SeedCorpus.inputs().enumerated() {
-                let path = "\(arguments[1])/seed-\(index)"
-                guard let file = fopen(path, "wb") else {
-                    print("PacketFuzzer: cannot write \(path)")
-                    exit(1)
-                }
-                _ = seed.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count, file) }
-                fclose(file)
-            }
-            print("PacketFuzzer: wrote \(SeedCorpus.inputs().count) seeds to \(arguments[1])")
-            return
+        runReplayTool(name: "PacketFuzzer", arguments: Array(CommandLine.arguments.dropFirst()), seeds: SeedCorpus.inputs) {
+            data, size in packetFuzzerTestOneInput(data, size)
         }
-        var count = 0
-        for path in arguments {
-            guard let bytes = readFile(path) else {
-                print("PacketFuzzer: cannot read \(path)")
-                continue
-            }
-            bytes.withUnsafeBufferPointer { buffer in
-                _ = packetFuzzerTestOneInput(buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!, buffer.count)
-            }
-            count += 1
-        }
-        print("PacketFuzzer: ran \(count) input(s)")
     }
 }
 #endif
@@ -165,16 +142,12 @@ enum SeedCorpus {
             .join(JoinMessage(sender: three, ringSequence: 12, processors: [one, two], failed: [three], isLeave: true)),
         ]
         let datagrams = packets.map { FuzzHarness.codec.encode($0) }
-        func input(_ selected: [[UInt8]], sealed: Bool) -> [UInt8] {
-            var bytes: [UInt8] = []
-            for datagram in selected {
-                bytes += [UInt8(datagram.count >> 8), UInt8(datagram.count & 0xFF), sealed ? 1 : 0] + datagram
-            }
-            return bytes
+        func input(_ selected: [[UInt8]], mode: UInt8) -> [UInt8] {
+            selected.flatMap { record(mode, $0) }
         }
-        var result = datagrams.map { input([$0], sealed: false) }
-        result.append(input(datagrams, sealed: false))
-        result.append(input(datagrams, sealed: true))
+        var result = datagrams.map { input([$0], mode: 0) }
+        // Unsealed, HMAC, ChaCha20-Poly1305, ChaCha20-Poly1305 as unicasts, and with flipped bits.
+        for mode: UInt8 in [0, 1, 3, 7, 9, 11] { result.append(input(datagrams, mode: mode)) }
         return result
     }
 }

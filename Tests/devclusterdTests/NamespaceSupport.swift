@@ -302,7 +302,7 @@ final class NamespaceCluster {
             state_dir = \(node.state)
             log_level = info
 
-            """
+            """ + seedEventChannels
         try text.write(toFile: node.configuration, atomically: true, encoding: .utf8)
     }
 

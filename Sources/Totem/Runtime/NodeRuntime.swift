@@ -69,7 +69,7 @@ public final class NodeRuntime: Sendable {
         guard problems.isEmpty else { throw .invalidConfiguration(problems) }
         let boot: BootRandomness
         do {
-            boot = BootRandomness(epoch: try SystemRandom.uint64(), counterStart: try SystemRandom.uint64(),
+            boot = BootRandomness(epoch: UInt32(truncatingIfNeeded: try SystemRandom.uint64()), counterStart: try SystemRandom.uint64(),
                                   challengeSeed: try SystemRandom.uint64())
         } catch {
             throw .system(error)

@@ -431,20 +431,21 @@ public final class RingNode {
                 return nil
             }
             // Without a key there is no stamp, and nothing to check it with.
-            guard let stamp, let header = WireCodec.peekHeader(plain) else { return packet }
-            return isFresh(packet, sender: header.sender, stamp: stamp, entry: entry) ? packet : nil
+            guard let stamp else { return packet }
+            return isFresh(packet, stamp: stamp, entry: entry) ? packet : nil
         }
     }
 
     /// ReplayGuard's check of an authentic datagram: sends the challenge it asks for, takes the
     /// answers to ours, and logs refusals (rate-limited).
-    private func isFresh(_ packet: Packet, sender: UInt32, stamp: PacketAuthenticator.Stamp, entry: Int) -> Bool {
+    private func isFresh(_ packet: Packet, stamp: PacketAuthenticator.Stamp, entry: Int) -> Bool {
         let now = MonotonicClock.now()
+        let sender = stamp.sealer
         switch packet {
         case .livenessProbe:
             if replayGuard.isAddressedHere(stamp) { return true }
         case .livenessReply(let reply):
-            if replayGuard.answer(sender: sender, nonce: reply.nonce, stamp: stamp, now: now) {
+            if replayGuard.answer(nonce: reply.nonce, stamp: stamp, now: now) {
                 log(.info, "node \(nodeID): node \(sender) answered our challenge: its datagrams of epoch "
                     + "\(String(stamp.epoch, radix: 16)) are accepted from now on")
                 return false
@@ -452,7 +453,7 @@ public final class RingNode {
         default:
             break
         }
-        switch replayGuard.check(sender: sender, stamp: stamp, now: now) {
+        switch replayGuard.check(stamp, now: now) {
         case .accept:
             return true
         case .refuse(let refusal, let challenge):

@@ -39,7 +39,7 @@ enum SystemRandom {
 /// The random values a node draws once when it starts (PacketAuthenticator, ReplayGuard).
 struct BootRandomness {
     /// This life's epoch, stamped on every datagram.
-    var epoch: UInt64
+    var epoch: UInt32
     /// Where the datagram counter (and the AEAD nonce) starts.
     var counterStart: UInt64
     /// Where the challenge nonces start.

@@ -12,13 +12,16 @@
 /// none               H | B
 /// hmac-sha256        H | F | B | code(32)      code = HMAC-SHA-256(H | F | B)
 /// chacha20-poly1305  H | F | C | tag(16)       C = ChaCha20(B), tag over (aad = H | F, C), RFC 8439 §2.8
-///                                              nonce = sender node id (u32) | counter (u64)
-/// F (20 bytes)       destination (u32, 0 = every node) | epoch (u64) | counter (u64), big-endian
+///                                              nonce = sealer (u32) | counter (u64)
+/// F (20 bytes)       sealer (u32) | destination (u32, 0 = every node) | epoch (u32) | counter (u64), big-endian
 /// ```
 ///
 /// The header stays in clear in every mode so that the cluster id, type and sender can be read
 /// for logging, and it is always authenticated (covered by the code, or the AEAD's associated
 /// data), and so is `F`:
+/// - `sealer` is the node that sealed the datagram: itself for what it builds, but a
+///   retransmitted MCAST keeps its originator as the header's sender while the retransmitting
+///   node seals it, so epoch and counter belong to the sealer, not to the header's sender;
 /// - `epoch` is drawn at random when the node starts: datagrams of an earlier life of the node
 ///   carry another one;
 /// - `counter` starts at a random value and increases by one per datagram sealed (it is the
@@ -61,14 +64,17 @@ public struct PacketAuthenticator: Sendable {
 
     /// The authenticated freshness fields of a datagram (`F` above).
     public struct Stamp: Sendable, Equatable {
+        /// The node that sealed the datagram (its epoch and counter follow).
+        public var sealer: UInt32
         /// The node the datagram was sealed for; 0 for every node (a multicast).
         public var destination: UInt32
-        /// The sender's boot epoch.
-        public var epoch: UInt64
-        /// The sender's datagram counter in that epoch.
+        /// The sealer's boot epoch.
+        public var epoch: UInt32
+        /// The sealer's datagram counter in that epoch.
         public var counter: UInt64
 
-        public init(destination: UInt32, epoch: UInt64, counter: UInt64) {
+        public init(sealer: UInt32, destination: UInt32, epoch: UInt32, counter: UInt64) {
+            self.sealer = sealer
             self.destination = destination
             self.epoch = epoch
             self.counter = counter
@@ -88,7 +94,7 @@ public struct PacketAuthenticator: Sendable {
     static let nonceBytes = ChaCha20Poly1305.nonceBytes
     static let tagBytes = ChaCha20Poly1305.tagBytes
     static let codeBytes = HMACSHA256.codeBytes
-    /// `F`: destination, epoch, counter.
+    /// `F`: sealer, destination, epoch, counter.
     public static let stampBytes = 20
     /// Appended to make room for a trailer without a temporary array.
     private static let zeros = [UInt8](repeating: 0, count: 64)
@@ -108,7 +114,7 @@ public struct PacketAuthenticator: Sendable {
     private let cipher: ChaCha20Poly1305?
     private let nodeID: UInt32
     /// This node's boot epoch, written into every datagram.
-    public let epoch: UInt64
+    public let epoch: UInt32
     private var counter: UInt64
 
     /// An authenticator that neither protects nor checks anything.
@@ -126,7 +132,7 @@ public struct PacketAuthenticator: Sendable {
     ///   - nodeID: this node, the first four bytes of every nonce it uses.
     ///   - epoch: a random value (from /dev/urandom), new each time the node starts.
     ///   - counterStart: a random value (from /dev/urandom) the datagram counter starts at.
-    public init(mode: Mode, key: ClusterKey, clusterName: String, nodeID: NodeID, epoch: UInt64, counterStart: UInt64) {
+    public init(mode: Mode, key: ClusterKey, clusterName: String, nodeID: NodeID, epoch: UInt32, counterStart: UInt64) {
         var hmac: HMACSHA256?
         var cipher: ChaCha20Poly1305?
         switch mode {
@@ -145,7 +151,7 @@ public struct PacketAuthenticator: Sendable {
         self.init(mode: mode, hmac: hmac, cipher: cipher, nodeID: nodeID.rawValue, epoch: epoch, counter: counterStart)
     }
 
-    private init(mode: Mode, hmac: HMACSHA256?, cipher: ChaCha20Poly1305?, nodeID: UInt32, epoch: UInt64, counter: UInt64) {
+    private init(mode: Mode, hmac: HMACSHA256?, cipher: ChaCha20Poly1305?, nodeID: UInt32, epoch: UInt32, counter: UInt64) {
         self.mode = mode
         self.hmac = hmac
         self.cipher = cipher
@@ -183,8 +189,9 @@ public struct PacketAuthenticator: Sendable {
             if bodyCount > 0 {
                 (raw.baseAddress! + bodyStart).copyMemory(from: raw.baseAddress! + header, byteCount: bodyCount)
             }
-            raw.storeBytes(of: destination.bigEndian, toByteOffset: header, as: UInt32.self)
-            raw.storeBytes(of: epoch.bigEndian, toByteOffset: header + 4, as: UInt64.self)
+            raw.storeBytes(of: nodeID.bigEndian, toByteOffset: header, as: UInt32.self)
+            raw.storeBytes(of: destination.bigEndian, toByteOffset: header + 4, as: UInt32.self)
+            raw.storeBytes(of: epoch.bigEndian, toByteOffset: header + 8, as: UInt32.self)
             raw.storeBytes(of: counter.bigEndian, toByteOffset: header + 12, as: UInt64.self)
             let bodyEnd = bodyStart + bodyCount
             if let hmac {
@@ -209,8 +216,8 @@ public struct PacketAuthenticator: Sendable {
         }
     }
 
-    /// Calls `body` with the 12-byte AEAD nonce: the sender's node id as sent (already
-    /// big-endian), then `counter` big-endian.
+    /// Calls `body` with the 12-byte AEAD nonce: the sealer's node id (already big-endian),
+    /// then `counter` big-endian.
     private static func withNonce<Result>(
         sender bigEndianSender: UInt32, counter: UInt64, _ body: (UnsafeRawBufferPointer) -> Result
     ) -> Result {
@@ -239,8 +246,9 @@ public struct PacketAuthenticator: Sendable {
         let bodyStart = header + Self.stampBytes
         let base = datagram.baseAddress!
         let stamp = Stamp(
-            destination: UInt32(bigEndian: base.loadUnaligned(fromByteOffset: header, as: UInt32.self)),
-            epoch: UInt64(bigEndian: base.loadUnaligned(fromByteOffset: header + 4, as: UInt64.self)),
+            sealer: UInt32(bigEndian: base.loadUnaligned(fromByteOffset: header, as: UInt32.self)),
+            destination: UInt32(bigEndian: base.loadUnaligned(fromByteOffset: header + 4, as: UInt32.self)),
+            epoch: UInt32(bigEndian: base.loadUnaligned(fromByteOffset: header + 8, as: UInt32.self)),
             counter: UInt64(bigEndian: base.loadUnaligned(fromByteOffset: header + 12, as: UInt64.self)))
         let bodyEnd: Int
         if let hmac {
@@ -250,9 +258,7 @@ public struct PacketAuthenticator: Sendable {
             guard hmac.isValid(code, for: signed) else { return .rejected(.badAuthenticationCode) }
         } else if let cipher {
             bodyEnd = count - Self.tagBytes
-            // The sender field of the header (bytes 12..<16, big-endian as sent) starts the nonce.
-            let sender = base.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
-            let opened = Self.withNonce(sender: sender, counter: stamp.counter) { nonce in
+            let opened = Self.withNonce(sender: stamp.sealer.bigEndian, counter: stamp.counter) { nonce in
                 do {
                     try cipher.open(
                         inPlace: UnsafeMutableRawBufferPointer(rebasing: datagram[bodyStart..<bodyEnd]),

@@ -63,7 +63,7 @@ public struct ReplayGuard: Sendable {
     /// What is known of one sender.
     struct Sender {
         /// The epoch the sender proved, if it did.
-        var epoch: UInt64?
+        var epoch: UInt32?
         var highest: UInt64 = 0
         /// Bit `i` set: counter `highest - i` was seen.
         var seen: UInt128 = 0
@@ -106,10 +106,10 @@ public struct ReplayGuard: Sendable {
         nextNonce = nonceSeed
     }
 
-    /// Checks an authentic datagram's stamp. Liveness replies go to `answer` first.
-    public mutating func check(
-        sender: UInt32, stamp: PacketAuthenticator.Stamp, now: MonotonicInstant
-    ) -> Verdict {
+    /// Checks an authentic datagram's stamp (its sealer is the sender checked). Liveness
+    /// replies go to `answer` first.
+    public mutating func check(_ stamp: PacketAuthenticator.Stamp, now: MonotonicInstant) -> Verdict {
+        let sender = stamp.sealer
         guard isAddressedHere(stamp) else { return refuse(.misaddressed) }
         guard var entry = senders[sender] ?? admitSender() else { return refuse(.unprovedEpoch) }
         defer { senders[sender] = entry }
@@ -137,12 +137,11 @@ public struct ReplayGuard: Sendable {
         stamp.destination == 0 || stamp.destination == node
     }
 
-    /// A liveness reply from `sender`: if it answers our open challenge, the epoch and counter of
-    /// its stamp are the sender's now, and every earlier datagram of it is refused. Returns
-    /// whether it was such an answer (then it is consumed: not for the protocol).
-    public mutating func answer(
-        sender: UInt32, nonce: UInt64, stamp: PacketAuthenticator.Stamp, now: MonotonicInstant
-    ) -> Bool {
+    /// A liveness reply carrying `nonce`: if it answers our open challenge to its sealer, the
+    /// epoch and counter of its stamp are the sealer's now, and every earlier datagram of it is
+    /// refused. Returns whether it was such an answer (then it is consumed: not for the protocol).
+    public mutating func answer(nonce: UInt64, stamp: PacketAuthenticator.Stamp, now: MonotonicInstant) -> Bool {
+        let sender = stamp.sealer
         guard stamp.destination == node, var entry = senders[sender], let open = entry.challenge,
               open.nonce == nonce else { return false }
         entry.challenge = nil
@@ -162,7 +161,7 @@ public struct ReplayGuard: Sendable {
     }
 
     /// The epoch `sender` proved, if it did (for status and tests).
-    public func provedEpoch(of sender: UInt32) -> UInt64? { senders[sender]?.epoch }
+    public func provedEpoch(of sender: UInt32) -> UInt32? { senders[sender]?.epoch }
 
     /// Room for a sender not seen before, or nil when the table is full (the datagram is
     /// refused; a cluster never has that many).

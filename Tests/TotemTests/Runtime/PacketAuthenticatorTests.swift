@@ -34,7 +34,7 @@ struct PacketAuthenticatorTests {
         }
         #expect(opened == plain)
         // Stamped for every node, in the sender's epoch, with its counter's first value.
-        let expected = mode == .none ? nil : PacketAuthenticator.Stamp(destination: 0, epoch: 0xE0E0, counter: 0xFFFF_FFFF_FFFF_FFF0)
+        let expected = mode == .none ? nil : PacketAuthenticator.Stamp(sealer: 1, destination: 0, epoch: 0xE0E0, counter: 0xFFFF_FFFF_FFFF_FFF0)
         #expect(stamp == expected)
         #expect(try codec.decode(opened) == samplePacket())
         // The in-place variant agrees.
@@ -57,23 +57,24 @@ struct PacketAuthenticatorTests {
         var second = plain
         sender.seal(&second, destination: 7)
         #expect(Array(first[0..<16]) == Array(plain[0..<16]))
-        // Stamp: destination (0: every node), epoch, counter (which wraps from 2^64 − 16 upwards).
-        #expect(Array(first[16..<20]) == [0, 0, 0, 0])
-        #expect(Array(second[16..<20]) == [0, 0, 0, 7])
-        #expect(Array(first[20..<28]) == [0, 0, 0, 0, 0, 0, 0xE0, 0xE0])
+        // Stamp: sealer, destination (0: every node), epoch, counter (which wraps from 2^64 − 16 upwards).
+        #expect(Array(first[16..<20]) == [1, 2, 3, 4])
+        #expect(Array(first[20..<24]) == [0, 0, 0, 0])
+        #expect(Array(second[20..<24]) == [0, 0, 0, 7])
+        #expect(Array(first[24..<28]) == [0, 0, 0xE0, 0xE0])
         #expect(Array(first[28..<36]) == [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xF0])
         #expect(Array(second[28..<36]) == [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xF1])
         #expect(Array(first[36..<(36 + plain.count - 16)]) != Array(plain[16...]))
         #expect(first[36...] != second[36...])
     }
 
-    @Test("the stamp is authenticated: another destination, epoch or counter fails the check", arguments: protectedModes)
+    @Test("the stamp is authenticated: another sealer, destination, epoch or counter fails the check", arguments: protectedModes)
     func stampIsAuthenticated(mode: PacketAuthenticator.Mode) {
         var sender = authenticator(mode)
         let receiver = authenticator(mode, node: 2)
         var datagram = codec.encode(samplePacket())
         sender.seal(&datagram, destination: 2)
-        for (offset, value) in [(19, UInt8(3)), (27, 0xE1), (35, 0xF1)] {
+        for (offset, value) in [(19, UInt8(3)), (23, 3), (27, 0xE1), (35, 0xF1)] {
             var altered = datagram
             altered[offset] = value
             guard case .rejected = receiver.open(altered) else {
@@ -81,7 +82,17 @@ struct PacketAuthenticatorTests {
                 return
             }
         }
-        #expect(receiver.open(datagram) == .accepted(codec.encode(samplePacket()), .init(destination: 2, epoch: 0xE0E0, counter: 0xFFFF_FFFF_FFFF_FFF0)))
+        #expect(receiver.open(datagram) == .accepted(codec.encode(samplePacket()), .init(sealer: 1, destination: 2, epoch: 0xE0E0, counter: 0xFFFF_FFFF_FFFF_FFF0)))
+    }
+
+    @Test("a datagram another node built (a retransmitted MCAST keeps its originator) opens under the sealer's stamp", arguments: protectedModes)
+    func retransmissionBySomeoneElse(mode: PacketAuthenticator.Mode) {
+        var retransmitter = authenticator(mode, node: 3)
+        let receiver = authenticator(mode, node: 2)
+        let plain = codec.encode(samplePacket())  // built by node 1
+        var datagram = plain
+        retransmitter.seal(&datagram)
+        #expect(receiver.open(datagram) == .accepted(plain, .init(sealer: 3, destination: 0, epoch: 0xE0E0, counter: 0xFFFF_FFFF_FFFF_FFF0)))
     }
 
     @Test("every single flipped bit is rejected", arguments: protectedModes)
