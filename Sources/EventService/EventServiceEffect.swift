@@ -6,8 +6,6 @@ public enum EventServiceEffect: Sendable, Equatable {
     case submit([UInt8])
     /// Deliver `event` to these local subscriptions (ascending ids), in ring order.
     case deliver(DeliveredEvent, to: [SubscriptionID])
-    /// Replay a retained event to a subscription that just opened (`subscribe`), in ring order.
-    case replayRetained(DeliveredEvent, to: SubscriptionID)
     /// One of this process's own publications came back from the ring (whatever its type and
     /// this node's subscriptions): its ring position is now known.
     case confirmed(DeliveredEvent)
