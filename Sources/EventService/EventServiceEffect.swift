@@ -53,7 +53,7 @@ public enum PublishError: Error, Sendable, Equatable, CustomStringConvertible {
         case .attributeValueTooLong(let key, let bytes, let limit):
             "attribute \(key): value of \(bytes) bytes, at most \(limit)"
         case .payloadTooLarge(let bytes, let limit):
-            "payload of \(bytes) bytes, at most \(limit)"
+            "payload of \(bytes) bytes: an event's payload is at most \(limit) bytes"
         case .retentionOutOfRange(let retention):
             "retention \(retention) outside 0...\(EventLimits.maxRetention)"
         }

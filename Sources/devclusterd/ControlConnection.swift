@@ -246,8 +246,9 @@ final class ControlConnection {
             server.dispatch(line, on: self)
         case .tooLong:
             let limit = server.limits.maximumLineBytes
-            send(ControlResponse.failure(id: .null, error: ControlError(
-                .lineTooLong, "a request line is longer than \(limit) bytes; it was skipped up to the next newline")))
+            let message = limit == ControlProtocol.maximumLineBytes ? ControlProtocol.lineTooLongMessage
+                : "a request line is longer than \(limit) bytes; it was skipped up to the next newline"
+            send(ControlResponse.failure(id: .null, error: ControlError(.lineTooLong, message)))
         }
     }
 
