@@ -54,8 +54,10 @@ final class ControlConnection {
         case lines([UInt8])
         case producer(Producer)
     }
-    /// A producer is asked for more once the client has read the output down to this.
+    /// A producer is asked for more once the client has read the output down to this (or to a
+    /// quarter of the output limit, if less).
     static let refillBelowBytes = 256 << 10
+    private let refillBelowBytes: Int
     /// Calls to a producer per turn of the loop, at most.
     static let producerCallsPerTurn = 16
     /// Whether the connection can still send.
@@ -68,6 +70,7 @@ final class ControlConnection {
         self.peer = peer
         self.server = server
         maximumOutputBytes = server.limits.maximumOutputBytes
+        refillBelowBytes = min(Self.refillBelowBytes, server.limits.maximumOutputBytes / 4)
         framer = LineFramer(maximumLineBytes: server.limits.maximumLineBytes)
     }
 
@@ -116,7 +119,9 @@ final class ControlConnection {
             output.append(0x0A)
         }
         let pending = pendingOutputBytes
-        guard pending <= maximumOutputBytes else {
+        // A producer's own lines never drop the client: they are made only when the output is
+        // down to `refillBelowBytes`, so they stay bounded by it plus one call's lines.
+        guard pending <= maximumOutputBytes || isProducing else {
             server.dropSlow(self, pending: pending)
             close(reason: "output limit exceeded")
             return
@@ -344,7 +349,7 @@ final class ControlConnection {
     /// `refillBelowBytes`; starts what waited behind a producer that finished.
     private func produce() {
         var calls = 0
-        while isOpen, let current = producer, output.count - outputHead < Self.refillBelowBytes, calls < Self.producerCallsPerTurn {
+        while isOpen, let current = producer, output.count - outputHead < refillBelowBytes, calls < Self.producerCallsPerTurn {
             calls += 1
             isProducing = true
             let finished = current()
