@@ -33,6 +33,9 @@ public enum EventLimits {
     /// The most one retained event can be counted for (the largest payload and attributes).
     public static let largestRetainedEventBytes = retainedEventOverheadBytes + payloadBytes
         + attributes * (retainedAttributeOverheadBytes + attributeKeyBytes + attributeValueBytes)
+    /// Most ids of expired or dropped events remembered (`tombstoneGrace`); past it the half
+    /// that runs out first is forgotten.
+    public static let tombstones = 4 * retainedEvents
     /// How long an expired event's id is still recognised, so that a late re-publication of it
     /// is not taken for a new event.
     public static let tombstoneGrace: Duration = .seconds(60)

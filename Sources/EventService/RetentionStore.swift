@@ -61,6 +61,9 @@ struct RetentionStore: Sendable {
     /// Number of retained events.
     var count: Int { entries.count }
 
+    /// Number of ids remembered after their event expired or was dropped.
+    var tombstoneCount: Int { tombstones.count }
+
     /// Whether `id` is held, or was held and expired within the tombstone grace.
     func isKnown(_ id: EventID) -> Bool { entries[id] != nil || tombstones[id] != nil }
 
@@ -90,12 +93,12 @@ struct RetentionStore: Sendable {
             bytes -= previous.bytes
             removeFromOrder(RetentionKey(previous.event))
         } else if entries.count >= EventLimits.retainedEvents {
-            dropOldest(until: expiresAt)
+            dropOldest()
             droppedAtEventCap += 1
         }
         let size = Self.accountedBytes(of: stored)
         while bytes + size > capacityBytes, !entries.isEmpty {
-            dropOldest(until: expiresAt)
+            dropOldest()
             droppedAtByteCap += 1
         }
         entries[event.id] = Entry(event: stored, expiresAt: expiresAt, bytes: size, stamp: stamp)
@@ -117,7 +120,7 @@ struct RetentionStore: Sendable {
         for (id, entry) in entries where entry.expiresAt <= now {
             entries[id] = nil
             bytes -= entry.bytes
-            tombstones[id] = entry.expiresAt + EventLimits.tombstoneGrace
+            tombstone(id, until: entry.expiresAt)
             expiredAny = true
         }
         if expiredAny {
@@ -156,7 +159,9 @@ struct RetentionStore: Sendable {
         return usage
     }
 
-    private mutating func dropOldest(until: MonotonicInstant) {
+    /// Drops the oldest entry, remembering its id until its own expiry (plus the grace), so that
+    /// a re-publication of it meanwhile is not taken for a new event.
+    private mutating func dropOldest() {
         guard orderHead < order.count else { return }
         let oldest = order[orderHead]
         orderHead += 1
@@ -166,7 +171,7 @@ struct RetentionStore: Sendable {
         }
         guard let entry = entries.removeValue(forKey: oldest.id) else { preconditionFailure("index names \(oldest.id), not held") }
         bytes -= entry.bytes
-        tombstone(oldest.id, until: until)
+        tombstone(oldest.id, until: entry.expiresAt)
     }
 
     /// The index of the first key of `order` (from `orderHead`) greater than `key`.
@@ -196,6 +201,13 @@ struct RetentionStore: Sendable {
     }
 
     private mutating func tombstone(_ id: EventID, until: MonotonicInstant) {
+        if tombstones.count >= EventLimits.tombstones {
+            // Events dropped at a cap can be remembered for up to their whole retention (days):
+            // past the bound, the half that runs out first is forgotten (a re-publication of one
+            // of those would be taken in again, flagged as re-published).
+            let ordered = tombstones.sorted { $0.value < $1.value }
+            for (forgotten, _) in ordered.prefix(ordered.count / 2) { tombstones[forgotten] = nil }
+        }
         tombstones[id] = until + EventLimits.tombstoneGrace
         lowerDeadline(to: until + EventLimits.tombstoneGrace)
     }

@@ -65,6 +65,30 @@ struct RetentionCapTests {
         #expect(Self.indexes(service.retainedEvents).first == 1)
     }
 
+    @Test("an event dropped at a cap is remembered until its own expiry; the remembered ids are bounded")
+    func tombstonesOfDroppedEvents() throws {
+        var store = RetentionStore(capacityBytes: 64 << 20)
+        func event(_ counter: UInt64) -> DeliveredEvent {
+            DeliveredEvent(id: EventID(publisher: NodeID(1), incarnation: 1, counter: counter), publisherEntity: Fixtures.entity1,
+                           channel: Fixtures.mwi, type: .mwi, attributes: [:], payload: [], retention: .seconds(1),
+                           position: RingPosition(ringSequence: 1, index: counter), isRepublished: false, sender: NodeID(1))
+        }
+        // Expiring at 1 s; dropped when newer events with a retention of a day arrive.
+        store.insert(event(1), expiresAt: Fixtures.at(1_000))
+        for counter in 2...UInt64(EventLimits.retainedEvents + 1) { store.insert(event(counter), expiresAt: Fixtures.at(86_400_000)) }
+        #expect(store.droppedAtEventCap == 1)
+        #expect(store.isKnown(EventID(publisher: NodeID(1), incarnation: 1, counter: 1)))
+        store.expire(now: Fixtures.at(1_000) + EventLimits.tombstoneGrace)
+        #expect(!store.isKnown(EventID(publisher: NodeID(1), incarnation: 1, counter: 1)))
+        // 50,000 more drops: at most `EventLimits.tombstones` ids are remembered, the latest kept.
+        for counter in UInt64(EventLimits.retainedEvents + 2)...UInt64(EventLimits.retainedEvents + 50_001) {
+            store.insert(event(counter), expiresAt: Fixtures.at(86_400_000))
+        }
+        #expect(store.tombstoneCount <= EventLimits.tombstones)
+        #expect(store.isKnown(EventID(publisher: NodeID(1), incarnation: 1, counter: 50_001)))
+        #expect(store.count == EventLimits.retainedEvents)
+    }
+
     @Test("a replay comes in stretches bounded in bytes, in ring order, whatever its total")
     func replayInStretches() throws {
         var service = try Fixtures.service(1, retainedBytes: 64 << 20)
