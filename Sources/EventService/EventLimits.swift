@@ -27,7 +27,7 @@ public enum EventLimits {
     public static let retainedBytesRange = (1 << 20)...(1 << 36)
     /// What a retained event is counted for besides its payload and attributes: the event's
     /// fields, its entry in the store and its order, the payload's and table's headers.
-    public static let retainedEventOverheadBytes = 256
+    public static let retainedEventOverheadBytes = 384
     /// What each attribute of a retained event is counted for besides its key and value.
     public static let retainedAttributeOverheadBytes = 64
     /// The most one retained event can be counted for (the largest payload and attributes).
