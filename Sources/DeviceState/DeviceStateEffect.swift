@@ -53,12 +53,15 @@ public struct DeviceStateConfiguration: Sendable {
     public var restoredLocalState: LocalStateTable
     /// Caps on devices and mailboxes.
     public var limits: DeviceStateLimits
+    /// The most bytes of retained events the event service keeps (`[options] max_retained_bytes`).
+    public var retainedEventBytes: Int
 
     /// Creates a configuration.
     public init(localNode: NodeID, entityID: EntityID, incarnation: UInt64, channels: [ChannelConfiguration],
                 hints: [Hint] = [], restoredLocalState: LocalStateTable = LocalStateTable(),
-                limits: DeviceStateLimits = DeviceStateLimits()) {
+                limits: DeviceStateLimits = DeviceStateLimits(), retainedEventBytes: Int = EventLimits.defaultRetainedBytes) {
         self.limits = limits
+        self.retainedEventBytes = retainedEventBytes
         self.localNode = localNode
         self.entityID = entityID
         self.incarnation = incarnation

@@ -91,7 +91,7 @@ extension DeviceStateService {
                 } else if event.type != .deviceState {
                     effects.append(.event(effect))
                 }
-            case .submit, .replayRetained:
+            case .submit:
                 effects.append(Self.translate(effect))
             }
         }

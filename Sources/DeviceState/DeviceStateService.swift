@@ -69,7 +69,8 @@ public struct DeviceStateService: Sendable {
     public init(configuration: DeviceStateConfiguration) throws(DeviceStateConfigurationError) {
         do {
             events = try EventChannelService(localNode: configuration.localNode, entityID: configuration.entityID,
-                                             incarnation: configuration.incarnation, channels: configuration.channels)
+                                             incarnation: configuration.incarnation, channels: configuration.channels,
+                                             retainedBytes: configuration.retainedEventBytes)
         } catch {
             throw .channels(error)
         }
@@ -203,12 +204,18 @@ public struct DeviceStateService: Sendable {
     }
 
     /// Opens an event subscription for another client (for example a channel `watch`); its
-    /// deliveries come back as `event` effects. Retained events are replayed at once.
+    /// deliveries come back as `event` effects. Retained events are replayed through the
+    /// returned cursor, at the client's pace (`continueReplay`).
     ///
     /// - Throws: `SubscribeError`.
-    public mutating func subscribeEvents(_ subscription: Subscription, now: MonotonicInstant) throws(SubscribeError) -> (id: SubscriptionID, effects: [DeviceStateEffect]) {
-        let (id, effects) = try events.subscribe(subscription, now: now)
-        return (id, effects.map { .event($0) })
+    public mutating func subscribeEvents(_ subscription: Subscription, now: MonotonicInstant) throws(SubscribeError) -> (id: SubscriptionID, replay: RetainedReplay) {
+        try events.subscribe(subscription, now: now)
+    }
+
+    /// The next retained events of a replay opened by `subscribeEvents`
+    /// (`EventChannelService.continueReplay`).
+    public func continueReplay(_ replay: inout RetainedReplay, now: MonotonicInstant, maximumBytes: Int) -> [DeliveredEvent] {
+        events.continueReplay(&replay, now: now, maximumBytes: maximumBytes)
     }
 
     /// Publishes an event for another client (`event_publish`); it is confirmed by an `event`

@@ -41,10 +41,12 @@ public struct ChannelSummary: Sendable, Equatable {
     public var ignored: Int
     /// Retained events of the channel this node holds.
     public var retained: Int
+    /// What they are counted for against `max_retained_bytes` (`RetentionSummary.bytes`).
+    public var retainedBytes: Int
 
     /// Creates a summary.
     public init(name: ChannelName, publishes: [EventType], subscribes: [EventType], subscribers: Int, published: Int,
-                delivered: Int, ignored: Int, retained: Int) {
+                delivered: Int, ignored: Int, retained: Int, retainedBytes: Int = 0) {
         self.name = name
         self.publishes = publishes
         self.subscribes = subscribes
@@ -53,5 +55,23 @@ public struct ChannelSummary: Sendable, Equatable {
         self.delivered = delivered
         self.ignored = ignored
         self.retained = retained
+        self.retainedBytes = retainedBytes
     }
+}
+
+/// What this node's retained events hold, its caps, and what the caps dropped.
+public struct RetentionSummary: Sendable, Equatable {
+    /// Retained events held.
+    public var events: Int
+    /// Their bytes as counted: payload, attribute keys and values, and fixed overheads
+    /// (`EventLimits.retainedEventOverheadBytes`, `retainedAttributeOverheadBytes`).
+    public var bytes: Int
+    /// The cap in events (`EventLimits.retainedEvents`).
+    public var maximumEvents: Int
+    /// The cap in bytes (`[options] max_retained_bytes`).
+    public var maximumBytes: Int
+    /// Events dropped before their expiry because the cap in events was reached (oldest first).
+    public var droppedAtEventCap: Int
+    /// Events dropped before their expiry because the cap in bytes was reached (oldest first).
+    public var droppedAtByteCap: Int
 }

@@ -39,7 +39,8 @@ public struct EventChannelService: Sendable {
     private var subscriptions: [SubscriptionID: Subscription] = [:]
     private var nextSubscription: UInt64 = 1
     private var nextCounter: UInt64 = 1
-    private var store = RetentionStore()
+    /// The retained events (read by `continueReplay`).
+    private(set) var retention: RetentionStore
     /// Names of the last event message delivered, reused by the next one's decoding.
     private var decodedNames = EventNameCache()
     /// Sequence of the ring whose events are being counted (the last REGULAR configuration's).
@@ -58,8 +59,11 @@ public struct EventChannelService: Sendable {
     ///   - entityID: This node's entity id.
     ///   - incarnation: This process's incarnation: greater at every start of this node.
     ///   - channels: The configured channels, in configuration order.
+    ///   - retainedBytes: The most bytes of retained events kept (`RetentionStore.accountedBytes`),
+    ///     within `EventLimits.retainedBytesRange`.
     /// - Throws: `ChannelConfigurationError.duplicateChannel` when a name repeats.
-    public init(localNode: NodeID, entityID: EntityID, incarnation: UInt64, channels: [ChannelConfiguration]) throws(ChannelConfigurationError) {
+    public init(localNode: NodeID, entityID: EntityID, incarnation: UInt64, channels: [ChannelConfiguration],
+                retainedBytes: Int = EventLimits.defaultRetainedBytes) throws(ChannelConfigurationError) {
         var slots: [ChannelName: Int] = [:]
         for (slot, channel) in channels.enumerated() {
             guard slots.updateValue(slot, forKey: channel.name) == nil else { throw .duplicateChannel(channel.name) }
@@ -69,6 +73,8 @@ public struct EventChannelService: Sendable {
         self.incarnation = incarnation
         self.channels = channels.map { ChannelState(configuration: $0) }
         self.slots = slots
+        precondition(EventLimits.retainedBytesRange.contains(retainedBytes), "retained bytes \(retainedBytes) out of range")
+        retention = RetentionStore(capacityBytes: retainedBytes)
         checkInvariants()
     }
 
@@ -76,12 +82,13 @@ public struct EventChannelService: Sendable {
 
     /// What `channels` shows, in configuration order.
     public var channelSummaries: [ChannelSummary] {
-        let retainedByChannel = Dictionary(grouping: store.entries.values, by: \.event.channel).mapValues(\.count)
+        let retainedByChannel = retention.usageByChannel
         return channels.map { state in
             let name = state.configuration.name
             return ChannelSummary(name: name, publishes: state.configuration.publishes, subscribes: state.configuration.subscribes,
                                   subscribers: state.subscriptions.count, published: state.published,
-                                  delivered: state.delivered, ignored: state.ignored, retained: retainedByChannel[name] ?? 0)
+                                  delivered: state.delivered, ignored: state.ignored, retained: retainedByChannel[name]?.events ?? 0,
+                                  retainedBytes: retainedByChannel[name]?.bytes ?? 0)
         }
     }
 
@@ -99,11 +106,18 @@ public struct EventChannelService: Sendable {
     }
 
     /// Retained events held now, in ring order (expired ones may linger until the next input).
-    public var retainedEvents: [DeliveredEvent] { store.inPositionOrder.map(\.event) }
+    public var retainedEvents: [DeliveredEvent] { retention.inPositionOrder.map(\.event) }
+
+    /// What the retained events hold and what the caps dropped.
+    public var retentionSummary: RetentionSummary {
+        RetentionSummary(events: retention.count, bytes: retention.bytes, maximumEvents: EventLimits.retainedEvents,
+                         maximumBytes: retention.capacityBytes, droppedAtEventCap: retention.droppedAtEventCap,
+                         droppedAtByteCap: retention.droppedAtByteCap)
+    }
 
     /// When the next retained event (or tombstone) expires: arm a timer and call
     /// `expireRetained(now:)` then. `nil` when nothing is retained.
-    public var nextExpiry: MonotonicInstant? { store.nextDeadline }
+    public var nextExpiry: MonotonicInstant? { retention.nextDeadline }
 
     /// The open subscription `id`, if any.
     public func subscription(_ id: SubscriptionID) -> Subscription? { subscriptions[id] }
@@ -141,11 +155,12 @@ public struct EventChannelService: Sendable {
         return (id, [.submit(message.encoded())])
     }
 
-    /// Opens a local subscription and replays the matching retained events to it.
+    /// Opens a local subscription; the matching retained events are replayed to it through the
+    /// returned cursor (`continueReplay`), as fast as its reader takes them.
     ///
-    /// - Returns: The new id and one `replayRetained` per matching retained event, in ring order.
+    /// - Returns: The new id and its replay (finished at once when nothing matches).
     /// - Throws: `SubscribeError`; nothing changes on a throw.
-    public mutating func subscribe(_ subscription: Subscription, now: MonotonicInstant) throws(SubscribeError) -> (id: SubscriptionID, effects: [EventServiceEffect]) {
+    public mutating func subscribe(_ subscription: Subscription, now: MonotonicInstant) throws(SubscribeError) -> (id: SubscriptionID, replay: RetainedReplay) {
         defer { checkInvariants() }
         guard let slot = slots[subscription.channel] else { throw .unknownChannel(subscription.channel) }
         let allowed = channels[slot].configuration.subscribes
@@ -153,14 +168,17 @@ public struct EventChannelService: Sendable {
             throw .typeNotSubscribed(type, channel: subscription.channel, allowed: allowed)
         }
         guard subscription.filters.allSatisfy({ !$0.attribute.isEmpty }) else { throw .emptyFilterAttribute }
-        store.expire(now: now)
+        retention.expire(now: now)
         let id = SubscriptionID(rawValue: nextSubscription)
         nextSubscription += 1
         subscriptions[id] = subscription
         channels[slot].subscriptions.append(id)
         channels[slot].everySubscriptionTakesAll = channels[slot].everySubscriptionTakesAll && subscription.takesEveryEvent
-        let replay = store.inPositionOrder.map(\.event).filter { allowed.contains($0.type) && subscription.matches($0) }
-        return (id, replay.map { .replayRetained($0, to: id) })
+        var matching = 0
+        for entry in retention.entries.values where allowed.contains(entry.event.type) && subscription.matches(entry.event) {
+            matching += 1
+        }
+        return (id, RetainedReplay(subscription: id, matchingAtStart: matching, stampLimit: retention.stamp))
     }
 
     /// Closes a subscription. Returns whether it was open.
@@ -177,7 +195,7 @@ public struct EventChannelService: Sendable {
 
     /// Drops retained events whose retention ran out at or before `now`.
     public mutating func expireRetained(now: MonotonicInstant) {
-        store.expire(now: now)
+        retention.expire(now: now)
     }
 
     // MARK: - Ring inputs
@@ -191,7 +209,7 @@ public struct EventChannelService: Sendable {
     /// - Returns: `submit` effects of re-publications, in ring order of the originals.
     public mutating func configurationChanged(_ change: ConfigurationChange, now: MonotonicInstant) -> [EventServiceEffect] {
         defer { checkInvariants() }
-        store.expire(now: now)
+        retention.expire(now: now)
         switch change.kind {
         case .transitional:
             transitionalMembers = change.members
@@ -233,7 +251,7 @@ public struct EventChannelService: Sendable {
         let position = RingPosition(ringSequence: ringSequence, index: nextIndex)
         nextIndex += 1
         let message = try EventMessage(decoding: payload, names: &decodedNames)
-        store.expire(now: now)
+        retention.expire(now: now)
         let event: DeliveredEvent
         switch message.kind {
         case .published:
@@ -242,15 +260,15 @@ public struct EventChannelService: Sendable {
             }
             event = Self.event(from: message, position: position, isRepublished: false, sender: sender)
         case .republished(let originalPosition):
-            guard !store.isKnown(message.id) else {
+            guard !retention.isKnown(message.id) else {
                 statistics.duplicatesDropped += 1
                 return
             }
             event = Self.event(from: message, position: originalPosition, isRepublished: true, sender: sender)
         }
         statistics.delivered += 1
-        if let retention = event.retention {
-            store.insert(event, expiresAt: now + retention)
+        if let lifetime = event.retention {
+            retention.insert(event, expiresAt: now + lifetime)
         }
         if event.id.publisher == localNode, event.id.incarnation == incarnation, !event.isRepublished {
             effects.append(.confirmed(event))
@@ -296,7 +314,7 @@ public struct EventChannelService: Sendable {
 
     private func republishRetained(now: MonotonicInstant) -> [EventServiceEffect] {
         var effects: [EventServiceEffect] = []
-        for entry in store.inPositionOrder {
+        for entry in retention.inPositionOrder {
             let remaining = entry.expiresAt - now
             guard remaining > .zero, let milliseconds = try? Self.milliseconds(of: remaining), milliseconds > 0 else { continue }
             let event = entry.event
@@ -346,7 +364,8 @@ public struct EventChannelService: Sendable {
     private func checkInvariants() {
         precondition(nextCounter >= 1, "event counter \(nextCounter)")
         precondition(channels.count == slots.count, "channel table and slots disagree")
-        precondition(store.count <= EventLimits.retainedEvents, "retained \(store.count) events")
+        precondition(retention.count <= EventLimits.retainedEvents, "retained \(retention.count) events")
+        precondition(retention.bytes <= retention.capacityBytes, "retained \(retention.bytes) bytes")
         assert(subscriptionTablesAgree())
     }
 

@@ -6,8 +6,6 @@ public enum EventServiceEffect: Sendable, Equatable {
     case submit([UInt8])
     /// Deliver `event` to these local subscriptions (ascending ids), in ring order.
     case deliver(DeliveredEvent, to: [SubscriptionID])
-    /// Replay a retained event to a subscription that just opened (`subscribe`), in ring order.
-    case replayRetained(DeliveredEvent, to: SubscriptionID)
     /// One of this process's own publications came back from the ring (whatever its type and
     /// this node's subscriptions): its ring position is now known.
     case confirmed(DeliveredEvent)
@@ -55,7 +53,7 @@ public enum PublishError: Error, Sendable, Equatable, CustomStringConvertible {
         case .attributeValueTooLong(let key, let bytes, let limit):
             "attribute \(key): value of \(bytes) bytes, at most \(limit)"
         case .payloadTooLarge(let bytes, let limit):
-            "payload of \(bytes) bytes, at most \(limit)"
+            "payload of \(bytes) bytes: an event's payload is at most \(limit) bytes"
         case .retentionOutOfRange(let retention):
             "retention \(retention) outside 0...\(EventLimits.maxRetention)"
         }

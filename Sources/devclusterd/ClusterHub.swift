@@ -140,6 +140,15 @@ final class ClusterHub {
                 "remote_mailboxes_refused": .number(statistics.remoteMailboxesRefused),
             ])
         }
+        context.retainedEventsReport = { [unowned self] in
+            let summary = deviceState.events.retentionSummary
+            return .object([
+                "events": .number(summary.events), "bytes": .number(summary.bytes),
+                "max_events": .number(summary.maximumEvents), "max_bytes": .number(summary.maximumBytes),
+                "dropped_at_event_cap": .number(summary.droppedAtEventCap),
+                "dropped_at_byte_cap": .number(summary.droppedAtByteCap),
+            ])
+        }
         context.persistenceReport = { [unowned self] in
             guard let report = stateWriter?.report else { return .null }
             return .object([
@@ -207,6 +216,24 @@ final class ClusterHub {
         deliveredEffectScratch = effects
         if let next = deviceState.nextEventExpiry, armedExpiry.map({ next < $0 }) ?? true { scheduleExpiry() }
         if !heldClients.isEmpty { releaseHeldClientsIfRingCaughtUp() }
+        reportRetentionDrops()
+    }
+
+    /// Retained events dropped at a cap, already logged (event cap, byte cap).
+    private var loggedRetentionDrops = (events: 0, bytes: 0)
+
+    /// Logs (at most once per `limitedLogInterval`) that retained events were dropped before
+    /// their expiry because a cap was reached.
+    private func reportRetentionDrops() {
+        let summary = deviceState.events.retentionSummary
+        let (atEvents, atBytes) = (summary.droppedAtEventCap, summary.droppedAtByteCap)
+        guard atEvents != loggedRetentionDrops.events || atBytes != loggedRetentionDrops.bytes else { return }
+        let newly = (atEvents - loggedRetentionDrops.events) + (atBytes - loggedRetentionDrops.bytes)
+        loggedRetentionDrops = (atEvents, atBytes)
+        logLimited("retention cap", "dropped \(newly) retained event\(newly == 1 ? "" : "s") before \(newly == 1 ? "its" : "their") expiry, "
+            + "oldest first: this node keeps at most \(summary.maximumEvents) retained events and "
+            + "\(ByteSize.describe(summary.maximumBytes)) of them ([options] max_retained_bytes; now \(summary.events) events, "
+            + "\(ByteSize.describe(summary.bytes))); status retained_events counts the drops")
     }
 
     // MARK: Effects
@@ -268,8 +295,6 @@ final class ClusterHub {
                 logLimited(entry.isDevice ? "device cap" : "mailbox cap", "refused \(entry)")
             case .event(.deliver(let event, let subscriptions)):
                 eventSubscribers.push(event, to: subscriptions, replayed: false)
-            case .event(.replayRetained(let event, let subscription)):
-                eventSubscribers.push(event, to: [subscription], replayed: true)
             case .event(.confirmed), .event(.submit):
                 // A client's publication came back (its response went out when it was queued);
                 // submits of the event service arrive translated to `.submit`.
@@ -472,6 +497,19 @@ final class ClusterHub {
         context.eventLoop.arm(timer, at: deadline)
     }
 
+    /// Replays retained events to a new subscription as its client reads them: a stretch of
+    /// events is encoded only when the connection's output is nearly all read, so a replay of
+    /// any size costs the daemon a stretch per subscriber, and never the connection.
+    private func startReplay(_ replay: RetainedReplay, on connection: ControlConnection) {
+        var replay = replay
+        connection.sendPaced { [weak self] in
+            guard let self else { return true }
+            let events = deviceState.continueReplay(&replay, now: MonotonicClock.now(), maximumBytes: EventSubscribers.replayStretchBytes)
+            for event in events { eventSubscribers.push(event, to: [replay.subscription], replayed: true) }
+            return replay.isFinished
+        }
+    }
+
     // MARK: The local state table
 
     /// Hands the local state table to the writer if it changed and the writer is idle; otherwise
@@ -524,6 +562,7 @@ final class ClusterHub {
                 "delivered": .number(summary.delivered),
                 "ignored": .number(summary.ignored),
                 "retained": .number(summary.retained),
+                "retained_bytes": .number(summary.retainedBytes),
             ])
         }
         return .object(["channels": .array(channels)])
@@ -693,9 +732,9 @@ final class ClusterHub {
                     throw ControlError(.unavailable, "this connection has \(EventSubscribers.perConnectionLimit) event subscriptions already")
                 }
                 let id: SubscriptionID
-                let replays: [DeviceStateEffect]
+                let replay: RetainedReplay
                 do {
-                    (id, replays) = try deviceState.subscribeEvents(subscription, now: MonotonicClock.now())
+                    (id, replay) = try deviceState.subscribeEvents(subscription, now: MonotonicClock.now())
                 } catch {
                     throw ControlError(.invalidArgument, error.description)
                 }
@@ -708,9 +747,9 @@ final class ClusterHub {
                 }
                 reply.succeed(.object([
                     "subscription": .number(id.rawValue), "channel": .string(subscription.channel.rawValue),
-                    "replayed": .number(replays.count),
+                    "replayed": .number(replay.matchingAtStart),
                 ]))
-                execute(replays)
+                if !replay.isFinished { startReplay(replay, on: connection) }
             case "event_unsubscribe":
                 try arguments.allow(["subscription"])
                 guard let number = try arguments.optionalInteger("subscription", in: 0...Int64.max) else {

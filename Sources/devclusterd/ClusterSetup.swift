@@ -75,7 +75,8 @@ struct ClusterSetup: Sendable {
             deviceState = try DeviceStateService(configuration: DeviceStateConfiguration(
                 localNode: localID, entityID: entity, incarnation: incarnation, channels: channels, hints: hints,
                 restoredLocalState: restored,
-                limits: DeviceStateLimits(maxDevices: configuration.options.maxDevices, maxMailboxes: configuration.options.maxMailboxes)))
+                limits: DeviceStateLimits(maxDevices: configuration.options.maxDevices, maxMailboxes: configuration.options.maxMailboxes),
+                retainedEventBytes: configuration.options.maxRetainedBytes))
         } catch {
             throw Failure("device state: \(error)")
         }

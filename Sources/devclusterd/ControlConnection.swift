@@ -1,6 +1,7 @@
 // One control client on the event loop: its request lines in, its responses and events out,
 // through a bounded output buffer with backpressure (requests pause while output piles up) and
-// a drop when the client stops reading. Confined to the loop; the server owns the listening side.
+// a drop when the client stops reading, and paced output (a replay) made only as the client
+// reads it. Confined to the loop; the server owns the listening side.
 
 import Glibc
 import Totem
@@ -38,6 +39,27 @@ final class ControlConnection {
     private var bytesSent = 0
     private var bytesSentAtPause = 0
     private var closeHandlers: [() -> Void] = []
+    /// The paced output being made (`sendPaced`): asked for more lines whenever the client has
+    /// read the output down to `refillBelowBytes`.
+    private var producer: Producer?
+    /// Output queued behind `producer`, in order: lines, and producers that start when the
+    /// ones before them finish. Its lines count against the output limit.
+    private var waiting: [Waiting] = []
+    private var waitingBytes = 0
+    /// Set while `producer` runs: its lines go straight out, ahead of `waiting`.
+    private var isProducing = false
+    /// Makes some lines with `send`/`sendEncoded`; returns `true` when it has made its last.
+    typealias Producer = () -> Bool
+    private enum Waiting {
+        case lines([UInt8])
+        case producer(Producer)
+    }
+    /// A producer is asked for more once the client has read the output down to this (or to a
+    /// quarter of the output limit, if less).
+    static let refillBelowBytes = 256 << 10
+    private let refillBelowBytes: Int
+    /// Calls to a producer per turn of the loop, at most.
+    static let producerCallsPerTurn = 16
     /// Whether the connection can still send.
     private(set) var isOpen = true
 
@@ -48,11 +70,15 @@ final class ControlConnection {
         self.peer = peer
         self.server = server
         maximumOutputBytes = server.limits.maximumOutputBytes
+        refillBelowBytes = min(Self.refillBelowBytes, server.limits.maximumOutputBytes / 4)
         framer = LineFramer(maximumLineBytes: server.limits.maximumLineBytes)
     }
 
-    /// Output queued and not yet taken by the kernel.
-    var pendingOutputBytes: Int { output.count - outputHead }
+    /// Output made and not yet taken by the kernel (a producer's lines not made yet do not count).
+    var pendingOutputBytes: Int { output.count - outputHead + waitingBytes }
+
+    /// Whether anything is left to send: output made, or a producer not finished.
+    var hasPendingOutput: Bool { pendingOutputBytes > 0 || producer != nil }
 
     /// Runs `body` when the connection closes (subscriptions end there).
     func onClose(_ body: @escaping () -> Void) {
@@ -68,17 +94,52 @@ final class ControlConnection {
     /// lines built once and sent to many clients. Drops the client past the output limit.
     func sendEncoded(_ write: (inout [UInt8]) -> Void) {
         guard isOpen else { return }
-        if outputHead > 0 && outputHead >= output.count / 2 {
-            output.removeSubrange(0..<outputHead)
-            outputHead = 0
+        if producer != nil && !isProducing {
+            // Behind a replay: in order, after it.
+            if case .lines(var lines)? = waiting.last {
+                waiting[waiting.count - 1] = .lines([])
+                let before = lines.count
+                write(&lines)
+                lines.append(0x0A)
+                waitingBytes += lines.count - before
+                waiting[waiting.count - 1] = .lines(lines)
+            } else {
+                var lines: [UInt8] = []
+                write(&lines)
+                lines.append(0x0A)
+                waitingBytes += lines.count
+                waiting.append(.lines(lines))
+            }
+        } else {
+            if outputHead > 0 && outputHead >= output.count / 2 {
+                output.removeSubrange(0..<outputHead)
+                outputHead = 0
+            }
+            write(&output)
+            output.append(0x0A)
         }
-        write(&output)
-        output.append(0x0A)
         let pending = pendingOutputBytes
-        guard pending <= maximumOutputBytes else {
+        // A producer's own lines never drop the client: they are made only when the output is
+        // down to `refillBelowBytes`, so they stay bounded by it plus one call's lines.
+        guard pending <= maximumOutputBytes || isProducing else {
             server.dropSlow(self, pending: pending)
             close(reason: "output limit exceeded")
             return
+        }
+        scheduleFlush()
+    }
+
+    /// Sends what `produce` makes, as the client reads it: `produce` is called (on the loop)
+    /// whenever the output made so far is down to `refillBelowBytes`, makes some lines with
+    /// `send`/`sendEncoded`, and returns `true` after its last. Only the lines made count against
+    /// the output limit, so paced output of any size never drops the client. Lines sent by others
+    /// meanwhile (live events, responses) wait behind it, and count.
+    func sendPaced(_ produce: @escaping Producer) {
+        guard isOpen else { return }
+        if producer == nil {
+            producer = produce
+        } else {
+            waiting.append(.producer(produce))
         }
         scheduleFlush()
     }
@@ -100,6 +161,9 @@ final class ControlConnection {
         _ = Glibc.close(descriptor)
         output = []
         outputHead = 0
+        producer = nil
+        waiting = []
+        waitingBytes = 0
         server.removed(self, reason: reason)
         let handlers = closeHandlers
         closeHandlers.removeAll()
@@ -139,7 +203,7 @@ final class ControlConnection {
     /// subscription or adapter registration (those register close handlers), not held by a
     /// service, no output waiting.
     func isIdle(now: MonotonicInstant, timeout: Duration) -> Bool {
-        isOpen && closeHandlers.isEmpty && !isHeld && !isReadingPaused && pendingOutputBytes == 0 && now - lastActivity >= timeout
+        isOpen && closeHandlers.isEmpty && !isHeld && !isReadingPaused && !hasPendingOutput && now - lastActivity >= timeout
     }
 
     /// Writes `error` as one line if the socket takes it at once, then closes.
@@ -187,8 +251,9 @@ final class ControlConnection {
             server.dispatch(line, on: self)
         case .tooLong:
             let limit = server.limits.maximumLineBytes
-            send(ControlResponse.failure(id: .null, error: ControlError(
-                .lineTooLong, "a request line is longer than \(limit) bytes; it was skipped up to the next newline")))
+            let message = limit == ControlProtocol.maximumLineBytes ? ControlProtocol.lineTooLongMessage
+                : "a request line is longer than \(limit) bytes; it was skipped up to the next newline"
+            send(ControlResponse.failure(id: .null, error: ControlError(.lineTooLong, message)))
         }
     }
 
@@ -264,7 +329,7 @@ final class ControlConnection {
         if let registration { server.loop.deregister(registration) }
         registration = nil
         framer.finish { item in handle(item) }
-        if isOpen && pendingOutputBytes == 0 { close(reason: "closed by the client") }
+        if isOpen && !hasPendingOutput { close(reason: "closed by the client") }
     }
 
     // MARK: Output
@@ -280,7 +345,31 @@ final class ControlConnection {
         }
     }
 
+    /// Asks the producer for more while the client has read the output down to
+    /// `refillBelowBytes`; starts what waited behind a producer that finished.
+    private func produce() {
+        var calls = 0
+        while isOpen, let current = producer, output.count - outputHead < refillBelowBytes, calls < Self.producerCallsPerTurn {
+            calls += 1
+            isProducing = true
+            let finished = current()
+            isProducing = false
+            guard finished, isOpen else { continue }
+            producer = nil
+            while producer == nil, !waiting.isEmpty {
+                switch waiting.removeFirst() {
+                case .lines(let lines):
+                    output.append(contentsOf: lines)
+                    waitingBytes -= lines.count
+                case .producer(let next):
+                    producer = next
+                }
+            }
+        }
+    }
+
     private func flush() {
+        produce()
         var attempts = 0
         while isOpen && outputHead < output.count && attempts < 64 {
             attempts += 1
@@ -309,10 +398,18 @@ final class ControlConnection {
             resumeReadingIfDrained()
             return
         }
-        server.writability.unwatch(descriptor)
         // Keep a modest buffer for the next responses; give back what a burst made large.
         if output.capacity > 1 << 20 { output = [] } else { output.removeAll(keepingCapacity: true) }
         outputHead = 0
+        if producer != nil {
+            // All sent and more to make: next turn of the loop (the socket took everything, so
+            // there is no need to wait until it is writable).
+            server.writability.unwatch(descriptor)
+            scheduleFlush()
+            resumeReadingIfDrained()
+            return
+        }
+        server.writability.unwatch(descriptor)
         if isInputClosed {
             close(reason: "closed by the client")
             return

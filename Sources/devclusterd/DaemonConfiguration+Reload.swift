@@ -48,6 +48,7 @@ extension DaemonConfiguration {
                 ControlServer.socketMode(group: new.options.controlSocketGroup, allowsOtherUsers: new.control.allowsOtherUsers)) { FileSystem.octal($0) }
         compare("options", "max_devices", options.maxDevices, new.options.maxDevices) { String($0) }
         compare("options", "max_mailboxes", options.maxMailboxes, new.options.maxMailboxes) { String($0) }
+        compare("options", "max_retained_bytes", options.maxRetainedBytes, new.options.maxRetainedBytes) { ByteSize.format($0) }
         compare("options", "state_dir", options.stateDirectory, new.options.stateDirectory) { $0 }
         if eventChannels != new.eventChannels {
             changes.append("event channels (\(eventChannels.map(\.name).joined(separator: ", ")) -> "

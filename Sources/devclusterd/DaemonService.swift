@@ -166,6 +166,9 @@ final class ServiceContext {
     var adaptersReport: (() -> JSONValue)?
     /// The `persistence` member of `status` (the local state file's writes); `nil`: not reported.
     var persistenceReport: (() -> JSONValue)?
+    /// The `retained_events` member of `status` (retained events and bytes, caps, drops at a cap);
+    /// `nil`: not reported.
+    var retainedEventsReport: (() -> JSONValue)?
     /// The `device_state` member of `status` (local counts, caps, refused and rejected entries);
     /// `nil`: not reported.
     var deviceStateReport: (() -> JSONValue)?

@@ -149,6 +149,9 @@ final class EventSubscribers {
     private var lastPushed: (id: SubscriptionID, connection: ControlConnection)?
     /// The most subscriptions one connection may hold.
     static let perConnectionLimit = 64
+    /// How much of a replay is encoded at a time (retained bytes, as `max_retained_bytes`
+    /// counts them; at least one event).
+    static let replayStretchBytes = 64 << 10
 
     /// Subscriptions open.
     var count: Int { entries.count }

@@ -44,6 +44,7 @@ final class NodeService: DaemonService {
                 if let adapters = context.adaptersReport?() { object.set("adapters", adapters) }
                 if let persistence = context.persistenceReport?() { object.set("persistence", persistence) }
                 if let deviceState = context.deviceStateReport?() { object.set("device_state", deviceState) }
+                if let retained = context.retainedEventsReport?() { object.set("retained_events", retained) }
                 status = .object(object)
             }
             reply.succeed(status)

@@ -293,6 +293,13 @@ enum OutputFormatter {
         block.item("Uptime", uptime(seconds: result["uptime_seconds"]?.integerValue ?? 0))
         block.item("Log Level", text("log_level"))
         block.item("Control Clients", number(result["control_clients"]))
+        if let retained = result["retained_events"], let bytes = retained["bytes"]?.integerValue,
+           let maximum = retained["max_bytes"]?.integerValue {
+            block.item("Retained Events", "\(number(retained["events"])) of at most \(number(retained["max_events"])), "
+                + "\(ByteSize.describe(Int(bytes))) of at most \(ByteSize.describe(Int(maximum))) (max_retained_bytes); "
+                + "dropped before their expiry: \(number(retained["dropped_at_byte_cap"])) at the byte cap, "
+                + "\(number(retained["dropped_at_event_cap"])) at the event cap")
+        }
         block.blank()
         let counters = result["counters"]
         func counter(_ key: String) -> String { number(counters?[key]) }

@@ -83,7 +83,7 @@ struct ChannelPermissionTests {
             ChannelSummary(name: Fixtures.devices, publishes: [.deviceState], subscribes: [.deviceState], subscribers: 0, published: 0,
                            delivered: 0, ignored: 0, retained: 0),
             ChannelSummary(name: Fixtures.mwi, publishes: [.mwi], subscribes: [.mwi], subscribers: 1, published: 1,
-                           delivered: 1, ignored: 0, retained: 1),
+                           delivered: 1, ignored: 0, retained: 1, retainedBytes: EventLimits.retainedEventOverheadBytes),
         ])
     }
 }
@@ -280,13 +280,17 @@ struct RetentionTests {
                                                              retention: retention).effects)[0]
             _ = try service.delivered(payload: bytes, from: NodeID(1), now: Fixtures.at(0))
         }
-        let (id, effects) = try service.subscribe(Subscription(channel: Fixtures.mwi), now: Fixtures.at(5_000))
-        let replayed = effects.compactMap { if case .replayRetained(let event, let to) = $0, to == id { event.attributes["n"] } else { nil } }
+        let (id, replay) = try service.subscribe(Subscription(channel: Fixtures.mwi), now: Fixtures.at(5_000))
+        #expect(replay.subscription == id)
+        #expect(replay.matchingAtStart == 2)
+        let replayed = Fixtures.replayAll(replay, of: service, now: Fixtures.at(5_000)).map { $0.attributes["n"] }
         #expect(replayed == ["0", "2"])
         let filtered = try service.subscribe(Subscription(channel: Fixtures.mwi, filters: [SubscriptionFilter(attribute: "n", match: .exact("2"))]),
-                                             now: Fixtures.at(5_000)).effects
-        #expect(filtered.count == 1)
-        #expect(try service.subscribe(Subscription(channel: Fixtures.devices), now: Fixtures.at(5_000)).effects.isEmpty)
+                                             now: Fixtures.at(5_000)).replay
+        #expect(filtered.matchingAtStart == 1)
+        #expect(Fixtures.replayAll(filtered, of: service, now: Fixtures.at(5_000)).map { $0.attributes["n"] } == ["2"])
+        let none = try service.subscribe(Subscription(channel: Fixtures.devices), now: Fixtures.at(5_000)).replay
+        #expect(none.isFinished && none.matchingAtStart == 0)
     }
 
     @Test("retention counts from receipt; expired events are dropped and not replayed")
@@ -300,7 +304,8 @@ struct RetentionTests {
         #expect(service.retainedEvents.count == 1)
         service.expireRetained(now: Fixtures.at(11_000))
         #expect(service.retainedEvents.isEmpty)
-        #expect(try service.subscribe(Subscription(channel: Fixtures.mwi), now: Fixtures.at(11_000)).effects.isEmpty)
+        let replay = try service.subscribe(Subscription(channel: Fixtures.mwi), now: Fixtures.at(11_000)).replay
+        #expect(replay.matchingAtStart == 0 && Fixtures.replayAll(replay, of: service, now: Fixtures.at(11_000)).isEmpty)
         // The tombstone keeps the timer armed for the grace period, then nothing remains.
         #expect(service.nextExpiry == Fixtures.at(11_000) + EventLimits.tombstoneGrace)
         service.expireRetained(now: Fixtures.at(11_000) + EventLimits.tombstoneGrace)

@@ -118,10 +118,10 @@ struct EventRing {
 
     mutating func add(_ node: UInt32) throws {
         var service = try Fixtures.service(node)
-        let (id, effects) = try service.subscribe(Subscription(channel: Fixtures.mwi), now: now)
+        let (id, replay) = try service.subscribe(Subscription(channel: Fixtures.mwi), now: now)
         subscriptions[node] = id
         nodes[node] = service
-        record(node, effects)
+        for event in Fixtures.replayAll(replay, of: service, now: now) { received[node, default: []].append(event) }
     }
 
     mutating func record(_ node: UInt32, _ effects: [EventServiceEffect]) {
@@ -129,7 +129,6 @@ struct EventRing {
             switch effect {
             case .submit(let bytes): pending.append((node, bytes))
             case .deliver(let event, let ids) where ids.contains(subscriptions[node]!): received[node, default: []].append(event)
-            case .replayRetained(let event, _): received[node, default: []].append(event)
             default: break
             }
         }

@@ -16,9 +16,21 @@ enum Fixtures {
         ChannelConfiguration(name: mwi, publishes: [.mwi], subscribes: [.mwi]),
     ]
 
-    static func service(_ node: UInt32, incarnation: UInt64 = 1, channels: [ChannelConfiguration] = bothWays) throws -> EventChannelService {
+    static func service(_ node: UInt32, incarnation: UInt64 = 1, channels: [ChannelConfiguration] = bothWays,
+                        retainedBytes: Int = EventLimits.defaultRetainedBytes) throws -> EventChannelService {
         try EventChannelService(localNode: NodeID(node), entityID: EntityID(rawValue: UInt64(node))!, incarnation: incarnation,
-                                channels: channels)
+                                channels: channels, retainedBytes: retainedBytes)
+    }
+
+    /// Every event `replay` yields, stretch by stretch of `stretchBytes` (at most 100,000 stretches).
+    static func replayAll(_ replay: RetainedReplay, of service: EventChannelService, now: MonotonicInstant,
+                          stretchBytes: Int = 64 << 10) -> [DeliveredEvent] {
+        var replay = replay
+        var events: [DeliveredEvent] = []
+        for _ in 0..<100_000 where !replay.isFinished {
+            events += service.continueReplay(&replay, now: now, maximumBytes: stretchBytes)
+        }
+        return events
     }
 
     static func submits(_ effects: [EventServiceEffect]) -> [[UInt8]] {

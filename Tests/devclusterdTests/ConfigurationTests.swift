@@ -865,6 +865,30 @@ private struct SplitMix64 {
     #expect(defaults.restartRequiredChanges(to: changed) == ["[options] max_devices (100000 -> 10)"])
 }
 
+@Test func theCapOnRetainedEventBytesIsReadWithUnitsAndChecked() throws {
+    let defaults = try parse(fullExample)
+    #expect(defaults.options.maxRetainedBytes == 32 << 20)
+    let options = "[options]\nnodeid = 1"
+    for (text, bytes) in [("8M", 8 << 20), ("8 MiB", 8 << 20), ("2048k", 2 << 20), ("1G", 1 << 30), ("1048576", 1 << 20), ("64GiB", 1 << 36)] {
+        let set = try parse(fullExample.replacingOccurrences(of: options, with: options + "\nmax_retained_bytes = \(text)"))
+        #expect(set.options.maxRetainedBytes == bytes, "\(text)")
+    }
+    let expected = "expected a size 1 MiB-64 GiB: a number of bytes, or of K, M or G (KiB, MiB, GiB: 1024-based), like 32M"
+    for bad in ["0", "1048575", "65G", "8 MB x", "-1M", "8T", "M", "99999999999999999999G"] {
+        #expect(errors(udpuTotem + """
+
+            nodeid = 1
+            addr = 127.0.0.1
+            [options]
+            max_retained_bytes = \(bad)
+            """) == ["devcluster.conf:9: [options] max_retained_bytes: \(expected), got \"\(bad)\""], "\(bad)")
+    }
+    var changed = defaults
+    changed.options.maxRetainedBytes = 8 << 20
+    #expect(defaults.restartRequiredChanges(to: changed) == ["[options] max_retained_bytes (32M -> 8M)"])
+    #expect(ByteSize.format(3 << 19) == "1536K" && ByteSize.describe(3 << 19) == "1.5 MiB" && ByteSize.describe(900) == "900 bytes")
+}
+
 @Test func hintsWithControlOrFormatCharactersAreRefusedNamingTheCodePoint() {
     #expect(errors(fullExample + "2000@sales = SIP/20\u{202E}00\n") == [
         "devcluster.conf:28: [hints] 2000@sales: expected a valid hint (device name contains U+202E (a bidirectional control "

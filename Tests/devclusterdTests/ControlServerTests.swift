@@ -19,6 +19,19 @@ private final class EchoHandler: ControlRequestHandler {
             // What a service does for a subscription: it keeps the connection until it closes.
             reply.connection?.onClose {}
             reply.succeed(.object([:]))
+        case "paced":
+            // What a replay does: answers, then sends `count` lines of 10 kB as the client reads.
+            guard let connection = reply.connection, let count = request.arguments["count"]?.integerValue else { return }
+            reply.succeed(.object([:]))
+            var next: Int64 = 0
+            let filler = String(repeating: "x", count: 10_000)
+            connection.sendPaced { [weak connection] in
+                for _ in 0..<4 where next < count {
+                    connection?.push(event: "paced", data: ["n": .integer(next), "pad": .string(filler)])
+                    next += 1
+                }
+                return next == count
+            }
         default: reply.fail(ControlError(.unknownCommand, "no command \(request.command)"))
         }
     }
@@ -115,11 +128,12 @@ struct ControlServerTests {
     @Test func anOverlongLineIsAnsweredAndTheConnectionStaysUsable() async throws {
         try await withServer { path, _, _ in
             let client = try ControlClient(path: path, timeout: .seconds(5))
-            try client.sendRaw(Array(String(repeating: "x", count: 100_000).utf8) + [0x0A])
+            try client.sendRaw(Array(String(repeating: "x", count: ControlProtocol.maximumLineBytes + 1).utf8) + [0x0A])
             try client.send(ControlRequest(id: 9, command: "echo").json)
             let first = try JSONParser.parse(client.readLine())
             #expect(first["id"] == .null && first["error"]?["code"] == "line_too_long")
-            #expect(first["error"]?["message"] == "a request line is longer than 65536 bytes; it was skipped up to the next newline")
+            #expect(first["error"]?["message"]?.stringValue == "a request line is longer than 152920 bytes (room for an event_publish of the "
+                + "largest payload, 65536 bytes, as payload_base64, with its attributes); it was skipped up to the next newline")
             let second = try JSONParser.parse(client.readLine())
             #expect(second == ["id": 9, "ok": true, "result": [:]])
         }
@@ -237,6 +251,66 @@ struct ControlServerTests {
             #expect(await writer.value)
             #expect(received == count && inOrder)
             #expect(await onLoop(loop) { fixture.value.server?.droppedSlowClients } == 0)
+        }
+    }
+
+    @Test func pacedOutputOfAnySizeReachesASlowReaderAndWhatFollowsItComesAfter() async throws {
+        var limits = ControlServer.Limits()
+        limits.maximumOutputBytes = 256 << 10
+        limits.pauseReadingAboveBytes = 128 << 10
+        limits.resumeReadingBelowBytes = 32 << 10
+        limits.stallTimeout = .seconds(5)
+        try await withServer(limits: limits) { path, loop, fixture in
+            let descriptor = try UnixSocket.connect(to: path)
+            defer { _ = close(descriptor) }
+            // 2,000 lines of 10 kB (20 MB, 80 times the output limit), then an echo pipelined behind.
+            let count = 2_000
+            let requests = #"{"id":1,"cmd":"paced","args":{"count":\#(count)}}"# + "\n" + #"{"id":2,"cmd":"echo","args":{"after":true}}"# + "\n"
+            #expect(Array(requests.utf8).withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == requests.utf8.count)
+            try await Task.sleep(for: .milliseconds(500))  // silent at first: the output must not pile up meanwhile
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var framer = LineFramer(maximumLineBytes: 1 << 16)
+            var order: [String] = []
+            var numbers: [Int64] = []
+            var buffer = [UInt8](repeating: 0, count: 32 << 10)
+            for reads in 0..<1_000_000 where order.last != "echo" {
+                let length = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+                guard length > 0 else { break }
+                buffer.withUnsafeBytes { bytes in
+                    framer.append(UnsafeRawBufferPointer(rebasing: bytes[0..<length])) { item in
+                        guard case .line(let line) = item, let value = try? JSONParser.parse(line) else { return }
+                        if value["id"] == 1 { order.append("answer") }
+                        if value["id"] == 2 { order.append("echo") }
+                        if let number = value["data"]?["n"]?.integerValue {
+                            if order.last != "paced" { order.append("paced") }
+                            numbers.append(number)
+                        }
+                    }
+                }
+                if reads % 16 == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            }
+            #expect(order == ["answer", "paced", "echo"])
+            #expect(numbers == Array(0..<Int64(count)))
+            #expect(await onLoop(loop) { fixture.value.server?.droppedSlowClients } == 0)
+        }
+    }
+
+    @Test func outputWaitingBehindPacedOutputCountsAgainstTheLimit() async throws {
+        var limits = ControlServer.Limits()
+        limits.maximumOutputBytes = 256 << 10
+        try await withServer(limits: limits) { path, loop, fixture in
+            let client = try ControlClient(path: path, timeout: .seconds(5))
+            // A replay the client never reads, then 100 answers of 10 kB queued behind it: those
+            // are made, and they pass the limit.
+            try client.sendRaw(Array((#"{"id":1,"cmd":"paced","args":{"count":100000}}"# + "\n").utf8))
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(await onLoop(loop) { fixture.value.server?.droppedSlowClients } == 0)
+            try client.sendRaw(Array(String(repeating: #"{"id":2,"cmd":"big"}"# + "\n", count: 100).utf8))
+            let dropped = await eventually(within: .seconds(5)) {
+                await onLoop(loop) { fixture.value.server?.droppedSlowClients ?? 0 } == 1
+            }
+            #expect(dropped)
         }
     }
 

@@ -154,7 +154,7 @@ struct JSONTests {
     @Test func limitsLength() {
         let limits = JSONParser.Limits(maximumBytes: 16, maximumDepth: 8)
         #expect(rejection("\"" + String(repeating: "x", count: 20) + "\"", limits: limits)?.kind == .tooLong(bytes: 22, limit: 16))
-        #expect(rejection("\"" + String(repeating: "x", count: 70_000) + "\"")?.kind == .tooLong(bytes: 70_002, limit: 65_536))
+        #expect(rejection("\"" + String(repeating: "x", count: 200_000) + "\"")?.kind == .tooLong(bytes: 200_002, limit: 152_920))
     }
 
     @Test func errorsSayWhatAndWhere() {

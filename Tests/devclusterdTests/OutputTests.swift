@@ -164,6 +164,15 @@ struct OutputTests {
         }
     }
 
+    @Test func statusShowsRetainedEventsAndTheirCaps() throws {
+        guard case .object(var object) = try statusResult() else { Issue.record("status is not an object"); return }
+        #expect(!(try OutputFormatter.status(.object(object))).contains("Retained Events"))
+        object.set("retained_events", ["events": 34, "bytes": 2_053_056, "max_events": 10_000, "max_bytes": 2_097_152,
+                                       "dropped_at_event_cap": 0, "dropped_at_byte_cap": 466])
+        #expect(try OutputFormatter.status(.object(object)).contains("=== ==> Retained Events: 34 of at most 10000, 2 MiB of at most "
+            + "2 MiB (max_retained_bytes); dropped before their expiry: 466 at the byte cap, 0 at the event cap\n"))
+    }
+
     @Test func settingsShowTheEffectiveTimers() throws {
         var settings = TotemSettings()
         settings.configuredNodeCount = 4

@@ -143,14 +143,15 @@ final class TestNodes {
     let children = Children()
     let nodes: [TestNode]
 
-    init(_ count: Int, channels: String? = seedChannels, configuredEntity: Bool = true) throws {
+    init(_ count: Int, channels: String? = seedChannels, configuredEntity: Bool = true, options: String = "") throws {
         try #require(daemonExecutable != nil, "devclusterd was not found next to the test binary; build it with swift build")
         let directory = try makeTemporaryDirectory()
         base = directory
         let port = randomPort()
         do {
             nodes = try (1...count).map {
-                try makeNode($0, of: count, in: directory, port: port, channels: channels, configuredEntity: configuredEntity)
+                try makeNode($0, of: count, in: directory, port: port, channels: channels, configuredEntity: configuredEntity,
+                             options: options)
             }
         } catch {
             removeDirectory(directory)

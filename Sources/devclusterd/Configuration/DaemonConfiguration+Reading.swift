@@ -2,6 +2,7 @@
 // cross-section checks. Every problem becomes a ConfigurationError with its file, line and option.
 
 import DeviceState
+import EventService
 import Foundation
 import Glibc
 import Membership
@@ -73,7 +74,7 @@ enum ConfigurationKeys {
         + TotemNumericOption.all.map(\.key) + ["cancel_token_hold_on_retransmit", "keyfile", "crypto"]
     static let node = ["nodeid", "name", "addr"]
     static let options = ["nodeid", "entity_id", "control_socket", "control_socket_group", "state_dir", "log_level",
-                          "max_devices", "max_mailboxes"]
+                          "max_devices", "max_mailboxes", "max_retained_bytes"]
     static let eventChannel = ["type", "publish_event", "subscribe_event"]
     static let sections = ["[totem]", "[node]", "[options]", "[control]", "[hints]", "or an event channel (a section with \"type = event_channel\")"]
 }
@@ -134,6 +135,7 @@ struct OptionsDraft {
     var logLevel = DaemonConfiguration.LogLevel.info
     var maxDevices: Int?
     var maxMailboxes: Int?
+    var maxRetainedBytes: Int?
 }
 
 // MARK: - Reading: sections
@@ -361,6 +363,12 @@ struct ConfigurationReader {
                     continue
                 }
                 if entry.normalizedKey == "max_devices" { draft.maxDevices = count } else { draft.maxMailboxes = count }
+            case "max_retained_bytes":
+                let range = EventLimits.retainedBytesRange
+                draft.maxRetainedBytes = ByteSize.parse(entry.value, in: range)
+                if draft.maxRetainedBytes == nil {
+                    invalid(entry, "options", "a size \(ByteSize.describe(range.lowerBound))-\(ByteSize.describe(range.upperBound)): \(ByteSize.syntax)")
+                }
             default:
                 continue
             }
@@ -477,6 +485,7 @@ extension ConfigurationReader {
                                          logLevel: options.logLevel)
         if let maxDevices = options.maxDevices { modelOptions.maxDevices = maxDevices }
         if let maxMailboxes = options.maxMailboxes { modelOptions.maxMailboxes = maxMailboxes }
+        if let maxRetainedBytes = options.maxRetainedBytes { modelOptions.maxRetainedBytes = maxRetainedBytes }
         var totemSection = Model.TotemSection(clusterName: clusterName, transport: transport, port: port,
                                               netMTU: totem.netMTU, crypto: crypto, settings: settings)
         totemSection.segmentationOffload = totem.segmentationOffload

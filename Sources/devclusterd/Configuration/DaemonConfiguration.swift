@@ -162,6 +162,9 @@ extension DaemonConfiguration {
         /// `max_mailboxes`: the most mailboxes this server publishes and the most cluster-wide
         /// MWI records it keeps, 1-1,000,000.
         public var maxMailboxes = Options.defaultMaxMailboxes
+        /// `max_retained_bytes`: the most bytes of retained events this node keeps (payloads,
+        /// attributes and a fixed overhead per event); beyond it the oldest are dropped.
+        public var maxRetainedBytes = EventLimits.defaultRetainedBytes
         /// The defaults of `max_devices` and `max_mailboxes` (`DeviceStateLimits`'s).
         public static let defaultMaxDevices = 100_000
         public static let defaultMaxMailboxes = 100_000

@@ -294,6 +294,7 @@ extension DaemonConfiguration {
         add("log_level", options.logLevel.rawValue)
         add("max_devices", String(options.maxDevices))
         add("max_mailboxes", String(options.maxMailboxes))
+        add("max_retained_bytes", ByteSize.format(options.maxRetainedBytes))
         for channel in eventChannels {
             lines += ["", "[\(channel.name)]"]
             add("type", "event_channel")
