@@ -2078,9 +2078,40 @@ static const char *connect_error_text(int error)
 	}
 }
 
-/*! \brief The socket is connected: start the handshake */
+/*!
+ * \brief Whether the process serving a connected socket is root or this process's own user
+ *
+ * Someone who created the socket path first (in a directory others may write to) could
+ * otherwise answer as devclusterd and feed Asterisk device states; the devclusterd CLI makes
+ * the same check.
+ */
+static int peer_is_trusted(int fd, char *reason, size_t reason_len)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
+		snprintf(reason, reason_len, "cannot tell who serves the socket: %s", strerror(errno));
+		return 0;
+	}
+	if (cred.uid != 0 && cred.uid != geteuid()) {
+		snprintf(reason, reason_len, "the socket is served by uid %u (pid %d), which is neither root nor "
+			"Asterisk's uid %u: not devclusterd, refusing it", (unsigned int) cred.uid, (int) cred.pid,
+			(unsigned int) geteuid());
+		return 0;
+	}
+	return 1;
+}
+
+/*! \brief The socket is connected: check who serves it, then start the handshake */
 static void conn_connected(void)
 {
+	char reason[256];
+
+	if (!peer_is_trusted(conn.fd, reason, sizeof(reason))) {
+		conn_refused("devclusterd at %s: %s", conn.path, reason);
+		return;
+	}
 	conn.phase = PHASE_HELLO;
 	conn.deadline = monotonic_ms() + HANDSHAKE_TIMEOUT_MS;
 	link_status_set(LINK_HANDSHAKE, 0);
@@ -2334,6 +2365,9 @@ static struct ast_json *cli_daemon_request(const char *cmd, int timeout_ms, char
 			}
 			connected = 1;
 			continue;
+		}
+		if (!sent && !peer_is_trusted(fd, reason, reason_len)) {
+			break;
 		}
 		if (sent < request_len) {
 			ssize_t n = send(fd, request + sent, request_len - sent, MSG_NOSIGNAL);

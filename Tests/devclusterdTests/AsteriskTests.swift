@@ -215,4 +215,42 @@ struct AsteriskTests {
         }
         await Bed.check(connected, sourceLocation: #_sourceLocation) { "\(await Bed.rx(1, "devcluster show status"))" }
     }
+
+    /// Issue 14, finding 9 for the module: a socket at the configured path served by another
+    /// user (someone who created it first) is refused before anything is sent or believed.
+    @Test func aSocketServedByAnotherUserIsRefused() async throws {
+        try await Bed.up(1)
+        defer { Bed.down() }
+        let run = ProcessInfo.processInfo.environment["DEVCLUSTER_TESTBED_RUN"] ?? "/tmp/devcluster-testbed"
+        let configuration = "\(run)/server1/etc/res_devcluster.conf"
+        let good = try String(contentsOfFile: configuration, encoding: .utf8)
+        defer { try? good.write(toFile: configuration, atomically: true, encoding: .utf8) }
+        let python = try #require(NamespacePrerequisites.python)
+        let directory = "\(run)/impostor"
+        let path = directory + "/devclusterd.sock"
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try #require(chown(directory, 65_534, 65_534) == 0, "chown \(directory): errno \(errno)")
+        // nobody listens at the path (and never answers): the kernel completes the connection,
+        // and SO_PEERCRED names nobody.
+        let impostor = Process()
+        impostor.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        impostor.arguments = ["--reuid", "65534", "--regid", "65534", "--clear-groups", python, "-c",
+                              "import socket, sys, time\ns = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.listen(16)\ntime.sleep(30)",
+                              path]
+        try impostor.run()
+        defer { if impostor.isRunning { kill(impostor.processIdentifier, SIGKILL); impostor.waitUntilExit() } }
+        let listening = await Bed.waitFor(within: .seconds(5)) { FileManager.default.fileExists(atPath: path) }
+        try #require(listening != nil, "the impostor never listened at \(path)")
+
+        _ = await Bed.rx(1, "module unload res_devcluster.so")
+        try good.replacingOccurrences(of: "socket =", with: "socket = \(path) ;").write(toFile: configuration, atomically: true, encoding: .utf8)
+        _ = await Bed.rx(1, "module load res_devcluster.so")
+        let refused = await Bed.waitFor(within: .seconds(10)) {
+            await Bed.rx(1, "devcluster show status").contains("neither root nor")
+        }
+        await Bed.check(refused, sourceLocation: #_sourceLocation) { "\(await Bed.rx(1, "devcluster show status"))\n\(Bed.log(1).suffix(2_000))" }
+        #expect(Bed.log(1).contains("served by uid 65534"), "Asterisk's log does not say who served the socket")
+    }
 }
