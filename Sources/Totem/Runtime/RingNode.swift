@@ -344,10 +344,7 @@ public final class RingNode {
                 // Another cluster on this address and port: say so before authentication, which
                 // would fail anyway (keys are derived per cluster name) and blame the key.
                 guard header.clusterID == codec.clusterID else {
-                    let error = WireError.foreignCluster(header.clusterID)
-                    counters.decodeErrors[error.statisticsKey, default: 0] += 1
-                    logDrop(key: "decode \(error.statisticsKey)", entry: entry,
-                            header: UnsafeRawBufferPointer(receiveBatch.bytes(at: entry)), reason: "\(error)")
+                    dropUnread(entry, WireError.foreignCluster(header.clusterID))
                     continue
                 }
                 if header.sender == nodeID.rawValue {
@@ -357,10 +354,7 @@ public final class RingNode {
                 // Another release's layout (before authentication, which would fail and blame
                 // the key: the trailer and the derived keys differ between wire versions).
                 guard header.version == WireCodec.version else {
-                    let error = WireError.unsupportedVersion(header.version)
-                    counters.decodeErrors[error.statisticsKey, default: 0] += 1
-                    logDrop(key: "decode \(error.statisticsKey)", entry: entry,
-                            header: UnsafeRawBufferPointer(receiveBatch.bytes(at: entry)), reason: "\(error)")
+                    dropUnread(entry, WireError.unsupportedVersion(header.version))
                     continue
                 }
             }
@@ -372,6 +366,13 @@ public final class RingNode {
                 deliverToCore(packet)
             }
         }
+    }
+
+    /// Counts and logs (rate-limited) a datagram dropped for what its clear header says.
+    private func dropUnread(_ entry: Int, _ error: WireError) {
+        counters.decodeErrors[error.statisticsKey, default: 0] += 1
+        logDrop(key: "decode \(error.statisticsKey)", entry: entry,
+                header: UnsafeRawBufferPointer(receiveBatch.bytes(at: entry)), reason: "\(error)")
     }
 
     /// Spec §6.2 `receiveFlush` (pitfall P1): multicasts sent before a token travel on another
