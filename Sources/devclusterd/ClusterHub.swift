@@ -1,9 +1,9 @@
 // The cluster services inside the daemon: runs MembershipService and DeviceStateService (which
 // owns the EventChannelService) on the loop thread, executes their effects (ring submits with a
-// backlog for a full send queue, coalesced atomic writes of the local state table, pushes to
-// watchers), answers their control commands, and the ring `ping`. The local state table is
-// written by a StateFileWriter off the loop thread. Service logic stays in the
-// services; this file only wires.
+// backlog for a full send queue, each change of the local state table handed to its writer thread,
+// pushes to watchers), answers their control commands, and the ring `ping`. The local state is
+// written by a LocalStateWriter off the loop thread. Service logic stays in the services; this
+// file only wires.
 
 import DeviceState
 import EventService
@@ -31,11 +31,11 @@ final class ClusterHub {
     /// How often a backlog is retried.
     static let backlogRetry = Duration.milliseconds(5)
 
-    // The local state table's writer (made at start, when the logger is known), and whether the
-    // table changed since it was last handed over (it is handed over only while the writer is
-    // idle: see StateFileWriter).
-    private var stateWriter: StateFileWriter?
-    private var stateDirty = false
+    // The local state's writer thread (made at start, when the logger is known): every change of
+    // the table goes to it at once; the loop never waits for the disk.
+    private var stateWriter: LocalStateWriter?
+    /// How long `stop` waits for the writer's last write (a frozen disk would hold it forever).
+    static let stateWriterStopTimeout = Duration.seconds(5)
 
     // Watchers (`watch`, `subscribe`): per connection, the topics it wants.
     // A strong reference: the connection's close handler removes its watcher (a weak reference
@@ -125,10 +125,12 @@ final class ClusterHub {
         context.quorumReport = { [unowned self] in .object(Self.json(membership.quorum)) }
         context.adaptersReport = { [unowned self] in adaptersReport() }
         let logger = context.logger
-        let loop = context.eventLoop
-        let hub = LoopBound(self, eventLoop: loop)
-        stateWriter = StateFileWriter(path: stateFilePath, lastWritten: nil, log: { logger.error($0) },
-                                      written: { _ = loop.execute { hub.value.offerStateTable() } })
+        do {
+            stateWriter = try LocalStateWriter(snapshotPath: stateFilePath, table: deviceState.localState,
+                                               log: { logger.error($0) })
+        } catch {
+            logger.error("persistence unavailable: cannot start the local state writer: \(error); local states are not persisted")
+        }
         context.deviceStateReport = { [unowned self] in
             let statistics = deviceState.statistics
             return .object([
@@ -140,19 +142,14 @@ final class ClusterHub {
                 "remote_mailboxes_refused": .number(statistics.remoteMailboxesRefused),
             ])
         }
-        context.persistenceReport = { [unowned self] in
-            guard let report = stateWriter?.report else { return .null }
-            return .object([
-                "state_file": .string(stateFilePath), "writes": .number(report.writes), "failures": .number(report.failures),
-                "failing": .bool(report.failing), "last_error": report.lastError.map { .string($0) } ?? .null,
-            ])
-        }
+        context.persistenceReport = { [unowned self] in persistenceReport() }
     }
 
     fileprivate func stop() {
-        if stateDirty { stateWriter?.store(deviceState.localState) }
-        stateDirty = false
-        stateWriter?.finish()
+        if let stateWriter, !stateWriter.finish(timeout: Self.stateWriterStopTimeout) {
+            context?.logger.error("the local state writer did not finish within \(Self.stateWriterStopTimeout) (is the disk "
+                + "of \(stateFilePath) frozen?); \(stateWriter.report.unpersisted) change(s) may not be persisted")
+        }
         for (_, ping) in pings {
             context?.eventLoop.removeTimer(ping.timer)
             ping.reply.fail(ControlError(.unavailable, "the daemon is stopping"))
@@ -225,10 +222,9 @@ final class ClusterHub {
             switch effect {
             case .submit(let bytes):
                 submit(bytes)
-            case .persist:
+            case .persist(let change):
                 // Written off the loop thread; the ring and the clients never wait for the disk.
-                stateDirty = true
-                offerStateTable()
+                stateWriter?.record(change)
             case .deviceStateChanged(let change):
                 context?.logger.debug("device \(change.device): \(change.old.name) -> \(change.new.name)")
                 push(.device, event: "device", data: [
@@ -472,14 +468,42 @@ final class ClusterHub {
         context.eventLoop.arm(timer, at: deadline)
     }
 
-    // MARK: The local state table
+    // MARK: The local state's persistence
 
-    /// Hands the local state table to the writer if it changed and the writer is idle; otherwise
-    /// the writer's `written` callback brings the loop back here.
-    private func offerStateTable() {
-        guard stateDirty, let stateWriter, stateWriter.isIdle else { return }
-        stateDirty = false
-        stateWriter.store(deviceState.localState)
+    /// The `persistence` member of `status`.
+    private func persistenceReport() -> JSONValue {
+        guard let stateWriter else {
+            return .object(["state_file": .string(stateFilePath), "health": "unavailable", "degraded": true,
+                            "persistence_failures": 0, "failures": 0, "failing": true,
+                            "last_error": "the writer thread could not be started"])
+        }
+        let report = stateWriter.report
+        return .object([
+            "state_file": .string(stateFilePath), "log_file": .string(stateWriter.logPath),
+            "health": .string(report.health.rawValue), "degraded": .bool(report.health != .ok),
+            "persistence_failures": .number(report.failures), "failures": .number(report.failures),
+            "failing": .bool(report.health == .failing), "last_error": report.lastError.map { .string($0) } ?? .null,
+            "unpersisted_changes": .number(Int(clamping: report.unpersisted)),
+            "records_written": .number(report.recordsWritten), "compactions": .number(report.compactions),
+            "log_bytes": .number(report.logBytes), "snapshot_bytes": .number(report.snapshotBytes),
+        ])
+    }
+
+    /// What a `devstate_set`, `devstate_clear` or `mwi_set` answer says of persistence:
+    /// `"persistence": "queued"` while the writer is healthy (on disk within milliseconds), else
+    /// `"not_persisted"` with `persistence_error`; a stalled or failing writer is logged, rate-limited.
+    private func addPersistence(to result: inout JSONObject) {
+        let health = stateWriter?.health ?? .failing
+        guard health != .ok else {
+            result.set("persistence", "queued")
+            return
+        }
+        let reason = health == .stalled
+            ? "the disk of \(stateFilePath) has not completed a write for over \(LocalStateWriter.stallThreshold)"
+            : "writing \(stateFilePath) fails: \(stateWriter?.report.lastError ?? "the writer thread could not be started")"
+        result.set("persistence", "not_persisted")
+        result.set("persistence_error", .string(reason))
+        logLimited("persistence-\(health.rawValue)", "local states are answered but not persisted: \(reason)")
     }
 
     // MARK: Reports
@@ -594,7 +618,9 @@ final class ClusterHub {
                     let name = try DeviceName(parsing: device)
                     let value = try DeviceStateValue(parsing: state)
                     execute(try deviceState.setLocalState(value, of: name))
-                    reply.succeed(.object(Self.json(deviceState.device(name), name: context.name(of:))))
+                    var result = Self.json(deviceState.device(name), name: context.name(of:))
+                    addPersistence(to: &result)
+                    reply.succeed(.object(result))
                 } catch {
                     throw Self.controlError(error)
                 }
@@ -606,6 +632,7 @@ final class ClusterHub {
                 execute(effects)
                 var result = Self.json(deviceState.device(name), name: context.name(of:))
                 result.set("cleared", .bool(!effects.isEmpty))
+                addPersistence(to: &result)
                 reply.succeed(.object(result))
                 holdIfRingBusy(reply.connection)
             case "adapter_register":
@@ -630,10 +657,12 @@ final class ClusterHub {
                 } catch {
                     throw Self.controlError(error)
                 }
-                reply.succeed(.object([
+                var result: JSONObject = [
                     "mailbox": .string(mailbox.mailbox), "context": .string(mailbox.context),
                     "new": .number(new), "old": .number(old), "published": .bool(true),
-                ]))
+                ]
+                addPersistence(to: &result)
+                reply.succeed(.object(result))
                 holdIfRingBusy(reply.connection)
             case "mwi_get":
                 try arguments.allow(["mailbox"])

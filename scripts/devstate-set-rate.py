@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Sets per second through one control connection of a running one-node devclusterd.
+
+Fills the local state table with --table devices first (pipelined, not timed), then times
+--count devstate_set requests sent one at a time (each waits for its answer) on one connection,
+alternating two states on ten devices (every request is a change), and prints the rate. The daemon's persistence is the
+only part of the answer's cost that grows with the table, so the rate at a large table against
+the rate at a small one shows whether that cost grows.
+
+Usage: scripts/devstate-set-rate.py --socket PATH [--table 10000] [--count 3000]
+Start the daemon first, e.g. with a configuration whose [options] name a fresh state_dir and
+control_socket (devclusterd --foreground --config FILE).
+"""
+
+import argparse
+import json
+import socket
+import time
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--table", type=int, default=10000)
+    parser.add_argument("--count", type=int, default=3000)
+    options = parser.parse_args()
+
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.settimeout(30)
+    connection.connect(options.socket)
+    reader = connection.makefile("rb")
+
+    def request(sequence, device, state):
+        line = {"id": sequence, "cmd": "devstate_set", "args": {"device": device, "state": state}}
+        return (json.dumps(line) + "\n").encode()
+
+    # Fill the table, 500 requests in flight at most.
+    sent = answered = 0
+    while answered < options.table:
+        while sent < options.table and sent - answered < 500:
+            connection.sendall(request(sent, "Custom:fill%d" % sent, "INUSE"))
+            sent += 1
+        answer = json.loads(reader.readline())
+        if not answer.get("ok"):
+            raise SystemExit("fill failed: %s" % answer)
+        answered += 1
+
+    started = time.monotonic()
+    not_persisted = 0
+    for sequence in range(options.count):
+        state = "INUSE" if (sequence // 10) % 2 == 0 else "NOT_INUSE"
+        connection.sendall(request(options.table + sequence, "Custom:timed%d" % (sequence % 10), state))
+        answer = json.loads(reader.readline())
+        if not answer.get("ok"):
+            raise SystemExit("set failed: %s" % answer)
+        if answer["result"].get("persistence") == "not_persisted":
+            not_persisted += 1
+    elapsed = time.monotonic() - started
+    print("table %d devices: %d sets in %.2f s = %.0f sets/s (one connection, one request at a time)%s" % (
+        options.table, options.count, elapsed, options.count / elapsed,
+        "; %d answered not_persisted" % not_persisted if not_persisted else ""))
+
+
+if __name__ == "__main__":
+    main()
