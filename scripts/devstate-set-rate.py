@@ -7,13 +7,17 @@ alternating two states on ten devices (every request is a change), and prints th
 only part of the answer's cost that grows with the table, so the rate at a large table against
 the rate at a small one shows whether that cost grows.
 
-Usage: scripts/devstate-set-rate.py --socket PATH [--table 10000] [--count 3000]
+With --pid, also prints the daemon's CPU time (all its threads, from /proc/PID/stat) per
+1,000 timed sets: less sensitive than the rate to other work on the machine.
+
+Usage: scripts/devstate-set-rate.py --socket PATH [--pid PID] [--table 10000] [--count 3000]
 Start the daemon first, e.g. with a configuration whose [options] name a fresh state_dir and
 control_socket (devclusterd --foreground --config FILE).
 """
 
 import argparse
 import json
+import os
 import socket
 import time
 
@@ -23,6 +27,7 @@ def main():
     parser.add_argument("--socket", required=True)
     parser.add_argument("--table", type=int, default=10000)
     parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--pid", type=int)
     options = parser.parse_args()
 
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -45,6 +50,14 @@ def main():
             raise SystemExit("fill failed: %s" % answer)
         answered += 1
 
+    def cpu_seconds():
+        if options.pid is None:
+            return 0.0
+        with open("/proc/%d/stat" % options.pid) as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    cpu_before = cpu_seconds()
     started = time.monotonic()
     not_persisted = 0
     for sequence in range(options.count):
@@ -56,8 +69,12 @@ def main():
         if answer["result"].get("persistence") == "not_persisted":
             not_persisted += 1
     elapsed = time.monotonic() - started
-    print("table %d devices: %d sets in %.2f s = %.0f sets/s (one connection, one request at a time)%s" % (
+    # Let the daemon finish writing what the timed sets changed before reading its CPU time.
+    time.sleep(1.0)
+    cpu = cpu_seconds() - cpu_before
+    print("table %d devices: %d sets in %.2f s = %.0f sets/s (one connection, one request at a time)%s%s" % (
         options.table, options.count, elapsed, options.count / elapsed,
+        "; daemon CPU %.0f ms per 1000 sets" % (cpu * 1000 * 1000 / options.count) if options.pid else "",
         "; %d answered not_persisted" % not_persisted if not_persisted else ""))
 
 
