@@ -1,6 +1,7 @@
 // The local state table's files in state_dir: the snapshot `local_state` (LocalStateTable
 // format, with its kept copy `local_state.prev`) and the change log `local_state.log`
-// (LocalStateLog format) that extends it. Owns appending, compaction and reading them back at
+// (LocalStateLog format) that extends it (with its kept copy `local_state.log.prev`, which
+// extends `local_state.prev`). Owns appending, compaction and reading them back at
 // start; when to write, the thread and the retries are LocalStateWriter's.
 
 import DeviceState
@@ -13,7 +14,8 @@ import Totem
 ///   write and one flush per batch of changes, whatever the table's size.
 /// - `compact` writes the whole table as the snapshot (`KeptCopyFile.previousContent`: the old
 ///   snapshot stays as `local_state.prev`), then replaces the log, atomically, with an empty one
-///   naming the new snapshot. The writer compacts at start, when the log has grown past
+///   naming the new snapshot (the old log stays as `local_state.log.prev`, so the kept snapshot
+///   comes with the changes made after it). The writer compacts at start, when the log has grown past
 ///   `max(compactionMinimumBytes, snapshot size)` (so a compaction's cost, proportional to the
 ///   table, is spread over at least as many bytes of changes), and after any failure that left the
 ///   log's end unknown.
@@ -50,8 +52,9 @@ struct LocalStateFiles {
         closeLog()
         let bytes = table.encoded()
         try snapshot.write(bytes, mode: 0o600)
+        // The old log becomes local_state.log.prev: it extends local_state.prev, its kept copy.
         let header = LocalStateLog.header(base: LocalStateLog.Base(snapshot: bytes))
-        try KeptCopyFile.writeAtomically(header, to: logPath, mode: 0o600)
+        try KeptCopyFile(path: logPath, policy: .previousContent).write(header, mode: 0o600)
         let opened = open(logPath, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
         guard opened >= 0 else { throw SystemError("open \(logPath)", code: errno) }
         descriptor = opened
@@ -102,74 +105,86 @@ struct LocalStateFiles {
     }
 
     /// The snapshot (else its kept copy, by the `KeptCopyFile` rule) with the valid prefix of the
-    /// log that extends it replayed. A torn or damaged end of the log is ignored and reported; a
-    /// log that names another snapshot is ignored (reported only when it may hold changes the
-    /// snapshot lacks); an unusable log is set aside as `local_state.log.bad`.
+    /// log that extends it replayed: `local_state.log`, else its kept copy `local_state.log.prev`
+    /// (the log before the last compaction, which extends `local_state.prev`). A torn or damaged
+    /// end of the log is ignored and reported; a log that names another snapshot is ignored
+    /// (reported only when the snapshot came from its copy, as changes are then lost); an unusable
+    /// log is set aside as `.bad`.
     static func restore(snapshotPath: String) -> Restored {
         let files = LocalStateFiles(snapshotPath: snapshotPath)
         let file = files.snapshot
-        let logPath = files.logPath
+        let logPaths = [files.logPath, files.logPath + ".prev"]
         var restored = Restored(table: LocalStateTable())
-        var base: LocalStateLog.Base?
-        var fromCopy = false
         let decode = { (bytes: [UInt8]) throws -> (LocalStateTable, LocalStateLog.Base) in
             (try LocalStateTable(decoding: bytes), LocalStateLog.Base(snapshot: bytes))
         }
+        let base: LocalStateLog.Base
+        var copyProblem: String?
         switch file.read(limit: LocalStateTable.maxBytes, decode: decode) {
         case .absent:
-            break
+            // No snapshot: a first start (a log without one cannot be placed).
+            return restored
         case .file(let value):
             (restored.table, base) = value
         case .copy(let value, let fileProblem):
-            let table = value.0
-            (restored.table, base, fromCopy) = (table, value.1, true)
-            var message = "the local state file \(snapshotPath) is \(fileProblem); using its kept copy \(file.copyPath), the "
-                + "table before the last compaction (\(table.devices.count) devices, \(table.mailboxes.count) mailboxes)"
-            do {
-                if let aside = try file.restoreFromCopy(mode: 0o600) { message += "; the unusable file is kept as \(aside)" }
-            } catch {
-                message += "; cannot restore the file from the copy (\(error)), the next compaction writes it"
-            }
-            restored.warnings.append(message)
+            (restored.table, base) = value
+            copyProblem = fileProblem
         case .unusable(let fileProblem, let copyProblem):
-            let moved = file.setAside(includingCopy: true) + Self.setAside(logPath)
+            let moved = file.setAside(includingCopy: true) + logPaths.flatMap(Self.setAside)
             restored.warnings.append("the local state file \(snapshotPath) is \(fileProblem) and its kept copy \(file.copyPath) is "
                 + "\(copyProblem); starting with no local states (the PBX adapter sends its states again when it reconnects)"
                 + (moved.isEmpty ? "" : "; kept as \(moved.joined(separator: " and "))"))
             return restored
         }
-        let bytes: [UInt8]
-        do {
-            guard let content = try Self.readLog(logPath) else { return restored }
-            bytes = content
-        } catch {
-            restored.warnings.append("cannot read the local state log: \(error); it is ignored, the snapshot \(snapshotPath) is used")
-            return restored
-        }
-        let log: LocalStateLog.Contents
-        do {
-            log = try LocalStateLog.decode(bytes)
-        } catch {
-            let aside = Self.setAside(logPath)
-            restored.warnings.append("the local state log \(logPath) is not valid (\(error)); it is ignored, the snapshot "
-                + "\(snapshotPath) is used" + (aside.first.map { "; kept as \($0)" } ?? ""))
-            return restored
-        }
-        guard let base, log.base == base else {
-            // A compaction that wrote its snapshot but not the new log leaves the old log behind:
-            // the snapshot holds its changes. Only a snapshot read from its copy (or none) loses some.
-            if fromCopy || base == nil {
-                restored.warnings.append("the local state log \(logPath) extends another snapshot than the one used "
-                    + "(\(log.base)); its \(log.changes.count) change(s) are ignored")
+        var usedLog: String?
+        var ignored: [String] = []
+        for path in logPaths {
+            let bytes: [UInt8]
+            do {
+                guard let content = try Self.readLog(path) else { continue }
+                bytes = content
+            } catch {
+                restored.warnings.append("cannot read the local state log: \(error); it is ignored")
+                continue
             }
-            return restored
+            let log: LocalStateLog.Contents
+            do {
+                log = try LocalStateLog.decode(bytes)
+            } catch {
+                let aside = Self.setAside(path)
+                restored.warnings.append("the local state log \(path) is not valid (\(error)); it is ignored"
+                    + (aside.first.map { "; kept as \($0)" } ?? ""))
+                continue
+            }
+            // A compaction that wrote its snapshot but not yet the new log leaves the old log,
+            // naming the previous snapshot: the new snapshot holds its changes.
+            guard log.base == base else {
+                if log.changes.count > 0 { ignored.append("\(path) (\(log.changes.count) change(s))") }
+                continue
+            }
+            for change in log.changes { restored.table.apply(change) }
+            restored.replayed = log.changes.count
+            usedLog = path
+            if let problem = log.problem {
+                restored.warnings.append("the local state log \(path) ends with \(problem) (a write cut short by a crash or a "
+                    + "full disk); the \(log.changes.count) change(s) before it are used")
+            }
+            break
         }
-        for change in log.changes { restored.table.apply(change) }
-        restored.replayed = log.changes.count
-        if let problem = log.problem {
-            restored.warnings.append("the local state log \(logPath) ends with \(problem) (a write cut short by a crash or a "
-                + "full disk); the \(log.changes.count) change(s) before it are used")
+        guard let copyProblem else { return restored }
+        let table = restored.table
+        var message = "the local state file \(snapshotPath) is \(copyProblem); using its kept copy \(file.copyPath), the "
+            + "snapshot before the last compaction" + (usedLog.map { ", with the change log \($0)" } ?? "")
+            + " (\(table.devices.count) devices, \(table.mailboxes.count) mailboxes)"
+        if usedLog != files.logPath, !ignored.isEmpty {
+            message += "; changes made after that compaction are lost: \(ignored.joined(separator: ", ")) extends the unusable file"
         }
+        do {
+            if let aside = try file.restoreFromCopy(mode: 0o600) { message += "; the unusable file is kept as \(aside)" }
+        } catch {
+            message += "; cannot restore the file from the copy (\(error)), the next compaction writes it"
+        }
+        restored.warnings.append(message)
         return restored
     }
 

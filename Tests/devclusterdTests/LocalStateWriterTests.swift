@@ -62,6 +62,10 @@ struct LocalStateWriterTests {
         #expect(try LocalStateTable(decoding: try #require(try FileSystem.readFile(path, limit: 1 << 20))) == expected)
         #expect(try LocalStateTable(decoding: try #require(try FileSystem.readFile(path + ".prev", limit: 1 << 20))) == (try Self.table(3)))
         #expect(try FileSystem.readFile(path + ".log", limit: 1 << 20)?.count == LocalStateLog.headerBytes)
+        // The log before that compaction is kept beside the kept snapshot it extends.
+        let keptLog = try LocalStateLog.decode(try #require(try FileSystem.readFile(path + ".log.prev", limit: 1 << 20)))
+        let startSnapshot = try Self.table(3).encoded()
+        #expect(keptLog.changes.count == 51 && keptLog.base == LocalStateLog.Base(snapshot: startSnapshot))
     }
 
     @Test func aCrashAtAnyByteOfTheLogRestoresItsWholeRecords() throws {
