@@ -17,7 +17,7 @@ final class ClusterHub {
     /// Scratch for `deliveredEvent`: one message's effects. Empty between calls.
     private var deliveredEffectScratch: [DeviceStateEffect] = []
     let incarnation: UInt64
-    private let stateFilePath: String
+    let stateFilePath: String
     private var context: ServiceContext?
 
     // Ring submits waiting for room in the send queue, oldest first.
@@ -33,7 +33,7 @@ final class ClusterHub {
 
     // The local state's writer thread (made at start, when the logger is known): every change of
     // the table goes to it at once; the loop never waits for the disk.
-    private var stateWriter: LocalStateWriter?
+    private(set) var stateWriter: LocalStateWriter?
     /// How long `stop` waits for the writer's last write (a frozen disk would hold it forever).
     static let stateWriterStopTimeout = Duration.seconds(5)
 
@@ -276,7 +276,7 @@ final class ClusterHub {
 
     /// Logs a warning at most once per `limitedLogInterval` for `key` (a fixed, small set), saying
     /// how many similar lines were held back since the last one.
-    private func logLimited(_ key: String, _ message: @autoclosure () -> String) {
+    func logLimited(_ key: String, _ message: @autoclosure () -> String) {
         let now = MonotonicClock.now()
         if let entry = limitedLog[key], now - entry.lastLogged < Self.limitedLogInterval {
             limitedLog[key] = (entry.lastLogged, entry.heldBack + 1)
@@ -466,44 +466,6 @@ final class ClusterHub {
         }
         expiryTimer = timer
         context.eventLoop.arm(timer, at: deadline)
-    }
-
-    // MARK: The local state's persistence
-
-    /// The `persistence` member of `status`.
-    private func persistenceReport() -> JSONValue {
-        guard let stateWriter else {
-            return .object(["state_file": .string(stateFilePath), "health": "unavailable", "degraded": true,
-                            "persistence_failures": 0, "failures": 0, "failing": true,
-                            "last_error": "the writer thread could not be started"])
-        }
-        let report = stateWriter.report
-        return .object([
-            "state_file": .string(stateFilePath), "log_file": .string(stateWriter.logPath),
-            "health": .string(report.health.rawValue), "degraded": .bool(report.health != .ok),
-            "persistence_failures": .number(report.failures), "failures": .number(report.failures),
-            "failing": .bool(report.health == .failing), "last_error": report.lastError.map { .string($0) } ?? .null,
-            "unpersisted_changes": .number(Int(clamping: report.unpersisted)),
-            "records_written": .number(report.recordsWritten), "compactions": .number(report.compactions),
-            "log_bytes": .number(report.logBytes), "snapshot_bytes": .number(report.snapshotBytes),
-        ])
-    }
-
-    /// What a `devstate_set`, `devstate_clear` or `mwi_set` answer says of persistence:
-    /// `"persistence": "queued"` while the writer is healthy (on disk within milliseconds), else
-    /// `"not_persisted"` with `persistence_error`; a stalled or failing writer is logged, rate-limited.
-    private func addPersistence(to result: inout JSONObject) {
-        let health = stateWriter?.health ?? .failing
-        guard health != .ok else {
-            result.set("persistence", "queued")
-            return
-        }
-        let reason = health == .stalled
-            ? "the disk of \(stateFilePath) has not completed a write for over \(LocalStateWriter.stallThreshold)"
-            : "writing \(stateFilePath) fails: \(stateWriter?.report.lastError ?? "the writer thread could not be started")"
-        result.set("persistence", "not_persisted")
-        result.set("persistence_error", .string(reason))
-        logLimited("persistence-\(health.rawValue)", "local states are answered but not persisted: \(reason)")
     }
 
     // MARK: Reports
