@@ -224,7 +224,7 @@ final class ClusterHub {
                 submit(bytes)
             case .persist(let change):
                 // Written off the loop thread; the ring and the clients never wait for the disk.
-                stateWriter?.record(change)
+                stateWriter?.record(change, table: deviceState.localState)
             case .deviceStateChanged(let change):
                 context?.logger.debug("device \(change.device): \(change.old.name) -> \(change.new.name)")
                 push(.device, event: "device", data: [

@@ -52,6 +52,8 @@ final class LocalStateWriter: Sendable {
 
     private struct Shared {
         var queue: [LocalStateChange] = []
+        /// The whole table, when the queue overflowed (the queued changes come after it).
+        var replacement: LocalStateTable?
         /// Changes handed over since start, and how many of them are on disk.
         var handedOver: UInt64 = 0
         var durable: UInt64 = 0
@@ -81,14 +83,21 @@ final class LocalStateWriter: Sendable {
     static let stallThreshold = Duration.milliseconds(500)
     /// Records kept for a failing log; beyond this the next success compacts instead.
     static let maximumPendingBytes = 4 << 20
+    /// Changes queued for a writer stuck in a write (a frozen disk), by default; beyond this the
+    /// queue is replaced by the whole table (one copy), so memory stays bounded however long it hangs.
+    static let defaultQueueLimit = 100_000
+    private let queueLimit: Int
 
     /// Starts the thread; its first act is a compaction of `table` (the state restored at start).
     ///
     /// - Parameters:
+    ///   - queueLimit: The most changes queued while the thread is stuck in a write.
     ///   - log: Told of failures (rate-limited) and recoveries; called on the writer thread.
     /// - Throws: `SystemError` when the eventfds or the thread cannot be created.
-    init(snapshotPath: String, table: LocalStateTable, log: @escaping @Sendable (String) -> Void) throws(SystemError) {
+    init(snapshotPath: String, table: LocalStateTable, queueLimit: Int = defaultQueueLimit,
+         log: @escaping @Sendable (String) -> Void) throws(SystemError) {
         self.snapshotPath = snapshotPath
+        self.queueLimit = max(1, queueLimit)
         self.log = log
         initialTable = Mutex(table)
         wakeDescriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
@@ -122,11 +131,19 @@ final class LocalStateWriter: Sendable {
     // MARK: Any thread
 
     /// Hands one change over; returns at once. After `finish`, does nothing.
-    func record(_ change: LocalStateChange) {
+    ///
+    /// - Parameter table: The whole table with `change` applied; read only when the queue is
+    ///   full (`queueLimit`), which it then replaces.
+    func record(_ change: LocalStateChange, table: @autoclosure () -> LocalStateTable) {
         let mustWake = shared.withLock { shared -> Bool in
             guard !shared.stopping else { return false }
-            shared.queue.append(change)
             shared.handedOver += 1
+            if shared.queue.count >= queueLimit {
+                shared.queue.removeAll()
+                shared.replacement = table()
+                return false
+            }
+            shared.queue.append(change)
             return shared.queue.count == 1
         }
         if mustWake { Self.signal(wakeDescriptor) }
@@ -202,9 +219,17 @@ final class LocalStateWriter: Sendable {
         var batch: [LocalStateChange] = []
         // A service loop: one iteration per wake-up (a hand-over, a retry, or the stop).
         while true {
-            let (queued, stopping) = shared.withLock { shared -> (Bool, Bool) in
+            // Everything handed over is now in the table, the replacement or the batch.
+            let (queued, stopping, replacement, handedOver) = shared.withLock { shared in
                 swap(&batch, &shared.queue)
-                return (!batch.isEmpty, shared.stopping)
+                defer { shared.replacement = nil }
+                return (!batch.isEmpty || shared.replacement != nil, shared.stopping, shared.replacement, shared.handedOver)
+            }
+            if let replacement {
+                work.table = replacement
+                work.mustCompact = true
+                work.pending.removeAll(keepingCapacity: true)
+                work.pendingCount = 0
             }
             for change in batch {
                 work.table.apply(change)
@@ -213,7 +238,7 @@ final class LocalStateWriter: Sendable {
                     work.pendingCount += 1
                 }
             }
-            work.taken += UInt64(batch.count)
+            work.taken = handedOver
             batch.removeAll(keepingCapacity: true)
             if work.pending.count > Self.maximumPendingBytes {
                 work.pending = []

@@ -43,11 +43,11 @@ struct LocalStateWriterTests {
         var expected = try Self.table(3)
         for index in 0..<50 {
             let change = LocalStateChange.device(try Self.device(index % 7), index % 2 == 0 ? .busy : .ringing)
-            writer.record(change)
             expected.apply(change)
+            writer.record(change, table: expected)
         }
-        writer.record(.device(try Self.device(1), nil))
         expected.apply(.device(try Self.device(1), nil))
+        writer.record(.device(try Self.device(1), nil), table: expected)
         #expect(Self.settle(writer))
         let report = writer.report
         #expect(report.compactions == 1 && report.failures == 0 && report.recordsWritten == 51, "\(report)")
@@ -78,10 +78,10 @@ struct LocalStateWriterTests {
         var states: [LocalStateTable] = [try Self.table(2)]
         for index in 0..<6 {
             let change = LocalStateChange.device(try Self.device(index), .onHold)
-            writer.record(change)
-            #expect(Self.settle(writer))
             var next = states.last!
             next.apply(change)
+            writer.record(change, table: next)
+            #expect(Self.settle(writer))
             states.append(next)
         }
         #expect(writer.finish(timeout: .seconds(5)))
@@ -116,11 +116,11 @@ struct LocalStateWriterTests {
         let first = try Self.table(2)
         let writer = try LocalStateWriter(snapshotPath: path, table: first, log: { _ in })
         #expect(Self.settle(writer))
-        writer.record(.device(try Self.device(9), .busy))
-        #expect(Self.settle(writer))
-        #expect(writer.finish(timeout: .seconds(5)))
         var afterLog = first
         afterLog.apply(.device(try Self.device(9), .busy))
+        writer.record(.device(try Self.device(9), .busy), table: afterLog)
+        #expect(Self.settle(writer))
+        #expect(writer.finish(timeout: .seconds(5)))
         let oldLog = try #require(try FileSystem.readFile(path + ".log", limit: 1 << 20))
 
         // A compaction that wrote its snapshot and died before replacing the log: the old log
@@ -153,7 +153,11 @@ struct LocalStateWriterTests {
         let logged = Mutex<[String]>([])
         let writer = try LocalStateWriter(snapshotPath: path, table: try Self.table(1)) { line in logged.withLock { $0.append(line) } }
         defer { writer.finish(timeout: .seconds(5)) }
-        for index in 0..<200 { writer.record(.device(try Self.device(index), .busy)) }
+        var table = try Self.table(1)
+        for index in 0..<200 {
+            table.devices[try Self.device(index)] = .busy
+            writer.record(.device(try Self.device(index), .busy), table: table)
+        }
         // Failing from the start: retried with backoff (100, 200, 400 ms...), one log line only.
         let clock = ContinuousClock()
         var deadline = clock.now + .seconds(5)
@@ -183,8 +187,11 @@ struct LocalStateWriterTests {
             let writer = try LocalStateWriter(snapshotPath: path, table: try Self.table(size), log: { _ in })
             #expect(Self.settle(writer))
             let start = writer.report
+            var table = try Self.table(size)
             for index in 0..<5_000 {
-                writer.record(.device(try Self.device(index % 50), index % 2 == 0 ? .busy : .notInUse))
+                let change = LocalStateChange.device(try Self.device(index % 50), index % 2 == 0 ? .busy : .notInUse)
+                table.apply(change)
+                writer.record(change, table: table)
                 if index % 500 == 0 { usleep(1_000) }
             }
             #expect(Self.settle(writer))

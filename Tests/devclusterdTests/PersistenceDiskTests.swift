@@ -12,6 +12,53 @@ import Testing
 import Totem
 @testable import devclusterd
 
+/// A small ext4 image on a loop device, mounted; `remove()` thaws, unmounts and detaches
+/// whatever was done, also after a failed step.
+final class Ext4Mount {
+    let mountPoint: String
+    private var loopDevice: String?
+    private var mounted = false
+    private(set) var frozen = false
+
+    init(image: String, mountPoint: String) throws {
+        self.mountPoint = mountPoint
+        do {
+            try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+            try #require(PersistenceDiskTests.tool(["truncate", "-s", "32M", image])?.status == 0)
+            try #require(PersistenceDiskTests.tool(["mkfs.ext4", "-q", image])?.status == 0, "mkfs.ext4 failed")
+            let attached = try #require(PersistenceDiskTests.tool(["losetup", "--find", "--show", image]))
+            try #require(attached.status == 0, "losetup: \(attached.error)")
+            let device = attached.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            loopDevice = device
+            try #require(PersistenceDiskTests.tool(["mount", device, mountPoint])?.status == 0, "mount failed")
+            mounted = true
+            try #require(chmod(mountPoint, 0o700) == 0)
+        } catch {
+            remove()
+            throw error
+        }
+    }
+
+    func freeze() throws {
+        try #require(PersistenceDiskTests.tool(["fsfreeze", "-f", mountPoint])?.status == 0, "fsfreeze failed")
+        frozen = true
+    }
+
+    func thaw() {
+        guard frozen else { return }
+        PersistenceDiskTests.tool(["fsfreeze", "-u", mountPoint])
+        frozen = false
+    }
+
+    func remove() {
+        thaw()
+        if mounted { PersistenceDiskTests.tool(["umount", mountPoint]) }
+        mounted = false
+        if let loopDevice { PersistenceDiskTests.tool(["losetup", "-d", loopDevice]) }
+        loopDevice = nil
+    }
+}
+
 @Suite("Persistence on stalled and full disks", .serialized)
 struct PersistenceDiskTests {
     /// Runs a system tool through env (PATH), returning whether it exited 0.
@@ -58,24 +105,14 @@ struct PersistenceDiskTests {
         guard geteuid() == 0 else { return }  // mount, losetup and fsfreeze need root
         let nodes = try TestNodes(2)
         let mountPoint = nodes.nodes[0].state
-        let image = nodes.base + "/state.img"
-        var loopDevice: String?
-        var frozen = false
+        var disk: Ext4Mount?
         defer {
-            if frozen { Self.tool(["fsfreeze", "-u", mountPoint]) }
+            disk?.thaw()
             nodes.children.killAll()
-            Self.tool(["umount", mountPoint])
-            if let loopDevice { Self.tool(["losetup", "-d", loopDevice]) }
+            disk?.remove()
             nodes.tearDown()
         }
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        try #require(Self.tool(["truncate", "-s", "32M", image])?.status == 0)
-        try #require(Self.tool(["mkfs.ext4", "-q", image])?.status == 0, "mkfs.ext4 failed")
-        let attached = try #require(Self.tool(["losetup", "--find", "--show", image]))
-        try #require(attached.status == 0, "losetup: \(attached.error)")
-        loopDevice = attached.output.trimmingCharacters(in: .whitespacesAndNewlines)
-        try #require(Self.tool(["mount", try #require(loopDevice), mountPoint])?.status == 0, "mount failed")
-        #expect(chmod(mountPoint, 0o700) == 0)
+        disk = try Ext4Mount(image: nodes.base + "/state.img", mountPoint: mountPoint)
 
         let (one, two) = (nodes.nodes[0], nodes.nodes[1])
         _ = try await startRing(nodes.nodes, children: nodes.children)
@@ -85,8 +122,7 @@ struct PersistenceDiskTests {
         #expect(settled, "\(String(describing: Self.persistence(one)))")
         let ring = try #require(membership(one)?.ring)
 
-        try #require(Self.tool(["fsfreeze", "-f", mountPoint])?.status == 0, "fsfreeze failed")
-        frozen = true
+        try #require(disk).freeze()
         // The first change after the freeze: answered at once, while its write blocks.
         let (set1, time1) = try Self.call(one, "devstate_set", ["device": "Custom:frozen1", "state": "RINGING"])
         #expect(time1 < .milliseconds(200), "devstate_set took \(time1) on a frozen disk")
@@ -115,8 +151,7 @@ struct PersistenceDiskTests {
         #expect(membership(one)?.ring == ring && membership(two)?.ring == ring, "the ring re-formed while the disk was frozen")
         #expect(membership(one)?.members == [1, 2])
 
-        #expect(Self.tool(["fsfreeze", "-u", mountPoint])?.status == 0)
-        frozen = false
+        disk?.thaw()
         let written = await eventually(within: .seconds(10)) {
             let report = Self.persistence(one)
             return report?["health"] == "ok" && report?["unpersisted_changes"] == 0
@@ -128,6 +163,39 @@ struct PersistenceDiskTests {
             try DeviceName(parsing: "Custom:frozen2"): .busy, try DeviceName(parsing: "Custom:frozen3"): .inUse,
         ]
         #expect(onDisk.table.devices == expected, "\(onDisk.table.devices) \(onDisk.warnings)")
+    }
+
+    /// A writer stuck in a write queues at most `queueLimit` changes; then the whole table
+    /// replaces the queue, and all of it is written once the disk thaws.
+    @Test func aWriterStuckOnAFrozenDiskKeepsItsQueueBounded() throws {
+        guard geteuid() == 0 else { return }  // mount, losetup and fsfreeze need root
+        let base = try makeTemporaryDirectory()
+        let disk = try Ext4Mount(image: base + "/state.img", mountPoint: base + "/state")
+        let path = disk.mountPoint + "/local_state"
+        let writer = try LocalStateWriter(snapshotPath: path, table: LocalStateTable(), queueLimit: 10, log: { _ in })
+        defer {
+            disk.thaw()
+            writer.finish(timeout: .seconds(5))
+            disk.remove()
+            removeDirectory(base)
+        }
+        #expect(LocalStateWriterTests.settle(writer))
+        try disk.freeze()
+        var table = LocalStateTable()
+        for index in 0..<55 {
+            let change = LocalStateChange.device(try DeviceName(parsing: "Custom:f\(index)"), .ringing)
+            table.apply(change)
+            writer.record(change, table: table)
+            if index == 0 { usleep(100_000) }  // the writer takes the first one and blocks in its write
+        }
+        usleep(600_000)
+        let stuck = writer.report
+        #expect(stuck.health == .stalled && stuck.unpersisted == 55, "\(stuck)")
+        disk.thaw()
+        #expect(LocalStateWriterTests.settle(writer))
+        let written = writer.report
+        #expect(written.compactions == 2 && written.unpersisted == 0, "the replacement table is written by a compaction: \(written)")
+        #expect(LocalStateFiles.restore(snapshotPath: path).table == table)
     }
 
     @Test func aFullDiskIsToldRetriedRecoveredAndDoesNotStopAStart() async throws {
