@@ -4,6 +4,7 @@
 import DeviceState
 import EventService
 import Membership
+import ServiceTestSupport
 import Testing
 import Totem
 
@@ -87,5 +88,27 @@ struct LocalStateLogTests {
         // The base names the snapshot's length and content.
         #expect(LocalStateLog.Base(snapshot: [1, 2, 3]) != LocalStateLog.Base(snapshot: [1, 2, 4]))
         #expect(LocalStateLog.Base(snapshot: [1, 2, 3]).length == 3)
+    }
+
+    /// Mutated logs (a disk's garbage, a hostile file): decoding never traps, keeps only records
+    /// that pass their checksum, and a valid prefix stays a prefix of what was written.
+    @Test func mutatedLogsNeverTrapAndKeepOnlyCheckedRecords() throws {
+        var generator = SeededGenerator(seed: 14)
+        let (bytes, _) = Self.log(Self.changes + Self.changes, base: LocalStateLog.Base(snapshot: [9]))
+        var decoded = 0
+        for _ in 0..<5_000 {
+            let mutated = Mutation.mutate(bytes, using: &generator)
+            guard let contents = try? LocalStateLog.decode(mutated) else { continue }
+            decoded += 1
+            #expect(contents.validBytes <= mutated.count)
+            #expect((contents.problem == nil) == (contents.validBytes == mutated.count))
+            var table = LocalStateTable()
+            for change in contents.changes { table.apply(change) }
+            #expect(table.devices.count + table.mailboxes.count <= contents.changes.count)
+            if mutated.count >= bytes.count && Array(mutated[..<bytes.count]) == bytes {
+                #expect(Array(contents.changes.prefix(12)) == Self.changes + Self.changes)
+            }
+        }
+        #expect(decoded > 0)
     }
 }
