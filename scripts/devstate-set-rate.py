@@ -7,8 +7,9 @@ alternating two states on ten devices (every request is a change), and prints th
 only part of the answer's cost that grows with the table, so the rate at a large table against
 the rate at a small one shows whether that cost grows.
 
-With --pid, also prints the daemon's CPU time (all its threads, from /proc/PID/stat) per
-1,000 timed sets: less sensitive than the rate to other work on the machine.
+With --pid, also prints the daemon's CPU time (all its threads, from /proc/PID/stat) and the
+bytes it had written to storage (write_bytes, /proc/PID/io) per 1,000 timed sets: less sensitive
+than the rate to other work on the machine.
 
 Usage: scripts/devstate-set-rate.py --socket PATH [--pid PID] [--table 10000] [--count 3000]
 Start the daemon first, e.g. with a configuration whose [options] name a fresh state_dir and
@@ -50,6 +51,9 @@ def main():
             raise SystemExit("fill failed: %s" % answer)
         answered += 1
 
+    # Let the daemon write the fill before the timed part starts.
+    time.sleep(3.0)
+
     def cpu_seconds():
         if options.pid is None:
             return 0.0
@@ -57,7 +61,17 @@ def main():
             fields = stat.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def written_bytes():
+        if options.pid is None:
+            return 0
+        with open("/proc/%d/io" % options.pid) as io:
+            for line in io:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+        return 0
+
     cpu_before = cpu_seconds()
+    written_before = written_bytes()
     started = time.monotonic()
     not_persisted = 0
     for sequence in range(options.count):
@@ -72,9 +86,11 @@ def main():
     # Let the daemon finish writing what the timed sets changed before reading its CPU time.
     time.sleep(1.0)
     cpu = cpu_seconds() - cpu_before
+    written = written_bytes() - written_before
     print("table %d devices: %d sets in %.2f s = %.0f sets/s (one connection, one request at a time)%s%s" % (
         options.table, options.count, elapsed, options.count / elapsed,
-        "; daemon CPU %.0f ms per 1000 sets" % (cpu * 1000 * 1000 / options.count) if options.pid else "",
+        "; daemon CPU %.0f ms and %.0f bytes written to disk per 1000 sets" % (
+            cpu * 1000 * 1000 / options.count, written * 1000 / options.count) if options.pid else "",
         "; %d answered not_persisted" % not_persisted if not_persisted else ""))
 
 
