@@ -12,8 +12,8 @@ bytes it had written to storage (write_bytes, /proc/PID/io) per 1,000 timed sets
 than the rate to other work on the machine.
 
 Usage: scripts/devstate-set-rate.py --socket PATH [--pid PID] [--table 10000] [--count 3000]
-Start the daemon first, e.g. with a configuration whose [options] name a fresh state_dir and
-control_socket (devclusterd --foreground --config FILE).
+scripts/devstate-set-rate.sh starts a one-node daemon for it. To use your own, start it with a
+configuration whose [options] name a fresh state_dir and control_socket (devclusterd --foreground --config FILE).
 """
 
 import argparse
