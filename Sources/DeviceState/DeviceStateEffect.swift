@@ -6,14 +6,15 @@ import Totem
 
 /// What the device-state service asks the daemon to do, in the order returned.
 ///
-/// Execute in order. `persist` hands over a table to be written (a later one supersedes it); the
-/// daemon writes it off the ring's thread, so a crash within milliseconds of a change may restart
-/// with the previous table (a PBX adapter re-sends its states when it reconnects).
+/// Execute in order. `persist` hands over one change of the local state table, to be appended to
+/// the state directory's change log (`LocalStateLog`) in order; the daemon writes it off the
+/// ring's thread, so a crash within milliseconds of a change may restart without it (a PBX adapter
+/// re-sends its states when it reconnects).
 public enum DeviceStateEffect: Sendable, Equatable {
     /// Submit these bytes to the ring (they already carry the service envelope).
     case submit([UInt8])
-    /// Write this table atomically to the state file (a later one supersedes it).
-    case persist(LocalStateTable)
+    /// Record this change of `localState` durably (in order with the earlier ones).
+    case persist(LocalStateChange)
     /// A device's cluster-wide state changed: tell device-state subscribers (PBX adapters, CLI
     /// watchers).
     case deviceStateChanged(DeviceStateChange)

@@ -202,7 +202,7 @@ extension DeviceStateService {
         guard var entry = localState.mailboxes[mailbox], entry.position == nil else { return }
         entry.position = event.position
         localState.mailboxes[mailbox] = entry
-        effects.append(.persist(localState))
+        effects.append(.persist(.mailbox(mailbox, entry)))
     }
 
     // MARK: - Join re-publication

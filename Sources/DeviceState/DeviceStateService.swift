@@ -128,7 +128,7 @@ public struct DeviceStateService: Sendable {
         }
         localState.devices[device] = state
         statistics.localChanges += 1
-        var effects: [DeviceStateEffect] = [.persist(localState)]
+        var effects: [DeviceStateEffect] = [.persist(.device(device, state))]
         publish(.deviceState(device, state), attributes: ["device": device.rawValue], on: deviceStateChannels, into: &effects)
         if let change = cache.set(state, of: device, entity: entityID, node: localNode) {
             notify(change, into: &effects)
@@ -145,7 +145,7 @@ public struct DeviceStateService: Sendable {
         defer { checkInvariants(touching: device) }
         guard localState.devices.removeValue(forKey: device) != nil else { return [] }
         statistics.localChanges += 1
-        var effects: [DeviceStateEffect] = [.persist(localState)]
+        var effects: [DeviceStateEffect] = [.persist(.device(device, nil))]
         publish(.deviceStateCleared(device), attributes: ["device": device.rawValue], on: deviceStateChannels, into: &effects)
         if let change = cache.remove(device, entity: entityID) {
             notify(change, into: &effects)
@@ -176,9 +176,10 @@ public struct DeviceStateService: Sendable {
         if localState.mailboxes[mailbox] == nil, localState.mailboxes.count >= limits.maxMailboxes {
             throw .tooManyMailboxes(limit: limits.maxMailboxes)
         }
-        localState.mailboxes[mailbox] = LocalStateTable.PublishedMailbox(counts: counts, position: nil)
+        let entry = LocalStateTable.PublishedMailbox(counts: counts, position: nil)
+        localState.mailboxes[mailbox] = entry
         forgetPendingPublications(of: mailbox)
-        var effects: [DeviceStateEffect] = [.persist(localState)]
+        var effects: [DeviceStateEffect] = [.persist(.mailbox(mailbox, entry))]
         publishFreshMailbox(mailbox, counts: counts, into: &effects)
         return effects
     }

@@ -1,15 +1,15 @@
-// This server's own states, which survive a restart: the persistence effect's content and the
-// state file's format. Writing the file (atomically) is the daemon's job.
+// This server's own states, which survive a restart: the snapshot file's format (the change
+// log's is in LocalStateLog). Writing the file (atomically) is the daemon's job.
 
 import EventService
 import Membership
 
 /// The states this server itself set: its local device states and the MWI counts it published.
 ///
-/// `DeviceStateService` emits the whole table in a `persist` effect after every change; the
-/// daemon writes `encoded()` atomically (a later table supersedes an earlier one, so the daemon
-/// may coalesce writes) and passes the decoded table back at start, after which the states are
-/// published again.
+/// `DeviceStateService` emits each change in a `persist` effect (`LocalStateChange`); the daemon
+/// appends it to a change log (`LocalStateLog`) and now and then writes `encoded()` atomically as
+/// the snapshot the log extends (compaction). At start it passes the snapshot with its log
+/// replayed back, after which the states are published again.
 ///
 /// File format (big-endian):
 ///

@@ -1,9 +1,9 @@
 // The cluster services inside the daemon: runs MembershipService and DeviceStateService (which
 // owns the EventChannelService) on the loop thread, executes their effects (ring submits with a
-// backlog for a full send queue, coalesced atomic writes of the local state table, pushes to
-// watchers), answers their control commands, and the ring `ping`. The local state table is
-// written by a StateFileWriter off the loop thread. Service logic stays in the
-// services; this file only wires.
+// backlog for a full send queue, each change of the local state table handed to its writer thread,
+// pushes to watchers), answers their control commands, and the ring `ping`. The local state is
+// written by a LocalStateWriter off the loop thread. Service logic stays in the services; this
+// file only wires.
 
 import DeviceState
 import EventService
@@ -17,7 +17,7 @@ final class ClusterHub {
     /// Scratch for `deliveredEvent`: one message's effects. Empty between calls.
     private var deliveredEffectScratch: [DeviceStateEffect] = []
     let incarnation: UInt64
-    private let stateFilePath: String
+    let stateFilePath: String
     private var context: ServiceContext?
 
     // Ring submits waiting for room in the send queue, oldest first.
@@ -31,11 +31,11 @@ final class ClusterHub {
     /// How often a backlog is retried.
     static let backlogRetry = Duration.milliseconds(5)
 
-    // The local state table's writer (made at start, when the logger is known), and whether the
-    // table changed since it was last handed over (it is handed over only while the writer is
-    // idle: see StateFileWriter).
-    private var stateWriter: StateFileWriter?
-    private var stateDirty = false
+    // The local state's writer thread (made at start, when the logger is known): every change of
+    // the table goes to it at once; the loop never waits for the disk.
+    private(set) var stateWriter: LocalStateWriter?
+    /// How long `stop` waits for the writer's last write (a frozen disk would hold it forever).
+    static let stateWriterStopTimeout = Duration.seconds(5)
 
     // Watchers (`watch`, `subscribe`): per connection, the topics it wants.
     // A strong reference: the connection's close handler removes its watcher (a weak reference
@@ -125,10 +125,12 @@ final class ClusterHub {
         context.quorumReport = { [unowned self] in .object(Self.json(membership.quorum)) }
         context.adaptersReport = { [unowned self] in adaptersReport() }
         let logger = context.logger
-        let loop = context.eventLoop
-        let hub = LoopBound(self, eventLoop: loop)
-        stateWriter = StateFileWriter(path: stateFilePath, lastWritten: nil, log: { logger.error($0) },
-                                      written: { _ = loop.execute { hub.value.offerStateTable() } })
+        do {
+            stateWriter = try LocalStateWriter(snapshotPath: stateFilePath, table: deviceState.localState,
+                                               log: { logger.error($0) })
+        } catch {
+            logger.error("persistence unavailable: cannot start the local state writer: \(error); local states are not persisted")
+        }
         context.deviceStateReport = { [unowned self] in
             let statistics = deviceState.statistics
             return .object([
@@ -149,19 +151,14 @@ final class ClusterHub {
                 "dropped_at_byte_cap": .number(summary.droppedAtByteCap),
             ])
         }
-        context.persistenceReport = { [unowned self] in
-            guard let report = stateWriter?.report else { return .null }
-            return .object([
-                "state_file": .string(stateFilePath), "writes": .number(report.writes), "failures": .number(report.failures),
-                "failing": .bool(report.failing), "last_error": report.lastError.map { .string($0) } ?? .null,
-            ])
-        }
+        context.persistenceReport = { [unowned self] in persistenceReport() }
     }
 
     fileprivate func stop() {
-        if stateDirty { stateWriter?.store(deviceState.localState) }
-        stateDirty = false
-        stateWriter?.finish()
+        if let stateWriter, !stateWriter.finish(timeout: Self.stateWriterStopTimeout) {
+            context?.logger.error("the local state writer did not finish within \(Self.stateWriterStopTimeout) (is the disk "
+                + "of \(stateFilePath) frozen?); \(stateWriter.report.unpersisted) change(s) may not be persisted")
+        }
         for (_, ping) in pings {
             context?.eventLoop.removeTimer(ping.timer)
             ping.reply.fail(ControlError(.unavailable, "the daemon is stopping"))
@@ -252,10 +249,9 @@ final class ClusterHub {
             switch effect {
             case .submit(let bytes):
                 submit(bytes)
-            case .persist:
+            case .persist(let change):
                 // Written off the loop thread; the ring and the clients never wait for the disk.
-                stateDirty = true
-                offerStateTable()
+                stateWriter?.record(change, table: deviceState.localState)
             case .deviceStateChanged(let change):
                 context?.logger.debug("device \(change.device): \(change.old.name) -> \(change.new.name)")
                 push(.device, event: "device", data: [
@@ -305,7 +301,7 @@ final class ClusterHub {
 
     /// Logs a warning at most once per `limitedLogInterval` for `key` (a fixed, small set), saying
     /// how many similar lines were held back since the last one.
-    private func logLimited(_ key: String, _ message: @autoclosure () -> String) {
+    func logLimited(_ key: String, _ message: @autoclosure () -> String) {
         let now = MonotonicClock.now()
         if let entry = limitedLog[key], now - entry.lastLogged < Self.limitedLogInterval {
             limitedLog[key] = (entry.lastLogged, entry.heldBack + 1)
@@ -510,16 +506,6 @@ final class ClusterHub {
         }
     }
 
-    // MARK: The local state table
-
-    /// Hands the local state table to the writer if it changed and the writer is idle; otherwise
-    /// the writer's `written` callback brings the loop back here.
-    private func offerStateTable() {
-        guard stateDirty, let stateWriter, stateWriter.isIdle else { return }
-        stateDirty = false
-        stateWriter.store(deviceState.localState)
-    }
-
     // MARK: Reports
 
     private func membersReport() -> JSONValue {
@@ -633,7 +619,9 @@ final class ClusterHub {
                     let name = try DeviceName(parsing: device)
                     let value = try DeviceStateValue(parsing: state)
                     execute(try deviceState.setLocalState(value, of: name))
-                    reply.succeed(.object(Self.json(deviceState.device(name), name: context.name(of:))))
+                    var result = Self.json(deviceState.device(name), name: context.name(of:))
+                    addPersistence(to: &result)
+                    reply.succeed(.object(result))
                 } catch {
                     throw Self.controlError(error)
                 }
@@ -645,6 +633,7 @@ final class ClusterHub {
                 execute(effects)
                 var result = Self.json(deviceState.device(name), name: context.name(of:))
                 result.set("cleared", .bool(!effects.isEmpty))
+                addPersistence(to: &result)
                 reply.succeed(.object(result))
                 holdIfRingBusy(reply.connection)
             case "adapter_register":
@@ -669,10 +658,12 @@ final class ClusterHub {
                 } catch {
                     throw Self.controlError(error)
                 }
-                reply.succeed(.object([
+                var result: JSONObject = [
                     "mailbox": .string(mailbox.mailbox), "context": .string(mailbox.context),
                     "new": .number(new), "old": .number(old), "published": .bool(true),
-                ]))
+                ]
+                addPersistence(to: &result)
+                reply.succeed(.object(result))
                 holdIfRingBusy(reply.connection)
             case "mwi_get":
                 try arguments.allow(["mailbox"])

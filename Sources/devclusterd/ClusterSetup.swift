@@ -21,7 +21,8 @@ struct ClusterSetup: Sendable {
 
     /// The file in state_dir holding the incarnation counter, `N` and a newline.
     static let incarnationFileName = "incarnation"
-    /// The file in state_dir holding the local state table (`LocalStateTable` format).
+    /// The file in state_dir holding the local state table's snapshot (`LocalStateTable` format;
+    /// its change log is this name with `.log`, in `LocalStateLog` format).
     static let stateFileName = "local_state"
 
     /// Why the cluster services cannot start.
@@ -137,34 +138,13 @@ struct ClusterSetup: Sendable {
         return value
     }
 
-    /// The table of a previous run: the file, else its kept copy (the table before the last
-    /// write; with a warning), else empty (a first start, or both unusable: the PBX adapter sends
-    /// its states again when it reconnects, so this is not worth refusing to start; both files are
-    /// kept aside as `.bad` and the operator is told).
+    /// The table of a previous run: the snapshot (else its kept copy) with the valid prefix of
+    /// its change log replayed, else empty (see `LocalStateFiles.restore`); each problem goes to
+    /// `warn`.
     static func loadLocalState(path: String, warn: (String) -> Void) -> LocalStateTable {
-        let file = KeptCopyFile(path: path, policy: .previousContent)
-        switch file.read(limit: LocalStateTable.maxBytes, decode: { try LocalStateTable(decoding: $0) }) {
-        case .absent:
-            return LocalStateTable()
-        case .file(let table):
-            return table
-        case .copy(let table, let fileProblem):
-            var message = "the local state file \(path) is \(fileProblem); using its kept copy \(file.copyPath), the table "
-                + "before the last write (\(table.devices.count) devices, \(table.mailboxes.count) mailboxes)"
-            do {
-                if let aside = try file.restoreFromCopy(mode: 0o600) { message += "; the unusable file is kept as \(aside)" }
-            } catch {
-                message += "; cannot restore the file from the copy (\(error)), the next change writes it"
-            }
-            warn(message)
-            return table
-        case .unusable(let fileProblem, let copyProblem):
-            let moved = file.setAside(includingCopy: true)
-            warn("the local state file \(path) is \(fileProblem) and its kept copy \(file.copyPath) is \(copyProblem); "
-                + "starting with no local states (the PBX adapter sends its states again when it reconnects)"
-                + (moved.isEmpty ? "" : "; kept as \(moved.joined(separator: " and "))"))
-            return LocalStateTable()
-        }
+        let restored = LocalStateFiles.restore(snapshotPath: path)
+        for warning in restored.warnings { warn(warning) }
+        return restored.table
     }
 }
 

@@ -45,7 +45,14 @@ enum OutputFormatter {
         guard let device = result["device"]?.stringValue, let state = result["state"]?.stringValue else {
             throw FormatError("the daemon's answer has no \"device\" and \"state\"")
         }
-        return "\(device): set on this server; cluster-wide state \(state)\n"
+        return "\(device): set on this server; cluster-wide state \(state)\n" + persistenceLine(result)
+    }
+
+    /// The line a change's answer adds when the daemon could not persist it (nothing otherwise).
+    static func persistenceLine(_ result: JSONValue) -> String {
+        guard result["persistence"]?.stringValue == "not_persisted" else { return "" }
+        return "NOT PERSISTED: \(result["persistence_error"]?.stringValue ?? "the state directory cannot be written"); "
+            + "the cluster has the change, this server keeps it in memory and retries writing it\n"
     }
 
     /// `devstate clear`: whether this server reported the device, and the cluster-wide state now.
@@ -54,7 +61,7 @@ enum OutputFormatter {
             throw FormatError("the daemon's answer has no \"device\" and \"state\"")
         }
         let what = result["cleared"]?.boolValue == false ? "this server did not report it" : "cleared on this server"
-        return "\(device): \(what); cluster-wide state \(state)\n"
+        return "\(device): \(what); cluster-wide state \(state)\n" + persistenceLine(result)
     }
 
     /// `devstate get`: the cluster-wide state, then one line per reporting server.
@@ -120,7 +127,7 @@ enum OutputFormatter {
 
     /// `mwi set`.
     static func mwiSet(_ result: JSONValue) throws(FormatError) -> String {
-        try mailboxLine(result) + ", published\n"
+        try mailboxLine(result) + ", published\n" + persistenceLine(result)
     }
 
     /// `mwi get`.
@@ -299,6 +306,13 @@ enum OutputFormatter {
                 + "\(ByteSize.describe(Int(bytes))) of at most \(ByteSize.describe(Int(maximum))) (max_retained_bytes); "
                 + "dropped before their expiry: \(number(retained["dropped_at_byte_cap"])) at the byte cap, "
                 + "\(number(retained["dropped_at_event_cap"])) at the event cap")
+        }
+        if let persistence = result["persistence"], let health = persistence["health"]?.stringValue {
+            var description = health == "ok" ? "ok" : "DEGRADED (\(health)): local states are not persisted"
+            if health != "ok", let error = persistence["last_error"]?.stringValue { description += "; last error: \(error)" }
+            description += "; \(number(persistence["persistence_failures"])) failed write(s), "
+                + "\(number(persistence["unpersisted_changes"])) change(s) not yet on disk"
+            block.item("Persistence", description)
         }
         block.blank()
         let counters = result["counters"]

@@ -83,17 +83,18 @@ struct DeviceStateServiceTests {
         #expect(service.statistics.localChanges == 1)
     }
 
-    @Test("a local change persists the full table, publishes on every device_state channel, and notifies")
+    @Test("a local change persists that change, publishes on every device_state channel, and notifies")
     func localChangeEffects() throws {
         let twoChannels = Builders.channels + [ChannelConfiguration(name: ChannelName("backup")!, publishes: [.deviceState], subscribes: [])]
         var service = try Builders.service(1, channels: twoChannels)
         _ = try service.setLocalState(.busy, of: Builders.device("SIP/1"))
         let effects = try service.setLocalState(.inUse, of: Self.device)
-        guard case .persist(let table) = effects.first else {
+        guard case .persist(let change) = effects.first else {
             Issue.record("persist must come first, got \(effects)")
             return
         }
-        #expect(table.devices == [Builders.device("SIP/1"): .busy, Self.device: .inUse])
+        #expect(change == .device(Self.device, .inUse))
+        #expect(service.localState.devices == [Builders.device("SIP/1"): .busy, Self.device: .inUse])
         let channels = try Builders.submits(effects).map { try EventMessage(decoding: $0).channel.rawValue }
         #expect(channels == ["device_state", "backup"])
         let message = try EventMessage(decoding: Builders.submits(effects)[0])
@@ -211,7 +212,9 @@ struct DeviceStateServiceTests {
     func restartRestores() throws {
         var before = try Builders.service(1)
         _ = try before.setLocalState(.inUse, of: Self.device)
-        let table = try #require(Builders.persisted(try before.setLocalState(.onHold, of: Builders.device("SIP/7"))))
+        #expect(Builders.persisted(try before.setLocalState(.onHold, of: Builders.device("SIP/7")))
+            == [.device(Builders.device("SIP/7"), .onHold)])
+        let table = before.localState
         let file = table.encoded()
         var after = try Builders.service(1, restored: try LocalStateTable(decoding: file))
         #expect(after.localState == table)

@@ -69,8 +69,9 @@ enum Builders {
         effects.compactMap { if case .mailboxChanged(let change) = $0 { change } else { nil } }
     }
 
-    static func persisted(_ effects: [DeviceStateEffect]) -> LocalStateTable? {
-        effects.compactMap { if case .persist(let table) = $0 { table } else { nil } }.last
+    /// The changes `effects` persist, in order.
+    static func persisted(_ effects: [DeviceStateEffect]) -> [LocalStateChange] {
+        effects.compactMap { if case .persist(let change) = $0 { change } else { nil } }
     }
 
     /// The payloads of device-state events among `submits`.
@@ -128,7 +129,7 @@ struct SimulatedCluster {
         for effect in produced {
             switch effect {
             case .submit(let bytes): pending.append((node, bytes))
-            case .persist(let table): stateFiles[node] = table
+            case .persist(let change): stateFiles[node, default: LocalStateTable()].apply(change)
             default: effects[node, default: []].append(effect)
             }
         }

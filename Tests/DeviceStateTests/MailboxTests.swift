@@ -51,10 +51,12 @@ struct MailboxTests {
         var service = try Builders.service(1)
         for change in Builders.change(from: [], to: [1], sequence: 4) { _ = service.configurationChanged(change, now: .zero) }
         let effects = try service.setMailbox(Self.box, counts: MailboxCounts(newMessages: 2, oldMessages: 1))
-        #expect(Builders.persisted(effects)?.mailboxes[Self.box]?.position == nil)
+        #expect(Builders.persisted(effects) == [.mailbox(Self.box, LocalStateTable.PublishedMailbox(
+            counts: MailboxCounts(newMessages: 2, oldMessages: 1), position: nil))])
         let back = try service.delivered(payload: Builders.submits(effects)[0], from: NodeID(1), now: .zero)
-        #expect(Builders.persisted(back)?.mailboxes[Self.box] == LocalStateTable.PublishedMailbox(
-            counts: MailboxCounts(newMessages: 2, oldMessages: 1), position: RingPosition(ringSequence: 4, index: 0)))
+        #expect(Builders.persisted(back) == [.mailbox(Self.box, LocalStateTable.PublishedMailbox(
+            counts: MailboxCounts(newMessages: 2, oldMessages: 1), position: RingPosition(ringSequence: 4, index: 0)))])
+        #expect(service.localState.mailboxes[Self.box]?.position == RingPosition(ringSequence: 4, index: 0))
         #expect(service.mailbox(Self.box)?.stamp == MailboxStamp(position: RingPosition(ringSequence: 4, index: 0), entity: Builders.entity(1)))
     }
 

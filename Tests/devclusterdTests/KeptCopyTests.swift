@@ -104,7 +104,7 @@ struct KeptCopyTests {
         return table
     }
 
-    @Test func theLocalStateFallsBackToTheTableBeforeTheLastWrite() throws {
+    @Test func theLocalStateFallsBackToTheSnapshotBeforeTheLastCompaction() throws {
         let base = try makeTemporaryDirectory()
         defer { removeDirectory(base) }
         let path = base + "/local_state"
@@ -122,7 +122,7 @@ struct KeptCopyTests {
         try FileSystem.writeAtomically(torn, to: path, mode: 0o600)
         #expect(ClusterSetup.loadLocalState(path: path) { warnings.append($0) } == first)
         #expect(warnings == ["the local state file \(path) is not valid (truncated: needed 4 bytes, 1 available); using its kept "
-            + "copy \(path).prev, the table before the last write (1 devices, 0 mailboxes); the unusable file is kept as \(path).bad"])
+            + "copy \(path).prev, the snapshot before the last compaction (1 devices, 0 mailboxes); the unusable file is kept as \(path).bad"])
         #expect(ClusterSetup.loadLocalState(path: path) { warnings.append($0) } == first, "restored from the copy")
         #expect(warnings.count == 1)
 

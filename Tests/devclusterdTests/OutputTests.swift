@@ -173,6 +173,28 @@ struct OutputTests {
             + "2 MiB (max_retained_bytes); dropped before their expiry: 466 at the byte cap, 0 at the event cap\n"))
     }
 
+    @Test func aChangeNotPersistedAndADegradedWriterAreSaid() throws {
+        let queued: JSONValue = ["device": "Custom:a", "state": "INUSE", "persistence": "queued"]
+        #expect(try OutputFormatter.devstateSet(queued) == "Custom:a: set on this server; cluster-wide state INUSE\n")
+        var notPersisted: JSONObject = ["device": "Custom:a", "state": "INUSE", "cleared": true, "persistence": "not_persisted",
+                                        "persistence_error": "writing /s/local_state fails: No space left on device"]
+        let line = "NOT PERSISTED: writing /s/local_state fails: No space left on device; the cluster has the change, "
+            + "this server keeps it in memory and retries writing it\n"
+        #expect(try OutputFormatter.devstateSet(.object(notPersisted)) == "Custom:a: set on this server; cluster-wide state INUSE\n" + line)
+        #expect(try OutputFormatter.devstateClear(.object(notPersisted)) == "Custom:a: cleared on this server; cluster-wide state INUSE\n" + line)
+        notPersisted = ["mailbox": "100", "context": "default", "new": 1, "old": 0, "persistence": "not_persisted",
+                        "persistence_error": "writing /s/local_state fails: No space left on device"]
+        #expect(try OutputFormatter.mwiSet(.object(notPersisted)).hasSuffix(", published\n" + line))
+
+        guard case .object(var status) = try statusResult() else { Issue.record("status is not an object"); return }
+        status.set("persistence", ["health": "failing", "degraded": true, "persistence_failures": 7, "unpersisted_changes": 3,
+                                   "last_error": "write /s/local_state.log: No space left on device"])
+        #expect(try OutputFormatter.status(.object(status)).contains("=== ==> Persistence: DEGRADED (failing): local states are not "
+            + "persisted; last error: write /s/local_state.log: No space left on device; 7 failed write(s), 3 change(s) not yet on disk"))
+        status.set("persistence", ["health": "ok", "degraded": false, "persistence_failures": 0, "unpersisted_changes": 0])
+        #expect(try OutputFormatter.status(.object(status)).contains("=== ==> Persistence: ok; 0 failed write(s), 0 change(s) not yet on disk"))
+    }
+
     @Test func settingsShowTheEffectiveTimers() throws {
         var settings = TotemSettings()
         settings.configuredNodeCount = 4

@@ -133,7 +133,7 @@ struct StateHardeningTests {
     // MARK: - Item 12
 
     static func table(at path: String) -> LocalStateTable? {
-        guard let bytes = try? FileSystem.readFile(path, limit: LocalStateTable.maxBytes) else { return nil }
+        guard let bytes = try? FileSystem.readFile(path, limit: 1 << 20) else { return nil }
         return try? LocalStateTable(decoding: bytes)
     }
 
@@ -155,13 +155,20 @@ struct StateHardeningTests {
 
         #expect(try runCommand(["--socket", node.socket, "devstate", "set", "SIP/1", "INUSE"]).status == 0)
         let statePath = node.state + "/local_state"
-        let first = await eventually(within: .seconds(5)) { Self.table(at: statePath)?.devices.count == 1 }
-        try #require(first)
+        let first = await eventually(within: .seconds(5)) {
+            LocalStateFiles.restore(snapshotPath: statePath).table.devices.values.first == .inUse
+        }
+        try #require(first, "the change reached local_state.log")
+        #expect(await Self.stop(process, children: nodes.children) == 0)
+        // The next start compacts: SIP/1 INUSE becomes the snapshot; the first start's (empty)
+        // snapshot and its log, which holds the change, become the kept copies.
+        process = try await startRing([node], children: nodes.children)[0]
         #expect(try runCommand(["--socket", node.socket, "devstate", "set", "SIP/1", "BUSY"]).status == 0)
         let second = await eventually(within: .seconds(5)) {
-            Self.table(at: statePath)?.devices.values.first == .busy && Self.table(at: statePath + ".prev")?.devices.values.first == .inUse
+            Self.table(at: statePath)?.devices.values.first == .inUse && Self.table(at: statePath + ".prev")?.devices.isEmpty == true
+                && LocalStateFiles.restore(snapshotPath: statePath).table.devices.values.first == .busy
         }
-        try #require(second, "local_state holds the new table, local_state.prev the one before")
+        try #require(second, "local_state holds the start's snapshot, local_state.log the change after it, local_state.prev the snapshot before")
         let sequenceBefore = try #require(Self.ringSequence(node))
         #expect(await Self.stop(process, children: nodes.children) == 0)
         let incarnationPath = node.state + "/incarnation"
@@ -176,7 +183,9 @@ struct StateHardeningTests {
         process = try await startRing([node], children: nodes.children)[0]
         let log = node.logText
         #expect(log.contains("the local state file \(statePath) is not valid"))
-        #expect(log.contains("using its kept copy \(statePath).prev, the table before the last write (1 devices, 0 mailboxes)"))
+        #expect(log.contains("using its kept copy \(statePath).prev, the snapshot before the last compaction, with the change log "
+            + "\(statePath).log.prev (1 devices, 0 mailboxes); changes made after that compaction are lost: \(statePath).log "
+            + "(1 change(s)) extends the unusable file"), "\(log)")
         #expect(log.contains("the incarnation counter \(incarnationPath) is not valid (not a decimal counter: \"garbage\"); "
             + "using its kept copy \(incarnationPath).prev (\(incarnationBefore))"))
         #expect(log.contains("the ring sequence file \(sequencePath) is not valid (not a decimal ring sequence); using its kept copy"))

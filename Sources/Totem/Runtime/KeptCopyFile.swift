@@ -18,7 +18,11 @@ import Glibc
 ///   file, then to the copy, both atomically, before `write` returns. The caller uses a value
 ///   only after `write` returned, so the copy never holds less than a value that was used: a
 ///   crash between the two writes leaves the copy at the previous value, which was the last one
-///   used.
+///   used. On a full file system (`ENOSPC`, `EDQUOT`), where no temporary file can be created,
+///   a counter of at most `inPlaceLimit` bytes is overwritten in place instead (one `pwrite` into
+///   the first sector the file already has, then `fsync`): a node whose disk is full still
+///   starts and forms rings. Sector writes are atomic on the devices this runs on, and a torn
+///   file would fall back to the copy, which never holds less than a value used.
 ///
 /// `read` applies the one rule: the file if it is present and decodes; else the copy if it
 /// decodes (the caller tells the operator, naming the file and the problem); else both problems.
@@ -85,8 +89,8 @@ public struct KeptCopyFile: Sendable, Equatable {
     public func write(_ bytes: [UInt8], mode: mode_t) throws(SystemError) {
         switch policy {
         case .sameContent:
-            try Self.writeAtomically(bytes, to: path, mode: mode)
-            try Self.writeAtomically(bytes, to: copyPath, mode: mode)
+            try Self.writeAtomicallyOrInPlace(bytes, to: path, mode: mode)
+            try Self.writeAtomicallyOrInPlace(bytes, to: copyPath, mode: mode)
         case .previousContent:
             let temporary = try Self.writeTemporary(bytes, for: path, mode: mode)
             do {
@@ -176,6 +180,33 @@ public struct KeptCopyFile: Sendable, Equatable {
             throw error
         }
         try syncDirectory(of: path)
+    }
+
+    /// The largest content `sameContent` overwrites in place on a full file system.
+    public static let inPlaceLimit = 64
+
+    /// `writeAtomically`, or on a full file system an overwrite in place of an existing file (see
+    /// the type's comment).
+    private static func writeAtomicallyOrInPlace(_ bytes: [UInt8], to path: String, mode: mode_t) throws(SystemError) {
+        do {
+            try writeAtomically(bytes, to: path, mode: mode)
+        } catch where (error.code == ENOSPC || error.code == EDQUOT) && bytes.count <= inPlaceLimit {
+            try overwriteInPlace(bytes, at: path, otherwise: error)
+        }
+    }
+
+    /// Overwrites an existing small file's bytes from offset 0 and cuts it to `bytes.count`;
+    /// throws `otherwise` when there is no such file.
+    private static func overwriteInPlace(_ bytes: [UInt8], at path: String, otherwise: SystemError) throws(SystemError) {
+        let descriptor = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard descriptor >= 0 else { throw otherwise }
+        defer { _ = close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG, status.st_size <= 512 else { throw otherwise }
+        let written = bytes.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
+        guard written == bytes.count else { throw written < 0 ? .last("write \(path) in place") : otherwise }
+        guard ftruncate(descriptor, off_t(bytes.count)) == 0 else { throw .last("truncate \(path)") }
+        guard fsync(descriptor) == 0 else { throw .last("fsync \(path)") }
     }
 
     /// Writes and fsyncs `PATH.tmp-PID`; returns its path.
