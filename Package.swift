@@ -35,8 +35,11 @@ let package = Package(
         .target(name: "Membership", dependencies: ["Totem"], swiftSettings: strict),
         .target(name: "EventService", dependencies: ["Membership", "Totem"], swiftSettings: strict),
         .target(name: "DeviceState", dependencies: ["EventService", "Membership", "Totem"], swiftSettings: strict),
+        // The control protocol's pieces shared by the daemon, its CLI and the fuzz targets (so far
+        // the JSON value, parser and encoder, and the request line limit).
+        .target(name: "DevclusterControl", dependencies: ["Totem", "EventService"], swiftSettings: strict),
         .executableTarget(
-            name: "devclusterd", dependencies: ["Totem", "CSystem", "Membership", "EventService", "DeviceState"],
+            name: "devclusterd", dependencies: ["Totem", "CSystem", "Membership", "EventService", "DeviceState", "DevclusterControl"],
             swiftSettings: strict),
         .executableTarget(
             name: "DeviceStateBenchmark", dependencies: ["DeviceState", "EventService", "Membership", "Totem"],
@@ -46,6 +49,7 @@ let package = Package(
         // libFuzzer targets (scripts/fuzz.sh); a plain build replays saved inputs.
         .target(name: "FuzzingSupport", swiftSettings: strict),
         .executableTarget(name: "PacketFuzzer", dependencies: ["Totem", "FuzzingSupport"], swiftSettings: strict),
+        .executableTarget(name: "JSONFuzzer", dependencies: ["DevclusterControl", "FuzzingSupport"], swiftSettings: strict),
         .executableTarget(
             name: "ServiceFuzzer", dependencies: ["DeviceState", "EventService", "Membership", "Totem", "FuzzingSupport"],
             swiftSettings: strict),

@@ -17,24 +17,14 @@ import EventService
 enum ControlProtocol {
     /// Bumped when a change is not backwards compatible; reported by `hello`.
     static let version = 1
-    /// Longest request line (without its newline). Longer request lines are answered with
-    /// `line_too_long` and skipped up to the next newline; the connection stays usable.
-    ///
-    /// Made from the largest request: an `event_publish` of the largest payload
-    /// (`EventLimits.payloadBytes`) as `payload_base64` (4 characters per 3 bytes), plus
-    /// `envelopeBytes` for the rest (the largest attributes take 35,008 bytes unescaped).
-    static let maximumLineBytes = base64Length(of: EventLimits.payloadBytes) + envelopeBytes
-    /// Room in a request line for everything but an event's Base64 payload.
-    static let envelopeBytes = 64 * 1024
+    /// Longest request line (`ControlLineLimits`).
+    static let maximumLineBytes = ControlLineLimits.maximumLineBytes
 
     /// The `line_too_long` message.
     static var lineTooLongMessage: String {
         "a request line is longer than \(maximumLineBytes) bytes (room for an event_publish of the largest payload, "
             + "\(EventLimits.payloadBytes) bytes, as payload_base64, with its attributes); it was skipped up to the next newline"
     }
-
-    /// Characters of the Base64 form of `count` bytes, with padding.
-    static func base64Length(of count: Int) -> Int { (count + 2) / 3 * 4 }
 }
 
 /// A request as read from a client line.

@@ -3,6 +3,8 @@
 
 import Glibc
 import Totem
+// The JSON value and parser, and the line limit, for every file of the daemon (and its tests).
+@_exported import DevclusterControl
 
 @main
 enum Devclusterd {

@@ -5,8 +5,8 @@
 import Totem
 
 /// Why a text is not acceptable JSON, and where (`offset` counts bytes from 0).
-struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
-    enum Kind: Sendable, Equatable {
+public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
         /// The text is longer than the reader accepts.
         case tooLong(bytes: Int, limit: Int)
         /// Arrays and objects nest deeper than the reader accepts.
@@ -35,10 +35,15 @@ struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
         case trailingContent
     }
 
-    var kind: Kind
-    var offset: Int
+    public var kind: Kind
+    public var offset: Int
 
-    var description: String {
+    public init(kind: Kind, offset: Int) {
+        self.kind = kind
+        self.offset = offset
+    }
+
+    public var description: String {
         let what: String
         switch kind {
         case .tooLong(let bytes, let limit): what = "the text has \(bytes) bytes, more than the limit of \(limit)"
@@ -65,22 +70,28 @@ struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Reads one JSON value from bytes.
-struct JSONParser {
+public enum JSONParser {
     /// Limits applied to untrusted input.
-    struct Limits: Sendable, Equatable {
+    public struct Limits: Sendable, Equatable {
         /// Longest accepted text in bytes.
-        var maximumBytes: Int
+        public var maximumBytes: Int
         /// Deepest nesting of arrays and objects (the top-level value counts as depth 1).
-        var maximumDepth: Int
+        public var maximumDepth: Int
 
         /// The control protocol's limits: one line of at most 64 KiB, 32 levels.
-        static let control = Limits(maximumBytes: ControlProtocol.maximumLineBytes, maximumDepth: 32)
+        public init(maximumBytes: Int, maximumDepth: Int) {
+            self.maximumBytes = maximumBytes
+            self.maximumDepth = maximumDepth
+        }
+
+        /// The control protocol's limits: one request line (`ControlLineLimits`), 32 levels.
+        public static let control = Limits(maximumBytes: ControlLineLimits.maximumLineBytes, maximumDepth: 32)
     }
 
     /// Parses `bytes` as exactly one JSON value, optionally surrounded by whitespace.
     ///
     /// - Throws: `JSONParseError` for anything that is not strict JSON within `limits`.
-    static func parse<Bytes: Collection<UInt8>>(_ bytes: Bytes, limits: Limits = .control) throws(JSONParseError) -> JSONValue {
+    public static func parse<Bytes: Collection<UInt8>>(_ bytes: Bytes, limits: Limits = .control) throws(JSONParseError) -> JSONValue {
         let result: Result<JSONValue, JSONParseError>? = bytes.withContiguousStorageIfAvailable { buffer in
             parseBuffer(buffer, limits: limits)
         }
@@ -90,7 +101,7 @@ struct JSONParser {
     }
 
     /// Parses the UTF-8 of `text`.
-    static func parse(_ text: String, limits: Limits = .control) throws(JSONParseError) -> JSONValue {
+    public static func parse(_ text: String, limits: Limits = .control) throws(JSONParseError) -> JSONValue {
         try parse(Array(text.utf8), limits: limits)
     }
 

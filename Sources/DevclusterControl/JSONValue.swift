@@ -8,7 +8,7 @@ import Totem
 /// Numbers keep the distinction the protocol needs: whole numbers that fit 64 bits are
 /// `integer`, everything else `double`. Objects keep their keys in order, so output is stable
 /// and tests can compare text.
-enum JSONValue: Sendable, Equatable {
+public enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case integer(Int64)
@@ -19,25 +19,25 @@ enum JSONValue: Sendable, Equatable {
 
     /// An integer value from any fixed-width integer that fits 64 bits; larger ones become
     /// `double` (counters never get there).
-    static func number<Integer: BinaryInteger>(_ value: Integer) -> JSONValue {
+    public static func number<Integer: BinaryInteger>(_ value: Integer) -> JSONValue {
         if let exact = Int64(exactly: value) { return .integer(exact) }
         return .double(Double(value))
     }
 
     /// The string, when this is a string.
-    var stringValue: String? {
+    public var stringValue: String? {
         if case .string(let text) = self { return text }
         return nil
     }
 
     /// The integer, when this is an integer.
-    var integerValue: Int64? {
+    public var integerValue: Int64? {
         if case .integer(let value) = self { return value }
         return nil
     }
 
     /// The number as a `Double`, when this is a number.
-    var doubleValue: Double? {
+    public var doubleValue: Double? {
         switch self {
         case .integer(let value): Double(value)
         case .double(let value): value
@@ -46,30 +46,30 @@ enum JSONValue: Sendable, Equatable {
     }
 
     /// The Boolean, when this is one.
-    var boolValue: Bool? {
+    public var boolValue: Bool? {
         if case .bool(let value) = self { return value }
         return nil
     }
 
     /// The elements, when this is an array.
-    var arrayValue: [JSONValue]? {
+    public var arrayValue: [JSONValue]? {
         if case .array(let elements) = self { return elements }
         return nil
     }
 
     /// The object, when this is one.
-    var objectValue: JSONObject? {
+    public var objectValue: JSONObject? {
         if case .object(let object) = self { return object }
         return nil
     }
 
     /// The member `key` of an object; `nil` for a missing key or a value that is not an object.
-    subscript(key: String) -> JSONValue? {
+    public subscript(key: String) -> JSONValue? {
         objectValue?[key]
     }
 
     /// The name of the value's type, for error messages ("expected a string, got an array").
-    var typeName: String {
+    public var typeName: String {
         switch self {
         case .null: "null"
         case .bool: "a Boolean"
@@ -85,33 +85,33 @@ enum JSONValue: Sendable, Equatable {
 ///
 /// Lookups scan linearly; protocol objects have a handful of members. The parser rejects
 /// duplicate keys, and `set` replaces, so a key appears at most once.
-struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
-    private(set) var members: [(key: String, value: JSONValue)] = []
+public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
+    public private(set) var members: [(key: String, value: JSONValue)] = []
 
-    init() {}
+    public init() {}
 
     /// A literal's keys are distinct (as a Dictionary literal's must be; checked in debug builds).
-    init(dictionaryLiteral elements: (String, JSONValue)...) {
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
         members = elements.map { (key: $0.0, value: $0.1) }
         assert(Set(members.map(\.key)).count == members.count, "duplicate key in a JSON object literal")
     }
 
     /// Members in order; `keys` may not repeat (the parser guarantees it).
-    init(uniqueMembers: [(key: String, value: JSONValue)]) {
+    public init(uniqueMembers: [(key: String, value: JSONValue)]) {
         members = uniqueMembers
     }
 
-    var count: Int { members.count }
-    var isEmpty: Bool { members.isEmpty }
-    var keys: [String] { members.map(\.key) }
+    public var count: Int { members.count }
+    public var isEmpty: Bool { members.isEmpty }
+    public var keys: [String] { members.map(\.key) }
 
-    subscript(key: String) -> JSONValue? {
+    public subscript(key: String) -> JSONValue? {
         for member in members where member.key == key { return member.value }
         return nil
     }
 
     /// Sets `key` to `value`, keeping its position if it exists and appending it otherwise.
-    mutating func set(_ key: String, _ value: JSONValue) {
+    public mutating func set(_ key: String, _ value: JSONValue) {
         if let index = members.firstIndex(where: { $0.key == key }) {
             members[index].value = value
         } else {
@@ -119,7 +119,7 @@ struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
         }
     }
 
-    static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         lhs.members.count == rhs.members.count
             && zip(lhs.members, rhs.members).allSatisfy { $0.key == $1.key && $0.value == $1.value }
     }
@@ -127,12 +127,12 @@ struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
     ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral {
-    init(stringLiteral value: String) { self = .string(value) }
-    init(integerLiteral value: Int64) { self = .integer(value) }
-    init(floatLiteral value: Double) { self = .double(value) }
-    init(booleanLiteral value: Bool) { self = .bool(value) }
-    init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
-    init(dictionaryLiteral elements: (String, JSONValue)...) {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int64) { self = .integer(value) }
+    public init(floatLiteral value: Double) { self = .double(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
         var object = JSONObject()
         for (key, value) in elements { object.set(key, value) }
         self = .object(object)
@@ -143,7 +143,7 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 
 extension JSONValue {
     /// The value as compact JSON text (no spaces, no newline).
-    var encoded: String {
+    public var encoded: String {
         var bytes: [UInt8] = []
         encode(into: &bytes)
         return String(decoding: bytes, as: UTF8.self)
@@ -153,7 +153,7 @@ extension JSONValue {
     ///
     /// Non-finite doubles have no JSON form and are written as `null`. Strings escape `"`, `\`
     /// and every control character; other characters are written as UTF-8.
-    func encode(into output: inout [UInt8]) {
+    public func encode(into output: inout [UInt8]) {
         switch self {
         case .null:
             output.append(contentsOf: Self.nullBytes)
@@ -195,14 +195,14 @@ extension JSONValue {
     private static let falseBytes = Array("false".utf8)
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
-    static func appendInteger(_ value: Int64, to output: inout [UInt8]) {
+    public static func appendInteger(_ value: Int64, to output: inout [UInt8]) {
         // Int64.min has no positive counterpart; work with the magnitude.
         if value < 0 { output.append(UInt8(ascii: "-")) }
         appendUnsigned(value.magnitude, to: &output)
     }
 
     /// Appends the decimal digits of `value`.
-    static func appendUnsigned(_ value: UInt64, to output: inout [UInt8]) {
+    public static func appendUnsigned(_ value: UInt64, to output: inout [UInt8]) {
         guard value >= 10 else {
             output.append(UInt8(ascii: "0") + UInt8(value))
             return
@@ -223,14 +223,14 @@ extension JSONValue {
     }
 
     /// Appends `text` as a JSON string. Runs of bytes that need no escape are copied at once.
-    static func appendString(_ text: String, to output: inout [UInt8]) {
+    public static func appendString(_ text: String, to output: inout [UInt8]) {
         var text = text
         text.withUTF8 { appendString(utf8: $0, to: &output) }
     }
 
     /// `appendString` for text given as UTF-8 bytes, which must be valid UTF-8
     /// (`UTF8Text.isValid`): the output is then valid JSON.
-    static func appendString(utf8 bytes: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) {
+    public static func appendString(utf8 bytes: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         var runStart = 0
         while runStart <= bytes.count {
