@@ -137,13 +137,19 @@ public struct MembershipService: Sendable {
     ///   - payload: The whole ring payload, envelope byte included.
     ///   - sender: The node the ring says sent it.
     /// - Returns: `notify(.nodeIdentified)` when the announcement taught something new.
-    /// - Throws: `ServiceWireError` for a malformed message, or `senderMismatch` when the
-    ///   announcement names another node than its sender. Nothing changes on a throw.
+    /// - Throws: `ServiceWireError` for a malformed message, `senderMismatch` when the
+    ///   announcement names another node than its sender, or `conflictingLocalNode` when it
+    ///   gives this node's id another entity id. Nothing changes on a throw.
     public mutating func delivered(payload: [UInt8], from sender: NodeID) throws(ServiceWireError) -> [MembershipEffect] {
         defer { checkInvariants() }
         let announcement = try NodeAnnouncement(decoding: payload)
         guard announcement.node == sender else {
             throw .senderMismatch(claimed: announcement.node.rawValue, sender: sender.rawValue)
+        }
+        // Our own record is ours: an announcement of our id with another entity comes from a
+        // server that shares our node id (a configuration error there), never from us.
+        guard announcement.node != localNode || announcement.entityID == entityID else {
+            throw .conflictingLocalNode(node: localNode.rawValue, entityID: announcement.entityID.description)
         }
         announcementsReceived += 1
         guard let record = directory.learn(announcement) else { return [] }

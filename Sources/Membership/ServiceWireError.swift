@@ -44,6 +44,9 @@ public enum ServiceWireError: Error, Sendable, Equatable, CustomStringConvertibl
     case duplicate(field: String)
     /// A message claims another originator than the ring says sent it.
     case senderMismatch(claimed: UInt32, sender: UInt32)
+    /// A message sent as this node that this node did not send: another server is configured
+    /// with this node's id.
+    case conflictingLocalNode(node: UInt32, entityID: String)
 
     /// One line for logs, e.g. `truncated: needed 4 bytes, 2 available`.
     public var description: String {
@@ -84,6 +87,8 @@ public enum ServiceWireError: Error, Sendable, Equatable, CustomStringConvertibl
             "\(field): duplicate key"
         case .senderMismatch(let claimed, let sender):
             "claims node \(claimed) but was sent by node \(sender)"
+        case .conflictingLocalNode(let node, let entityID):
+            "announces node \(node), this node's id, with entity id \(entityID), not ours: another server is configured with nodeid \(node)"
         }
     }
 }

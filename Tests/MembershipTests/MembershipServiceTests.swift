@@ -162,6 +162,20 @@ struct MembershipServiceTests {
         #expect(throws: ServiceWireError.self) { try service.delivered(payload: [1, 1], from: NodeID(2)) }
     }
 
+    @Test("an announcement of this node's id with another entity (a server sharing our nodeid) is refused, not trusted (found by ServiceFuzzer)")
+    func rejectsAnotherServerWithOurNodeID() throws {
+        var service = try Self.makeService()
+        let impostor = NodeAnnouncement(node: NodeID(1), entityID: Self.entity2, name: "alpha", addresses: []).encoded()
+        #expect(throws: ServiceWireError.conflictingLocalNode(node: 1, entityID: Self.entity2.description)) {
+            try service.delivered(payload: impostor, from: NodeID(1))
+        }
+        #expect(service.node(NodeID(1))?.entityID == Self.entity1)
+        // Our own announcement, delivered back to us, is still fine.
+        let own = NodeAnnouncement(node: NodeID(1), entityID: Self.entity1, name: "alpha", addresses: []).encoded()
+        #expect(throws: Never.self) { _ = try service.delivered(payload: own, from: NodeID(1)) }
+        #expect(ServiceWireError.conflictingLocalNode(node: 1, entityID: "x").description.contains("another server is configured with nodeid 1"))
+    }
+
     @Test("quorum: strict majority of the configured nodes, flips reported")
     func quorumWithList() throws {
         var service = try Self.makeService()
