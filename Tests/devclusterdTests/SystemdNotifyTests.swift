@@ -131,6 +131,12 @@ struct SystemdNotifyTests {
         // that STATUS names.
         let status = try #require(cliJSON(["--socket", node.socket, "status"]), "no status; log:\n\(node.logText)")
         #expect(status["state"]?.stringValue == "operational")
+        // The version is the one --version prints, in both forms of status.
+        #expect(status["version"]?.stringValue == Devclusterd.version)
+        let human = try runCommand(["--socket", node.socket, "status"])
+        #expect(human.output.contains("=== ==> Version: \(Devclusterd.version)\n"), "\(human.output)")
+        let version = try runCommand(["--version"])
+        #expect(version.status == 0 && version.output == "devclusterd \(Devclusterd.version)\n", "\(version)")
         let ring = try #require(status["ring"]?.stringValue)
         #expect(readyNotification.value("STATUS") == "ring \(ring), members: server1; quorate (1 of 1 configured nodes)")
         #expect(beforeReady.contains { $0.value("STATUS") == "starting: forming the first ring" })
