@@ -55,13 +55,14 @@ final class SystemdSupervisor {
         self.eventLoop = eventLoop
         self.watchdogInterval = watchdogInterval
         notifier.send(["STATUS=starting: forming the first ring"])
-        readyTimer = eventLoop.schedule(at: MonotonicClock.now() + readyDeadline) { [unowned self] in
+        readyTimer = eventLoop.schedule(at: MonotonicClock.now() + readyDeadline) { [weak self] in
+            guard let self else { return }
             readyTimer = nil
             ready(status: "no ring formed within \(readyDeadline.totalMilliseconds / 1_000) s of start; still trying "
                 + "(see the log and \"devclusterd status\")")
         }
         if watchdogInterval != nil {
-            let timer = eventLoop.makeTimer { [unowned self] in keepAlive() }
+            let timer = eventLoop.makeTimer { [weak self] in self?.keepAlive() }
             watchdogTimer = timer
             keepAlive()
         }

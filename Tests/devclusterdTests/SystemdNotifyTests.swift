@@ -229,6 +229,75 @@ struct SystemdNotifyTests {
         #expect(warnings.count == 1, "\(warnings)")
     }
 
+    /// The supervisor on an event loop of the test's own, without a daemon around it.
+    private static func supervise(_ listener: NotifySocketListener, watchdogMicroseconds: Int, readyDeadline: Duration,
+                                  on loop: EventLoop) async throws -> LoopBound<SystemdSupervisor> {
+        let variables = ["NOTIFY_SOCKET": listener.environmentValue, "WATCHDOG_USEC": String(watchdogMicroseconds)]
+        let environment = SystemdEnvironment(lookup: { variables[$0] }, processID: getpid())
+        let logger = LogCollector().makeLogger()
+        let made = await onLoop(loop) {
+            SystemdSupervisor.make(environment, eventLoop: loop, logger: logger, readyDeadline: readyDeadline).map { LoopBound($0, eventLoop: loop) }
+        }
+        return try #require(made ?? nil)
+    }
+
+    @Test func watchdogNotificationsStopWhileTheLoopIsStuck() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeDirectory(directory) }
+        let listener = try NotifySocketListener(directory + "/notify")
+        let loop = try EventLoop(name: "systemd-test")
+        defer {
+            loop.stop()
+            loop.join()
+        }
+        // WATCHDOG_USEC 100 ms: a WATCHDOG=1 every 50 ms while the loop turns.
+        let supervisor = try await Self.supervise(listener, watchdogMicroseconds: 100_000, readyDeadline: .seconds(60), on: loop)
+        defer { withExtendedLifetime(supervisor) {} }
+        let turning = await listener.collect(for: .milliseconds(500)).filter(\.isWatchdogOnly)
+        #expect(turning.count >= 4, "\(turning.count) in 500 ms")
+        // The loop busy for 700 ms: nothing meanwhile, then the notifications resume.
+        let stuckAt = ContinuousClock.now
+        _ = loop.execute { usleep(700_000) }
+        let around = await listener.collect(for: .milliseconds(1_200)).filter(\.isWatchdogOnly)
+        let during = around.filter { $0.at > stuckAt + .milliseconds(100) && $0.at < stuckAt + .milliseconds(650) }
+        #expect(during.isEmpty, "\(during.count) sent while the loop was stuck")
+        #expect(around.filter { $0.at > stuckAt + .milliseconds(750) }.count >= 3, "\(around.map { $0.at - stuckAt })")
+    }
+
+    @Test func readyAfterTheDeadlineWhenNoRingFormsThenStatusOnly() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeDirectory(directory) }
+        let listener = try NotifySocketListener(directory + "/notify")
+        let loop = try EventLoop(name: "systemd-test")
+        defer {
+            loop.stop()
+            loop.join()
+        }
+        let started = ContinuousClock.now
+        let supervisor = try await Self.supervise(listener, watchdogMicroseconds: 10_000_000, readyDeadline: .seconds(1), on: loop)
+        let ready = try #require(await listener.next(within: .seconds(5)) { $0.has("READY=1") })
+        #expect(ready.at - started >= .milliseconds(950), "\(ready.at - started)")
+        #expect(ready.value("STATUS") == "no ring formed within 1 s of start; still trying (see the log and \"devclusterd status\")")
+        // The ring, later: a status, no second READY=1; the same status again sends nothing.
+        _ = await onLoop(loop) {
+            supervisor.value.ringInstalled(status: "ring 1.5, members: server1")
+            supervisor.value.ringInstalled(status: "ring 1.5, members: server1")
+            supervisor.value.update(status: "ring 1.5, members: server1")
+        }
+        let later = await listener.collect(for: .milliseconds(200)).filter { !$0.isWatchdogOnly }
+        #expect(later.map(\.fields) == [["STATUS=ring 1.5, members: server1"]])
+        // A reload before and after; STOPPING=1 ends it all.
+        _ = await onLoop(loop) {
+            supervisor.value.reloading("test.conf")
+            supervisor.value.reloaded(status: "ring 1.5, members: server1")
+            supervisor.value.stopping("received SIGTERM")
+            supervisor.value.ringInstalled(status: "ring 1.9, members: server1")
+        }
+        let fields = await listener.collect(for: .milliseconds(200)).filter { !$0.isWatchdogOnly }.map { $0.fields.filter { !$0.hasPrefix("MONOTONIC_USEC=") } }
+        #expect(fields == [["RELOADING=1", "STATUS=reloading test.conf"], ["READY=1", "STATUS=ring 1.5, members: server1"],
+                           ["STOPPING=1", "STATUS=stopping: received SIGTERM"]])
+    }
+
     @Test func theEnvironmentAsSystemdDocumentsIt() {
         func read(_ variables: [String: String], pid: Int32 = 42) -> SystemdEnvironment {
             SystemdEnvironment(lookup: { variables[$0] }, processID: pid)
