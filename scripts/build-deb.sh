@@ -96,6 +96,7 @@ elves=("$root/usr/sbin/devclusterd")
 [ -f "$root/usr/lib/asterisk/modules/res_devcluster.so" ] && elves+=("$root/usr/lib/asterisk/modules/res_devcluster.so")
 depends=$(cd "$work/src" && dpkg-shlibdeps -O --warnings=0 "${elves[@]}" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 [ -n "$depends" ] || { echo "build-deb.sh: dpkg-shlibdeps found no dependencies for ${elves[*]}" >&2; exit 1; }
+# procps: the unit's ExecReload runs /bin/kill.
 
 installed_size=$(du -k -s --apparent-size --exclude=DEBIAN "$root" | cut -f1)
 cat > "$root/DEBIAN/control" <<EOF
@@ -104,7 +105,7 @@ Version: $version
 Architecture: $arch
 Maintainer: $maintainer
 Installed-Size: $installed_size
-Depends: $depends
+Depends: $depends, procps
 Suggests: asterisk
 Section: net
 Priority: optional

@@ -100,6 +100,7 @@ struct PackageTests {
         let depends = await field("Depends")
         #expect(depends.contains("libc6 (>="), "\(depends)")
         #expect(!depends.contains("swift"), "\(depends)")
+        #expect(depends.hasSuffix(", procps"), "\(depends)")  // ExecReload's /bin/kill
         let control = base + "/control"
         #expect(await Tool.run("/usr/bin/dpkg-deb", ["-e", package, control]).succeeded)
         #expect(try String(contentsOfFile: control + "/conffiles", encoding: .utf8) == "/etc/devcluster/devcluster.conf\n")
