@@ -128,5 +128,6 @@ find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 mkdir -p "$output"
 package=$output/devcluster_${version}_${arch}.deb
-dpkg-deb --root-owner-group -Zxz --build "$root" "$package" >&2
+# xz level 1: 5 s instead of 35 s for the default level, for a package 15% larger (18 MB, not 15).
+dpkg-deb --root-owner-group -Zxz -z1 --build "$root" "$package" >&2
 echo "$package"
