@@ -11,10 +11,19 @@ import Testing
 import Totem
 @testable import devclusterd
 
-/// A notification as it arrived, with when.
+/// A notification as it arrived, with when: the kernel's receive time (SO_TIMESTAMP), so that a
+/// test task the scheduler runs late does not see a gap that was not there.
 struct Notification {
     var fields: [String]
-    var at: ContinuousClock.Instant
+    /// Wall-clock time of arrival, since the Unix epoch.
+    var at: Duration
+
+    /// The wall clock now, comparable with `at`.
+    static var now: Duration {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return .seconds(Int64(time.tv_sec)) + .nanoseconds(Int64(time.tv_nsec))
+    }
 
     func has(_ field: String) -> Bool { fields.contains(field) }
     func value(_ name: String) -> String? {
@@ -44,6 +53,12 @@ final class NotifySocketListener {
             throw TestFailure(problem.description)
         }
         if case .path(let path) = address { self.path = path } else { path = nil }
+        var on: Int32 = 1
+        guard setsockopt(descriptor, SOL_SOCKET, SO_TIMESTAMP, &on, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            let code = errno
+            close(descriptor)
+            throw TestFailure("SO_TIMESTAMP: errno \(code)")
+        }
         let result = address.withAddress { bind(descriptor, $0, $1) }
         guard result == 0 else {
             let code = errno
@@ -57,14 +72,33 @@ final class NotifySocketListener {
         if let path { unlink(path) }
     }
 
-    /// Reads every datagram waiting now.
+    /// Reads every datagram waiting now, each with the time the kernel received it.
     private func drain() {
         var buffer = [UInt8](repeating: 0, count: 4_096)
+        // One control item: cmsghdr (16 bytes on 64-bit Linux), then a struct timeval.
+        var control = [UInt8](repeating: 0, count: 64)
         for _ in 0..<1_000 {
-            let count = recv(descriptor, &buffer, buffer.count, 0)
+            let (count, stamp) = buffer.withUnsafeMutableBytes { data in
+                control.withUnsafeMutableBytes { controlBytes -> (Int, Duration?) in
+                    var vector = iovec(iov_base: data.baseAddress, iov_len: data.count)
+                    return withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                        var message = msghdr()
+                        message.msg_iov = vectorPointer
+                        message.msg_iovlen = 1
+                        message.msg_control = controlBytes.baseAddress
+                        message.msg_controllen = controlBytes.count
+                        let count = recvmsg(descriptor, &message, 0)
+                        guard count > 0, message.msg_controllen >= 16 + MemoryLayout<timeval>.size else { return (count, nil) }
+                        let header = controlBytes.load(as: cmsghdr.self)
+                        guard header.cmsg_level == SOL_SOCKET, header.cmsg_type == SO_TIMESTAMP else { return (count, nil) }
+                        let time = controlBytes.loadUnaligned(fromByteOffset: 16, as: timeval.self)
+                        return (count, .seconds(Int64(time.tv_sec)) + .microseconds(Int64(time.tv_usec)))
+                    }
+                }
+            }
             guard count > 0 else { return }
             let text = String(decoding: buffer[0..<count], as: UTF8.self)
-            received.append(Notification(fields: text.split(separator: "\n").map(String.init), at: .now))
+            received.append(Notification(fields: text.split(separator: "\n").map(String.init), at: stamp ?? Notification.now))
         }
     }
 
@@ -143,13 +177,16 @@ struct SystemdNotifyTests {
         #expect(!beforeReady.contains { $0.has("READY=1") })
 
         // WATCHDOG=1 about every 500 ms, and nothing else while nothing changes.
+        let backlog = await listener.collect(for: .zero)
+        #expect(backlog.allSatisfy { $0.isWatchdogOnly }, "\(backlog.map(\.fields))")
         let quiet = await listener.collect(for: .milliseconds(2_300))
         let pings = quiet.filter(\.isWatchdogOnly)
-        #expect(pings.count >= 3 && pings.count <= 6, "\(quiet.map(\.fields))")
+        #expect(pings.count >= 3, "\(quiet.map(\.fields))")
         #expect(quiet.allSatisfy { $0.isWatchdogOnly }, "sent while nothing changed: \(quiet.map(\.fields))")
         for (earlier, later) in zip(pings, pings.dropFirst()) {
             // systemd's limit is WATCHDOG_USEC (1 s); the daemon pings at half of it.
-            #expect(later.at - earlier.at < .milliseconds(900), "a gap of \(later.at - earlier.at)")
+            #expect(later.at - earlier.at < .seconds(1), "a gap of \(later.at - earlier.at)")
+            #expect(later.at - earlier.at > .milliseconds(300), "a gap of \(later.at - earlier.at)")
         }
 
         // SIGHUP: RELOADING=1 with the monotonic time, then READY=1 again.
@@ -256,7 +293,7 @@ struct SystemdNotifyTests {
         let turning = await listener.collect(for: .milliseconds(500)).filter(\.isWatchdogOnly)
         #expect(turning.count >= 4, "\(turning.count) in 500 ms")
         // The loop busy for 700 ms: nothing meanwhile, then the notifications resume.
-        let stuckAt = ContinuousClock.now
+        let stuckAt = Notification.now
         _ = loop.execute { usleep(700_000) }
         let around = await listener.collect(for: .milliseconds(1_200)).filter(\.isWatchdogOnly)
         let during = around.filter { $0.at > stuckAt + .milliseconds(100) && $0.at < stuckAt + .milliseconds(650) }
@@ -273,7 +310,7 @@ struct SystemdNotifyTests {
             loop.stop()
             loop.join()
         }
-        let started = ContinuousClock.now
+        let started = Notification.now
         let supervisor = try await Self.supervise(listener, watchdogMicroseconds: 10_000_000, readyDeadline: .seconds(1), on: loop)
         let ready = try #require(await listener.next(within: .seconds(5)) { $0.has("READY=1") })
         #expect(ready.at - started >= .milliseconds(950), "\(ready.at - started)")
