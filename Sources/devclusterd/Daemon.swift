@@ -1,7 +1,7 @@
 // The running daemon on its event-loop thread: receives the ring's events and hands them to the
 // services, routes control requests to them, logs membership changes with node names, summarises
-// retransmissions, and handles SIGTERM/SIGINT (leave, exit) and SIGHUP (reload). Protocol
-// decisions stay in Totem; service logic stays in the services.
+// retransmissions, handles SIGTERM/SIGINT (leave, exit) and SIGHUP (reload), and keeps systemd
+// informed (SystemdSupervisor). Protocol decisions stay in Totem; service logic stays in the services.
 
 import Glibc
 import Totem
@@ -14,6 +14,8 @@ final class Daemon: ControlRequestHandler {
     private var serviceByTag: [UInt8: DaemonService] = [:]
     private var controlServer: ControlServer?
     private var signalWatcher: SignalWatcher?
+    /// Talks to systemd when it started the daemon (NOTIFY_SOCKET), else `nil`.
+    private var supervisor: SystemdSupervisor?
     private var summaryTimer: EventLoop.TimerID?
     private let summaryInterval: Duration
     private var lastSummary = SummaryCounters()
@@ -88,6 +90,22 @@ final class Daemon: ControlRequestHandler {
         }
     }
 
+    /// Notifies systemd (readiness, status, reload, stop, watchdog) when `environment` names its
+    /// notify socket; does nothing otherwise.
+    func superviseWithSystemd(_ environment: SystemdEnvironment) {
+        supervisor = SystemdSupervisor.make(environment, eventLoop: context.eventLoop, logger: context.logger)
+    }
+
+    /// What systemd shows as the service's status: `ring 1.12, members: server1, server2;
+    /// quorate (2 of 3 configured nodes)` (past eight members, their count instead of names).
+    var serviceStatus: String {
+        guard let ring = context.ringID else { return "no ring yet" }
+        let members = context.members
+        let names = members.count <= 8 ? context.names(of: members) : "\(members.count) nodes"
+        let quorum = context.quorumReport?()["text"]?.stringValue
+        return "ring \(ring), members: \(names)" + (quorum.map { "; " + $0 } ?? "")
+    }
+
     /// Connects the started ring node; returns the handler for its events.
     func attach(_ node: RingNode) -> (RingEvent) -> Void {
         context.attach(node)
@@ -108,6 +126,7 @@ final class Daemon: ControlRequestHandler {
             logMembership(change)
             if change.kind == .regular { context.installed(change) }
             for service in services { service.configurationChanged(change) }
+            if change.kind == .regular { supervisor?.ringInstalled(status: serviceStatus) }
         case .stateChanged:
             break
         }
@@ -237,7 +256,9 @@ final class Daemon: ControlRequestHandler {
         case SIGTERM, SIGINT:
             stop(reason: "received \(signal == SIGTERM ? "SIGTERM" : "SIGINT")", exitStatus: 0)
         case SIGHUP:
+            supervisor?.reloading(context.origin == .embedded ? "(no configuration file)" : DaemonConfiguration.fileName(of: context.origin))
             reload()
+            supervisor?.reloaded(status: serviceStatus)
         default:
             context.logger.debug("ignoring signal \(signal)")
         }
@@ -248,6 +269,7 @@ final class Daemon: ControlRequestHandler {
     func stop(reason: String, exitStatus: Int32) {
         guard !isStopping else { return }
         isStopping = true
+        supervisor?.stopping(reason)
         let isInRing = context.node?.isRunning == true
         context.logger.notice("\(reason): \(isInRing ? "leaving the ring and stopping" : "stopping")")
         for service in services.reversed() { service.stop() }

@@ -13,17 +13,21 @@ enum ForegroundDaemon {
         // Before any thread exists, so that every thread inherits the mask and the signals are
         // only ever seen through the signalfd.
         SignalWatcher.blockInAllThreads()
+        // Also before any thread: reading them unsets them (unsetenv is not thread-safe).
+        let systemd = SystemdEnvironment.takeFromProcess()
+        let style = DaemonLogger.Style.forStandardError
+        let errorPrefix = style == .journal ? "<\(LogLevel.error.syslogPriority)>" : ""
         let configuration: DaemonConfiguration
         let origin: DaemonConfiguration.Origin
         do {
             (configuration, origin) = try DaemonConfiguration.resolve(configPath: configPath)
         } catch {
-            for problem in error.errors { Console.error("devclusterd: \(problem)\n") }
-            Console.error("devclusterd: not started: the configuration has \(error.errors.count) problem(s)\n")
+            for problem in error.errors { Console.error("\(errorPrefix)devclusterd: \(problem)\n") }
+            Console.error("\(errorPrefix)devclusterd: not started: the configuration has \(error.errors.count) problem(s)\n")
             return 1
         }
         let file = DaemonConfiguration.fileName(of: origin)
-        let logger = DaemonLogger(level: debug ? .debug : LogLevel(configuration.options.logLevel))
+        let logger = DaemonLogger(level: debug ? .debug : LogLevel(configuration.options.logLevel), style: style)
         let local = configuration.localNode
         logger.info("devclusterd \(Devclusterd.version) starting: node \(configuration.options.nodeID) "
             + "(\(local?.name ?? DaemonConfiguration.defaultNodeName(configuration.options.nodeID))), "
@@ -31,7 +35,7 @@ enum ForegroundDaemon {
             + (origin == .embedded ? "embedded default configuration (no \(DaemonConfiguration.defaultPath))" : "configuration \(file)"))
 
         guard let prepared = prepare(configuration, file: file, logger: logger) else { return 1 }
-        return serve(configuration: configuration, origin: origin, prepared: prepared, logger: logger, debug: debug)
+        return serve(configuration: configuration, origin: origin, prepared: prepared, logger: logger, debug: debug, systemd: systemd)
     }
 
     /// What start-up prepared for the loop.
@@ -159,7 +163,7 @@ enum ForegroundDaemon {
 
     /// Builds the Daemon on a new loop, starts the runtime there and waits for the loop to end.
     private static func serve(configuration: DaemonConfiguration, origin: DaemonConfiguration.Origin, prepared: Prepared,
-                              logger: DaemonLogger, debug: Bool) -> Int32 {
+                              logger: DaemonLogger, debug: Bool, systemd: SystemdEnvironment) -> Int32 {
         let loop: EventLoop
         do {
             loop = try EventLoop(name: "devclusterd")
@@ -178,6 +182,7 @@ enum ForegroundDaemon {
             do {
                 try daemon.openControlSocket()
                 try daemon.watchSignals()
+                daemon.superviseWithSystemd(systemd)
             } catch {
                 let problem = error is UnixSocket.Failure
                     ? StartupProblem(file: file, location: "[options] control_socket", message: "\(error)")

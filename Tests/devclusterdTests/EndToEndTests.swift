@@ -35,12 +35,22 @@ final class Children {
     private var processes: [Process] = []
 
     /// Starts devclusterd with `arguments`, standard output written to a new file `log` and
-    /// standard error to `errorLog` (the same file when not given).
-    func start(_ arguments: [String], log: String, errorLog: String? = nil) throws -> Process {
+    /// standard error to `errorLog` (the same file when not given), with `environment` added to
+    /// the test's own.
+    func start(_ arguments: [String], log: String, errorLog: String? = nil, environment: [String: String] = [:]) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try #require(daemonExecutable))
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, added in added }
+        }
+        // An existing file is emptied in place, not replaced: its inode stays (JournalLogTests
+        // names it in JOURNAL_STREAM).
         func emptyFile(_ path: String) throws -> FileHandle {
+            if let existing = FileHandle(forWritingAtPath: path) {
+                try existing.truncate(atOffset: 0)
+                return existing
+            }
             _ = FileManager.default.createFile(atPath: path, contents: nil)
             return try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         }
