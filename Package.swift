@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "TotemSimulationTests", dependencies: ["TotemSimulation", "Totem"], swiftSettings: strict),
         .testTarget(name: "devclusterdTests", dependencies: ["devclusterd", "Totem"], swiftSettings: strict),
         // Seeded generator and fuzz mutations shared by the service test targets.
-        .target(name: "ServiceTestSupport", path: "Tests/ServiceTestSupport", swiftSettings: strict),
+        .target(name: "ServiceTestSupport", dependencies: ["Totem"], path: "Tests/ServiceTestSupport", swiftSettings: strict),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "Totem", "ServiceTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "EventServiceTests", dependencies: ["EventService", "Membership", "Totem", "ServiceTestSupport"],

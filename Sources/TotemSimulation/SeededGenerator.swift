@@ -21,23 +21,11 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     /// Creates the generator of one purpose (`stream`) of `seed`. Different streams of one seed
     /// are independent for every practical purpose.
     public init(seed: UInt64, stream: UInt64) {
-        var splitMix = seed ^ (stream &* 0xD1B5_4A32_D192_ED03)
-        state = (
-            Self.splitMix64(&splitMix), Self.splitMix64(&splitMix),
-            Self.splitMix64(&splitMix), Self.splitMix64(&splitMix)
-        )
+        var splitMix = SplitMix64(seed: seed ^ (stream &* 0xD1B5_4A32_D192_ED03))
+        state = (splitMix.next(), splitMix.next(), splitMix.next(), splitMix.next())
         // xoshiro's state must not be all zero; SplitMix64 outputs make that practically
         // impossible, but the check costs nothing.
         if state == (0, 0, 0, 0) { state.0 = 0x9E37_79B9_7F4A_7C15 }
-    }
-
-    /// One step of SplitMix64 (Steele, Lea, Flood 2014), used only to expand the seed.
-    private static func splitMix64(_ x: inout UInt64) -> UInt64 {
-        x &+= 0x9E37_79B9_7F4A_7C15
-        var z = x
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 
     /// The next 64 random bits (xoshiro256**, Blackman and Vigna 2018).

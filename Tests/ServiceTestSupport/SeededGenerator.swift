@@ -1,19 +1,10 @@
 // Shared by the service test targets: a deterministic random source for the seeded fuzz tests
 // (SplitMix64) and the mutations those tests apply to valid encodings.
 
-public struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
+import Totem
 
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var mixed = state
-        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
-        return mixed ^ (mixed >> 31)
-    }
-}
+/// The package's generator, under the name the service tests use.
+public typealias SeededGenerator = SplitMix64
 
 /// Mutations a fuzz test applies to a valid encoding: truncation, bit flips, byte overwrites
 /// (including 0xFF runs that turn counts and lengths into their maximum), insertion, extension.

@@ -1,21 +1,11 @@
 // Helpers shared by the Totem test files: a seedable generator and hex decoding of RFC vectors.
 
-/// SplitMix64 (Steele, Lea and Flood 2014): a tiny, seedable generator for reproducible tests.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
+import Totem
 
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+/// Test helpers on the package's generator (Totem.SplitMix64).
+extension SplitMix64 {
     /// A value in `0..<bound`.
-    mutating func int(below bound: Int) -> Int { Int(next() % UInt64(bound)) }
+    mutating func int(below bound: Int) -> Int { below(bound) }
 
     /// True with probability `percent` / 100.
     mutating func chance(percent: Int) -> Bool { int(below: 100) < percent }

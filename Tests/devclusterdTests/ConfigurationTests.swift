@@ -760,23 +760,11 @@ private let udpuTotem = """
 
 // MARK: - Robustness
 
-/// SplitMix64, so the mutations below are the same on every run.
-private struct SplitMix64 {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-}
 
 /// STYLE §4: bad input gives errors, never a trap. Mutated files must parse or throw, and every
 /// error must carry a line inside the file (or none).
 @Test func mutatedFilesParseOrThrowButNeverTrap() {
-    var random = SplitMix64(state: 0xDEC1_C05E)
+    var random = SplitMix64(seed: 0xDEC1_C05E)
     let alphabet = Array("[]=;#\\@&,:. \t\r\n0123456789abcdefxyz".utf8) + [0x00, 0xFF, 0xE2]
     let original = Array((fullExample + "[mwi]\ntype = event_channel\npublish_event = mwi\n").utf8)
     for _ in 0..<400 {

@@ -2,6 +2,7 @@
 // a seeded fuzz (random bytes and mutations of valid texts) that must never trap.
 
 import Testing
+import Totem
 @testable import devclusterd
 
 private func parse(_ text: String, limits: JSONParser.Limits = .control) throws(JSONParseError) -> JSONValue {
@@ -18,17 +19,6 @@ private func rejection(_ text: String, limits: JSONParser.Limits = .control) -> 
     }
 }
 
-/// SplitMix64: a small seeded generator so that a failing fuzz case can be replayed.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite("JSON")
 struct JSONTests {
@@ -165,7 +155,7 @@ struct JSONTests {
 
     @Test(arguments: 0..<8 as Range<UInt64>)
     func randomBytesNeverTrap(seed: UInt64) {
-        var generator = SeededGenerator(state: seed)
+        var generator = SplitMix64(seed: seed)
         let alphabet = Array("{}[]\",:\\ tfnrue0123456789.-+Eu".utf8) + [0x00, 0x0A, 0x80, 0xC3, 0xFF]
         for _ in 0..<2_000 {
             let length = Int.random(in: 0...64, using: &generator)
@@ -181,7 +171,7 @@ struct JSONTests {
 
     @Test(arguments: 0..<8 as Range<UInt64>)
     func mutatedValidTextsNeverTrap(seed: UInt64) {
-        var generator = SeededGenerator(state: seed &+ 1_000)
+        var generator = SplitMix64(seed: seed &+ 1_000)
         let samples: [JSONValue] = [
             ["id": 1, "cmd": "members", "args": ["enabled": true]],
             ["id": "x", "ok": false, "error": ["code": "unknown_command", "message": "no \"such\" command\n"]],
