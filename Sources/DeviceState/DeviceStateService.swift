@@ -262,6 +262,12 @@ public struct DeviceStateService: Sendable {
         cache.records.keys.sorted().map { device($0) }
     }
 
+    /// Devices some server reports here (what `devstate list` lists), without listing them.
+    public var knownDeviceCount: Int { cache.records.count }
+
+    /// Mailboxes known here (what `mwi list` lists), without listing them.
+    public var knownMailboxCount: Int { mailboxRecords.count }
+
     /// `mwi get`: the cluster-wide record of a mailbox (`nil` if unknown or MWI is not
     /// subscribed here).
     public func mailbox(_ mailbox: MailboxName) -> MailboxRecord? { mailboxRecords[mailbox] }

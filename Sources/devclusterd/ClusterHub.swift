@@ -149,6 +149,9 @@ final class ClusterHub {
                 "dropped_at_byte_cap": .number(summary.droppedAtByteCap),
             ])
         }
+        context.metricsServices = { [unowned self] in
+            metricsServices(stateWrites: stateWriter?.report, watchers: watchers.count, adapters: adapters.count)
+        }
         context.persistenceReport = { [unowned self] in
             guard let report = stateWriter?.report else { return .null }
             return .object([

@@ -50,6 +50,7 @@ extension DaemonConfiguration {
         compare("options", "max_mailboxes", options.maxMailboxes, new.options.maxMailboxes) { String($0) }
         compare("options", "max_retained_bytes", options.maxRetainedBytes, new.options.maxRetainedBytes) { ByteSize.format($0) }
         compare("options", "state_dir", options.stateDirectory, new.options.stateDirectory) { $0 }
+        compare("metrics", "listen", metrics?.listen, new.metrics?.listen) { $0?.description ?? "off" }
         if eventChannels != new.eventChannels {
             changes.append("event channels (\(eventChannels.map(\.name).joined(separator: ", ")) -> "
                 + "\(new.eventChannels.map(\.name).joined(separator: ", ")))")

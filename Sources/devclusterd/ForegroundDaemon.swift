@@ -174,14 +174,20 @@ enum ForegroundDaemon {
             let context = ServiceContext(configuration: configuration, origin: origin, runtimeConfiguration: prepared.runtime,
                                          entityID: prepared.entityID, logger: logger, eventLoop: loop, isDebugForced: debug)
             let hub = ClusterHub(setup: prepared.cluster)
-            let daemon = Daemon(context: context, services: [NodeService()] + hub.services()) { exitStatus.set($0) }
+            let metrics = configuration.metrics.map { MetricsService(endpoint: $0.listen) }
+            let daemon = Daemon(context: context, services: [NodeService()] + hub.services() + (metrics.map { [$0] } ?? [])) {
+                exitStatus.set($0)
+            }
             do {
                 try daemon.openControlSocket()
+                try metrics?.listen()
                 try daemon.watchSignals()
             } catch {
-                let problem = error is UnixSocket.Failure
-                    ? StartupProblem(file: file, location: "[options] control_socket", message: "\(error)")
-                    : StartupProblem(file: file, location: nil, message: "cannot watch signals: \(error)")
+                let problem = switch error {
+                case is UnixSocket.Failure: StartupProblem(file: file, location: "[options] control_socket", message: "\(error)")
+                case let failure as MetricsServer.Failure: StartupProblem(file: file, location: "[metrics] listen", message: failure.problem)
+                default: StartupProblem(file: file, location: nil, message: "cannot watch signals: \(error)")
+                }
                 logger.error("not started: \(problem)")
                 daemon.stop(reason: "start-up failed", exitStatus: 1)
                 built.put(.failure(problem))

@@ -76,7 +76,7 @@ enum ConfigurationKeys {
     static let options = ["nodeid", "entity_id", "control_socket", "control_socket_group", "state_dir", "log_level",
                           "max_devices", "max_mailboxes", "max_retained_bytes"]
     static let eventChannel = ["type", "publish_event", "subscribe_event"]
-    static let sections = ["[totem]", "[node]", "[options]", "[control]", "[hints]", "or an event channel (a section with \"type = event_channel\")"]
+    static let sections = ["[totem]", "[node]", "[options]", "[control]", "[metrics]", "[hints]", "or an event channel (a section with \"type = event_channel\")"]
 }
 
 // MARK: - Reading: drafts
@@ -182,6 +182,7 @@ struct ConfigurationReader {
         var nodes: [NodeDraft] = []
         var options = OptionsDraft()
         var control = Model.Control()
+        var metrics: Model.Metrics?
         var channels: [Model.EventChannel] = []
         var hints: [Model.Hint] = []
         var firstLines: [String: Int] = [:]
@@ -206,6 +207,7 @@ struct ConfigurationReader {
                 if let node = readNode(section) { nodes.append(node) }
             case "options": options = readOptions(section)
             case "control": control = readControl(section)
+            case "metrics": metrics = readMetrics(section)
             case "hints": hints = readHints(section)
             default:
                 if let channel = readEventChannel(section) { channels.append(channel) }
@@ -217,6 +219,7 @@ struct ConfigurationReader {
         checkControlSocketGroup(options, control: control)
         var configuration = resolve(totem: totem, nodeList: nodeList, options: options, channels: channels, hints: hints)
         configuration?.control = control
+        configuration?.metrics = metrics
         return errors.isEmpty ? configuration : nil
     }
 

@@ -25,6 +25,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var hints: [Hint]
     /// `[control]`: who may use the control socket, and the bounds on its clients.
     public var control = Control()
+    /// `[metrics]`: the Prometheus endpoint, `nil` when the file has no such section.
+    public var metrics: Metrics?
 
     /// Creates a configuration from parts already validated.
     public init(totem: TotemSection, nodes: [Node], options: Options, eventChannels: [EventChannel], hints: [Hint]) {

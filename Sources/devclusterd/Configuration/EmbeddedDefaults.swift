@@ -302,6 +302,7 @@ extension DaemonConfiguration {
             if !channel.subscribes.isEmpty { add("subscribe_event", channel.subscribes.map(\.rawValue).joined(separator: ", ")) }
         }
         lines += control.fileLines
+        lines += metrics?.fileLines ?? []
         if !hints.isEmpty {
             lines += ["", "[hints]"]
             for hint in hints { add(Self.escaped("\(hint.exten)@\(hint.context)"), hint.devices.joined(separator: "&")) }
