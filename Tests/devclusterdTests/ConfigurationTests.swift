@@ -311,7 +311,7 @@ private let udpuTotem = """
 
 @Test func rejectsAnUnknownSection() {
     #expect(errors(fullExample + "[foo]\nbar = 1\n") == [
-        "devcluster.conf:28: unknown section [foo]; expected one of [totem], [node], [options], [control], [hints], "
+        "devcluster.conf:28: unknown section [foo]; expected one of [totem], [node], [options], [control], [metrics], [hints], "
             + "or an event channel (a section with \"type = event_channel\")"
     ])
 }
