@@ -30,6 +30,7 @@ enum ForegroundDaemon {
             + "cluster \"\(configuration.totem.clusterName)\", \(configuration.totem.transport.name), "
             + (origin == .embedded ? "embedded default configuration (no \(DaemonConfiguration.defaultPath))" : "configuration \(file)"))
 
+        for warning in configuration.publicationWarnings { logger.warning(warning) }
         guard let prepared = prepare(configuration, file: file, logger: logger) else { return 1 }
         return serve(configuration: configuration, origin: origin, prepared: prepared, logger: logger, debug: debug)
     }
@@ -73,7 +74,11 @@ enum ForegroundDaemon {
         }
         let entity: (id: DaemonConfiguration.EntityID, source: EntityIdentity.Source, warning: String?)
         do {
-            entity = try EntityIdentity(stateDirectory: options.stateDirectory).resolve(configured: options.entityID)
+            var identity = EntityIdentity(stateDirectory: options.stateDirectory)
+            if EntityIdentity.sharesHost(configuration, localAddresses: HostEnvironment.current.interfaceAddresses().map(\.address)) {
+                identity.sharedHostNodeID = options.nodeID
+            }
+            entity = try identity.resolve(configured: options.entityID)
         } catch {
             logger.error("not started: cannot store the entity id: \(error)")
             return nil
