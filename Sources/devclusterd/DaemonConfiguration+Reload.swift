@@ -21,6 +21,7 @@ extension DaemonConfiguration {
             }
         }
         compare("totem", "mcastport", totem.port, new.totem.port) { String($0) }
+        compare("totem", "ttl", totem.multicastTTL, new.totem.multicastTTL) { String($0) }
         compare("totem", "netmtu", totem.netMTU, new.totem.netMTU) { String($0) }
         compare("totem", "segmentation_offload", totem.segmentationOffload, new.totem.segmentationOffload) { $0 ? "yes" : "no" }
         compare("totem", "port_unreachable", totem.portUnreachable, new.totem.portUnreachable) { $0 ? "yes" : "no" }

@@ -80,6 +80,44 @@ struct PapercutUnitTests {
         #expect(EntityIdentity.sharesHost(spread, localAddresses: [here, DaemonConfiguration.IPAddress("10.0.0.2")!]))
     }
 
+    @Test func theMulticastTTLIsOneByDefaultAndSetWithTTLForUDPOnly() throws {
+        func udp(_ ttl: String?, transport: String = "udp") -> String {
+            """
+            [totem]
+            cluster_name = pbx
+            transport = \(transport)
+            bindnetaddr = 127.0.0.0
+            \(ttl.map { "ttl = \($0)" } ?? "")
+            [node]
+            nodeid = 1
+            addr = 127.0.0.1
+            [node]
+            nodeid = 2
+            addr = 127.0.0.2
+            [options]
+            nodeid = 1
+            """
+        }
+        let standard = try DaemonConfiguration.parse(text: udp(nil), path: "x", host: loopbackHost)
+        #expect(standard.totem.multicastTTL == 1)
+        let routed = try DaemonConfiguration.parse(text: udp("8"), path: "x", host: loopbackHost)
+        #expect(routed.totem.multicastTTL == 8)
+        #expect(try routed.runtimeConfiguration(file: "x", authentication: .none, key: nil, log: RuntimeLog.discard).transport.multicastTTL == 8)
+        #expect(try DaemonConfiguration.parse(text: routed.fileText, path: "x", host: loopbackHost) == routed)
+        #expect(standard.restartRequiredChanges(to: routed) == ["[totem] ttl (1 -> 8)"])
+        func problems(_ text: String) -> [String] {
+            do {
+                _ = try DaemonConfiguration.parse(text: text, path: "x", host: loopbackHost)
+                return []
+            } catch {
+                return error.errors.map(\.description)
+            }
+        }
+        #expect(problems(udp("256")) == ["x:5: [totem] ttl: expected a time-to-live 0-255 for multicast datagrams (1: they do not cross a router), got \"256\""])
+        let unicast = problems(udp("2", transport: "udpu").replacingOccurrences(of: "bindnetaddr = 127.0.0.0\n", with: ""))
+        #expect(unicast.count == 1 && unicast[0].hasPrefix("x:4: [totem] ttl: "), "\(unicast)")
+    }
+
     @Test func aConfigurationThatPublishesNoDeviceStateOrMWIIsWarnedAbout() throws {
         let both = try threeNodeConfiguration()
         #expect(both.publicationWarnings.isEmpty)

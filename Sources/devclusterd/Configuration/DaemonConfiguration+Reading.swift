@@ -69,7 +69,7 @@ extension Duration {
 
 /// The keys each kind of section accepts, in documentation order.
 enum ConfigurationKeys {
-    static let totem = ["cluster_name", "transport", "bindnetaddr", "mcastaddr", "mcastport", "netmtu", "segmentation_offload",
+    static let totem = ["cluster_name", "transport", "bindnetaddr", "mcastaddr", "mcastport", "ttl", "netmtu", "segmentation_offload",
                         "port_unreachable"]
         + TotemNumericOption.all.map(\.key) + ["cancel_token_hold_on_retransmit", "keyfile", "crypto"]
     static let node = ["nodeid", "name", "addr"]
@@ -99,6 +99,7 @@ struct TotemDraft {
     var bindNetwork: Located<DaemonConfiguration.IPAddress>?
     var multicastAddress: Located<DaemonConfiguration.IPAddress>?
     var port = Located(value: 5405, line: 0)
+    var multicastTTL: Located<Int>?
     var netMTU = 1500
     var segmentationOffload = true
     var portUnreachable = true
@@ -261,6 +262,9 @@ struct ConfigurationReader {
             case "mcastport":
                 if let port = Self.decimal(entry.value, in: 1...65_535) { draft.port = Located(value: port, line: entry.line) }
                 else { invalid(entry, "totem", "a port number 1-65535") }
+            case "ttl":
+                if let ttl = Self.decimal(entry.value, in: 0...255) { draft.multicastTTL = Located(value: ttl, line: entry.line) }
+                else { invalid(entry, "totem", "a time-to-live 0-255 for multicast datagrams (1: they do not cross a router)") }
             case "netmtu":
                 if let mtu = Self.decimal(entry.value, in: 576...65_535) { draft.netMTU = mtu }
                 else { invalid(entry, "totem", "a whole number of bytes 576-65535") }
@@ -492,6 +496,7 @@ extension ConfigurationReader {
         var totemSection = Model.TotemSection(clusterName: clusterName, transport: transport, port: port,
                                               netMTU: totem.netMTU, crypto: crypto, settings: settings)
         totemSection.segmentationOffload = totem.segmentationOffload
+        if let ttl = totem.multicastTTL { totemSection.multicastTTL = ttl.value }
         totemSection.portUnreachable = totem.portUnreachable
         return DaemonConfiguration(
             totem: totemSection,
@@ -577,6 +582,7 @@ extension ConfigurationReader {
             if nodes.isEmpty { fail(totem.transportLine ?? totem.sectionLine, "totem", "transport", .unicastWithoutNodes) }
             if let bind = totem.bindNetwork { fail(bind.line, "totem", "bindnetaddr", .onlyForMulticastTransport) }
             if let group = totem.multicastAddress { fail(group.line, "totem", "mcastaddr", .onlyForMulticastTransport) }
+            if let ttl = totem.multicastTTL { fail(ttl.line, "totem", "ttl", .onlyForMulticastTransport) }
             return .udpu
         }
         if totem.port.value < 2 {

@@ -268,6 +268,7 @@ extension DaemonConfiguration {
         if case .udp(let bindNetwork, let multicastAddress) = totem.transport {
             add("bindnetaddr", bindNetwork.description)
             add("mcastaddr", multicastAddress.description)
+            add("ttl", String(totem.multicastTTL))
         }
         add("mcastport", String(totem.port))
         add("netmtu", String(totem.netMTU))
