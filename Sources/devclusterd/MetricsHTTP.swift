@@ -21,8 +21,12 @@ enum MetricsHTTP {
 
     /// Looks for the end of the request head (`CRLF CRLF`, or `LF LF` from lax clients) within
     /// the first `maximumHeaderBytes` bytes and parses its request line.
-    static func examine(_ bytes: ArraySlice<UInt8>, maximumHeaderBytes: Int) -> Head {
-        guard let end = endOfHead(bytes.prefix(maximumHeaderBytes)) else {
+    ///
+    /// - Parameter searchedBytes: how many bytes an earlier call found no end in (the search
+    ///   resumes just before them, so a client sending a byte at a time costs linear work).
+    static func examine(_ bytes: ArraySlice<UInt8>, maximumHeaderBytes: Int, searchedBytes: Int = 0) -> Head {
+        let resume = bytes.startIndex + max(0, min(searchedBytes, bytes.count) - 3)
+        guard let end = endOfHead(bytes.prefix(maximumHeaderBytes), from: resume) else {
             return bytes.count >= maximumHeaderBytes ? .tooLarge : .incomplete
         }
         let head = bytes[bytes.startIndex..<end]
@@ -46,9 +50,9 @@ enum MetricsHTTP {
         return .request(method: method, target: target, version: version)
     }
 
-    /// The index just past the blank line ending the head, or `nil`.
-    private static func endOfHead(_ bytes: ArraySlice<UInt8>) -> Int? {
-        var index = bytes.startIndex
+    /// The index just past the blank line ending the head, looking from `start` on, or `nil`.
+    private static func endOfHead(_ bytes: ArraySlice<UInt8>, from start: Int) -> Int? {
+        var index = max(bytes.startIndex, start)
         while index < bytes.endIndex {
             if bytes[index] == 0x0A {
                 let next = index + 1

@@ -187,8 +187,12 @@ final class MetricsServer {
         // Keep no more than the bound (plus one byte, to tell "too large" from "exactly full").
         let room = max(0, limits.maximumHeaderBytes + 1 - connection.input.count)
         connection.input.append(contentsOf: UnsafeRawBufferPointer(rebasing: readBuffer[0..<min(count, room)]))
-        let head = MetricsHTTP.examine(connection.input[...], maximumHeaderBytes: limits.maximumHeaderBytes)
-        guard let response = MetricsHTTP.respond(to: head, render: render) else { return }
+        let head = MetricsHTTP.examine(connection.input[...], maximumHeaderBytes: limits.maximumHeaderBytes,
+                                       searchedBytes: connection.searchedBytes)
+        guard let response = MetricsHTTP.respond(to: head, render: render) else {
+            connection.searchedBytes = connection.input.count
+            return
+        }
         answer(connection, with: response)
     }
 
@@ -280,6 +284,8 @@ private final class MetricsConnection {
     var registration: EventLoop.Registration?
     var timer: EventLoop.TimerID?
     var input: [UInt8] = []
+    /// Bytes of `input` already searched for the end of the head.
+    var searchedBytes = 0
     var output: [UInt8] = []
     var outputHead = 0
 

@@ -84,6 +84,17 @@ struct MetricsUnitTests {
         #expect(examine("get /metrics HTTP/1.1\r\n\r\n") == .malformed("the method \"get\" is not a token of capital letters"))
         #expect(examine("GET /metrics SPDY/3\r\n\r\n") == .malformed("\"SPDY/3\" is not an HTTP version"))
         #expect(examine("GET /m\u{7}etrics HTTP/1.1\r\n\r\n") == .malformed("the request line has bytes other than printable ASCII"))
+        // Fed a byte at a time, resuming where the last search stopped, the end is still found
+        // when it straddles two reads.
+        let request = Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        var searched = 0
+        var found: MetricsHTTP.Head = .incomplete
+        for count in 1...request.count {
+            found = MetricsHTTP.examine(request[0..<count], maximumHeaderBytes: 64, searchedBytes: searched)
+            if found != .incomplete { break }
+            searched = count
+        }
+        #expect(found == .request(method: "GET", target: "/metrics", version: "HTTP/1.1") && searched == request.count - 1)
     }
 
     @Test func responsesFollowMethodPathAndVersion() throws {
@@ -266,7 +277,7 @@ struct MetricsEndToEndTests {
             try makeNode(index, of: 2, in: base, port: ringPort, extra: index == 1 ? "\n[metrics]\nlisten = 127.0.0.1:\(metricsPort)\n" : "",
                          configuredEntity: true)
         }
-        _ = try await startRing(nodes, children: children)
+        let processes = try await startRing(nodes, children: children)
         #expect(try runCommand(["--socket", nodes[0].socket, "devstate", "set", "Custom:metrics", "INUSE"]).status == 0)
 
         // A scrape: status line, headers, content type, and the numbers status --json shows.
@@ -344,6 +355,18 @@ struct MetricsEndToEndTests {
         #expect(elapsed >= .seconds(4) && elapsed < .seconds(9), "closed at the 5 s read timeout, after \(elapsed)")
         let again = try HTTPResponse(try httpExchange(port: metricsPort, Array("GET /metrics HTTP/1.0\r\n\r\n".utf8)).response)
         #expect(again.statusLine == "HTTP/1.1 200 OK" && again.sample("devcluster_known_devices") == 2)
+
+        // A graceful leave re-forms the ring: counted under its cause.
+        let installedBefore = again.sample("devcluster_rings_installed_total") ?? 0
+        #expect(again.sample("devcluster_ring_reformations_total", "cause=\"leave_received\"") == 0)
+        kill(processes[1].processIdentifier, SIGTERM)
+        let reformed = await eventually(within: .seconds(10)) {
+            guard let text = try? httpExchange(port: metricsPort, Array("GET /metrics HTTP/1.1\r\n\r\n".utf8)).response,
+                  let scrape = try? HTTPResponse(text) else { return false }
+            return scrape.sample("devcluster_ring_reformations_total", "cause=\"leave_received\"") == 1
+                && scrape.sample("devcluster_ring_members") == 1 && scrape.sample("devcluster_rings_installed_total") == installedBefore + 1
+        }
+        #expect(reformed, "a SIGTERM leave is counted as leave_received")
     }
 
     @Test func anEndpointThatCannotBeBoundStopsTheStartWithItsReason() async throws {
