@@ -194,6 +194,21 @@ struct PapercutEndToEndTests {
         #expect(cliJSON(["--socket", node.socket, "status"])?["state"] == "operational")
     }
 
+    @Test func twoServersConfiguredWithOneEntityIDAreWarnedAbout() async throws {
+        let cluster = try TestNodes(2, configuredEntity: false, options: "entity_id = 02:00:00:00:00:99")
+        defer { cluster.tearDown() }
+        _ = try await startRing(cluster.nodes, children: cluster.children)
+        let shown = await eventually(within: .seconds(5)) {
+            (try? runCommand(["--socket", cluster.nodes[0].socket, "members"]))?.output
+                .contains("WARNING: nodes 1, 2 share entity id 02:00:00:00:00:99") == true
+        }
+        #expect(shown)
+        let logged = await eventually(within: .seconds(5)) {
+            cluster.nodes[0].logText.contains("entity id 02:00:00:00:00:99 is used by server1 (node 1), server2 (node 2): their device states overwrite")
+        }
+        #expect(logged, "\(cluster.nodes[0].logText)")
+    }
+
     @Test func watchTellsAGracefulLeaveFromAFailureAndNamesTheViews() async throws {
         let cluster = try TestNodes(3)
         defer { cluster.tearDown() }
