@@ -184,6 +184,54 @@ struct MetricsUnitTests {
     }
 }
 
+@Suite("Metrics: the responder on its own loop")
+struct MetricsServerTests {
+    @Test func servesOverIPv6LoopbackAndClosesOnStop() async throws {
+        let loop = try EventLoop(name: "metrics-test")
+        defer {
+            loop.stop()
+            loop.join()
+        }
+        let port = randomPort()
+        let endpoint = try #require(DaemonConfiguration.Endpoint(parsing: "[::1]:\(port)"))
+        let logger = LogCollector().makeLogger(level: .warning)
+        let opened: Result<LoopBound<MetricsServer>, MetricsServer.Failure>? = await onLoop(loop) {
+            do throws(MetricsServer.Failure) {
+                let server = try MetricsServer(endpoint: endpoint, eventLoop: loop, logger: logger) { Array("x_total 1\n".utf8) }
+                return .success(LoopBound(server, eventLoop: loop))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let server = try #require(try opened?.get())
+        let socket = Glibc.socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(socket >= 0)
+        defer { _ = close(socket) }
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_port = port.bigEndian
+        address.sin6_addr = in6addr_loopback
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+        }
+        try #require(connected == 0, "connect to [::1]:\(port): errno \(errno)")
+        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+        _ = setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = Array("GET /metrics HTTP/1.1\r\n\r\n".utf8).withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        let (response, closed) = readUntilClosed(socket, timeout: .seconds(5))
+        #expect(closed && response.hasPrefix("HTTP/1.1 200 OK\r\n") && response.hasSuffix("\r\n\r\nx_total 1\n"), "\(response.debugDescription)")
+        #expect(await onLoop(loop) { server.value.responses[200] } == 1)
+        _ = await onLoop(loop) { server.value.close() }
+        // Closed: nothing listens there any more.
+        let again = Glibc.socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        defer { _ = close(again) }
+        let refused = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(again, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+        }
+        #expect(refused == -1 && errno == ECONNREFUSED)
+    }
+}
+
 // MARK: - A real daemon over loopback
 
 /// One HTTP exchange over a raw TCP socket: sends `request` (in pieces if asked), reads until the
