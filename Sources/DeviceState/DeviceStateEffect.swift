@@ -154,6 +154,9 @@ public enum DeviceStateError: Error, Sendable, Equatable, CustomStringConvertibl
     case unknownHint(HintKey)
     /// No channel lets this node publish `mwi`, so it cannot set MWI.
     case mwiNotPublished
+    /// No channel lets this node publish `device_state`: a state set here would reach no other
+    /// server, so it is refused (as MWI is).
+    case deviceStateNotPublished
     /// A name (`field`: device name, mailbox, mailbox context, hint extension or context)
     /// contains a control, format or space character; `character` is the first.
     case invisibleCharacter(field: String, name: String, InvisibleCharacter)
@@ -184,7 +187,11 @@ public enum DeviceStateError: Error, Sendable, Equatable, CustomStringConvertibl
         case .unknownHint(let key):
             "no hint \(key)"
         case .mwiNotPublished:
-            "no event channel publishes mwi on this node"
+            "no event channel publishes mwi on this node, so no other server would see it; "
+                + "add an event channel with publish_event = mwi (as [mwi] in the README)"
+        case .deviceStateNotPublished:
+            "no event channel publishes device_state on this node, so no other server would see the state; "
+                + "add an event channel with publish_event = device_state (as [device_state] in the README)"
         }
     }
 }

@@ -118,10 +118,13 @@ public struct DeviceStateService: Sendable {
     ///
     /// - Returns: `persist`, the `submit`s, then `deviceStateChanged` and `extensionStateChanged`
     ///   if the aggregate moved.
-    /// - Throws: `DeviceStateError.tooManyDevices` for a new device when this server already
-    ///   reports `limits.maxDevices`; nothing changes then.
+    /// - Throws: `DeviceStateError.deviceStateNotPublished` when no channel publishes
+    ///   `device_state` here (the state would stay on this server, unseen: refused, as MWI is);
+    ///   `tooManyDevices` for a new device when this server already reports
+    ///   `limits.maxDevices`. Nothing changes on a throw.
     public mutating func setLocalState(_ state: DeviceStateValue, of device: DeviceName) throws(DeviceStateError) -> [DeviceStateEffect] {
         defer { checkInvariants(touching: device) }
+        guard !deviceStateChannels.isEmpty else { throw .deviceStateNotPublished }
         guard localState.devices[device] != state else { return [] }
         if localState.devices[device] == nil, localState.devices.count >= limits.maxDevices {
             throw .tooManyDevices(limit: limits.maxDevices)
@@ -262,6 +265,12 @@ public struct DeviceStateService: Sendable {
     public var devices: [DeviceSnapshot] {
         cache.records.keys.sorted().map { device($0) }
     }
+
+    /// Devices some server reports here (what `devstate list` lists), without listing them.
+    public var knownDeviceCount: Int { cache.records.count }
+
+    /// Mailboxes known here (what `mwi list` lists), without listing them.
+    public var knownMailboxCount: Int { mailboxRecords.count }
 
     /// `mwi get`: the cluster-wide record of a mailbox (`nil` if unknown or MWI is not
     /// subscribed here).

@@ -11,8 +11,7 @@ enum ClientRunner {
         do {
             path = try socketPath(for: invocation.target)
         } catch {
-            Console.error("devclusterd: \(error)\n")
-            return 1
+            return fail(code: "no_daemon", "\(error)", json: invocation.json)
         }
         if invocation.command == .watch { return watch(path: path, json: invocation.json) }
         let outcome: Result<JSONValue, ControlError>
@@ -21,8 +20,7 @@ enum ClientRunner {
             let request = invocation.command.request
             outcome = try client.call(request.command, arguments: request.arguments)
         } catch {
-            Console.error("devclusterd: \(error)\n")
-            return 1
+            return fail(code: "no_daemon", "\(error)", json: invocation.json)
         }
         switch outcome {
         case .success(let result):
@@ -36,13 +34,28 @@ enum ClientRunner {
                 Console.output(try OutputFormatter.format(invocation.command, result: result))
                 return exitStatus
             } catch {
-                Console.error("devclusterd: \(invocation.command.name): \(error)\n")
-                return 1
+                return fail(code: "internal", "\(invocation.command.name): \(error)", json: false)
             }
         case .failure(let error):
+            if invocation.json { return fail(code: error.code.rawValue, error.message, json: true) }
             Console.error("devclusterd: \(invocation.command.name): \(error.message) (\(error.code.rawValue))\n")
             return 1
         }
+    }
+
+    /// Reports a failure and returns 1: as text on standard error and, with `--json`, also as
+    /// one line on standard output, `{"ok":false,"error":{"code":...,"message":...}}` (the
+    /// daemon's error codes, or `no_daemon` when it cannot be reached), so a script piping to a
+    /// JSON parser gets JSON.
+    static func fail(code: String, _ message: String, json: Bool, exitStatus: Int32 = 1) -> Int32 {
+        if json { Console.output(errorObject(code: code, message).encoded + "\n") }
+        Console.error("devclusterd: \(message)\n")
+        return exitStatus
+    }
+
+    /// `{"ok":false,"error":{"code":...,"message":...}}`.
+    static func errorObject(code: String, _ message: String) -> JSONValue {
+        .object(["ok": .bool(false), "error": .object(["code": .string(code), "message": .string(message)])])
     }
 
     /// `watch`: subscribes and prints one line per change until interrupted or the daemon goes.
@@ -55,6 +68,7 @@ enum ClientRunner {
             switch try client.call("watch") {
             case .success: break
             case .failure(let error):
+                if json { return fail(code: error.code.rawValue, error.message, json: true) }
                 Console.error("devclusterd: watch: \(error.message) (\(error.code.rawValue))\n")
                 return 1
             }
@@ -73,11 +87,9 @@ enum ClientRunner {
             }
         } catch {
             if isStreaming, error.message.hasSuffix("closed the connection without answering") {
-                Console.error("devclusterd: watch: the daemon at \(path) closed the connection (it stopped or restarted)\n")
-            } else {
-                Console.error("devclusterd: watch: \(error)\n")
+                return fail(code: "connection_closed", "watch: the daemon at \(path) closed the connection (it stopped or restarted)", json: json)
             }
-            return 1
+            return fail(code: "no_daemon", "watch: \(error)", json: json)
         }
     }
 

@@ -87,6 +87,10 @@ final class ClusterHub {
     /// The least time between two lines of one `logLimited` key.
     static let limitedLogInterval = Duration.seconds(10)
 
+    /// The nodes of the last transitional configuration that left gracefully (the others failed),
+    /// for the `left` events of that change.
+    private var leftGracefully: Set<NodeID> = []
+
     /// Entity-id conflicts already logged.
     private var reportedEntityConflicts: [EntityConflict] = []
     /// Adapter entity-id mismatches already logged (adapter name and id).
@@ -151,6 +155,9 @@ final class ClusterHub {
                 "dropped_at_byte_cap": .number(summary.droppedAtByteCap),
             ])
         }
+        context.metricsServices = { [unowned self] in
+            metricsServices(stateWrites: stateWriter?.report, watchers: watchers.count, adapters: adapters.count)
+        }
         context.persistenceReport = { [unowned self] in persistenceReport() }
     }
 
@@ -177,6 +184,7 @@ final class ClusterHub {
     // MARK: Ring inputs
 
     fileprivate func configurationChanged(_ change: ConfigurationChange) {
+        if change.kind == .transitional { leftGracefully = Set(change.leftGracefully) }
         execute(membership.configurationChanged(change))
         execute(deviceState.configurationChanged(change, now: MonotonicClock.now()))
         scheduleExpiry()
@@ -320,7 +328,8 @@ final class ClusterHub {
         case .joined(let node, let view):
             data = ["change": "joined", "nodeid": .number(node.rawValue), "name": .string(context.name(of: node)), "view": .number(view)]
         case .left(let node, let view):
-            data = ["change": "left", "nodeid": .number(node.rawValue), "name": .string(context.name(of: node)), "view": .number(view)]
+            data = ["change": "left", "nodeid": .number(node.rawValue), "name": .string(context.name(of: node)), "view": .number(view),
+                    "graceful": .bool(leftGracefully.contains(node))]
         case .viewInstalled(let view):
             data = ["change": "view", "view": .number(view.number), "ring": .string(view.ringID.description),
                     "members": .array(view.members.map { .number($0.rawValue) })]

@@ -1,6 +1,9 @@
 // The command line of the one binary that is both the daemon and its client: what was asked for
 // (Invocation) or a specific usage error. Parsing only; running it is Devclusterd's job.
 
+import DeviceState
+import Membership
+
 /// What the command line asks for.
 enum Invocation: Equatable {
     /// `--help`: print the usage text.
@@ -145,6 +148,13 @@ enum CommandLineParser {
         switch action {
         case "set":
             guard operands.count >= 2 else { throw UsageError("devstate set needs DEVICE and STATE (e.g. devstate set Custom:mystate INUSE)") }
+            // A misspelt state is a usage mistake like any other: exit 2, with a suggestion.
+            guard (try? DeviceStateValue(parsing: operands[1])) != nil else {
+                let valid = DeviceStateValue.validNames
+                let suggestion = ConfigurationReader.closest(to: operands[1].uppercased(), among: valid)
+                throw UsageError("devstate set: unknown device state \"\(InvisibleCharacter.escaped(operands[1], limit: 64))\""
+                    + (suggestion.map { " (did you mean \"\($0)\"?)" } ?? "") + "; valid states: " + valid.joined(separator: ", "))
+            }
             return .devstateSet(device: operands[0], state: operands[1])
         case "clear":
             guard let device = operands.first else { throw UsageError("devstate clear needs DEVICE (e.g. devstate clear Custom:mystate)") }

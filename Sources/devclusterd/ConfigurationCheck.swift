@@ -44,6 +44,7 @@ enum ConfigurationCheck {
             return 1
         }
         if let warning { Console.error("\(file): [totem] keyfile: warning: \(warning)\n") }
+        for warning in configuration.publicationWarnings { Console.error("\(file): warning: \(warning)\n") }
         Console.output(summary(configuration, file: file, origin: origin) + "\n")
         return 0
     }
@@ -62,5 +63,20 @@ enum ConfigurationCheck {
         if configuration.control.allowsOtherUsers { text += "; control socket access: " + Daemon.describeAccess(configuration.control) }
         if origin == .embedded { text += " (no \(DaemonConfiguration.defaultPath): the built-in default)" }
         return text
+    }
+}
+
+extension DaemonConfiguration {
+    /// What this node cannot share with the others, as warnings (`--check-config` and the
+    /// start-up log): without a channel publishing `device_state` (or `mwi`), `devstate set`
+    /// (or `mwi set`) is refused here.
+    var publicationWarnings: [String] {
+        var warnings: [String] = []
+        for type in [EventType.deviceState, .mwi] where !eventChannels.contains(where: { $0.publishes.contains(type) }) {
+            let command = type == .deviceState ? "devstate set" : "mwi set"
+            warnings.append("no event channel publishes \(type.rawValue): \(command) is refused on this node (nothing it set "
+                + "would reach another server); add publish_event = \(type.rawValue) to a channel, as [\(type.rawValue)] in the README")
+        }
+        return warnings
     }
 }

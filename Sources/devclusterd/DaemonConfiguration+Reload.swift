@@ -21,6 +21,7 @@ extension DaemonConfiguration {
             }
         }
         compare("totem", "mcastport", totem.port, new.totem.port) { String($0) }
+        compare("totem", "ttl", totem.multicastTTL, new.totem.multicastTTL) { String($0) }
         compare("totem", "netmtu", totem.netMTU, new.totem.netMTU) { String($0) }
         compare("totem", "segmentation_offload", totem.segmentationOffload, new.totem.segmentationOffload) { $0 ? "yes" : "no" }
         compare("totem", "port_unreachable", totem.portUnreachable, new.totem.portUnreachable) { $0 ? "yes" : "no" }
@@ -50,6 +51,7 @@ extension DaemonConfiguration {
         compare("options", "max_mailboxes", options.maxMailboxes, new.options.maxMailboxes) { String($0) }
         compare("options", "max_retained_bytes", options.maxRetainedBytes, new.options.maxRetainedBytes) { ByteSize.format($0) }
         compare("options", "state_dir", options.stateDirectory, new.options.stateDirectory) { $0 }
+        compare("metrics", "listen", metrics?.listen, new.metrics?.listen) { $0?.description ?? "off" }
         if eventChannels != new.eventChannels {
             changes.append("event channels (\(eventChannels.map(\.name).joined(separator: ", ")) -> "
                 + "\(new.eventChannels.map(\.name).joined(separator: ", ")))")

@@ -100,6 +100,7 @@ extension DaemonConfiguration {
         var transport = TransportConfiguration(mode: mode, localNode: options.nodeID, nodes: transportNodes)
         transport.netmtu = totem.netMTU
         transport.segmentationOffload = totem.segmentationOffload
+        transport.multicastTTL = totem.multicastTTL
         transport.reportsUnreachable = totem.portUnreachable
         transport.multicastLoop = nodes.contains { node in
             node.id != options.nodeID && (node.address.isLoopback || localAddresses.contains(node.address))

@@ -172,6 +172,8 @@ final class ServiceContext {
     /// The `device_state` member of `status` (local counts, caps, refused and rejected entries);
     /// `nil`: not reported.
     var deviceStateReport: (() -> JSONValue)?
+    /// The cluster services' part of a metrics scrape; `nil`: not reported.
+    var metricsServices: (() -> MetricsSnapshot.Services)?
 
     // MARK: Used by the Daemon
 

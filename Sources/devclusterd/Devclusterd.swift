@@ -21,6 +21,10 @@ enum Devclusterd {
         do {
             invocation = try CommandLineParser.parse(arguments)
         } catch {
+            // A script that asked for JSON gets JSON on standard output, also for a usage mistake.
+            if arguments.contains("--json") {
+                Console.output(ClientRunner.errorObject(code: "usage", error.message).encoded + "\n")
+            }
             Console.error("devclusterd: \(error.message)\n\(CommandLineParser.synopsis)\nRun \"devclusterd --help\" for details.\n")
             return 2
         }

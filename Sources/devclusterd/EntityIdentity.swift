@@ -1,6 +1,7 @@
 // This server's entity id (the device-state layer tags every local state with it): from the
-// configuration, else the one stored in state_dir, else a MAC address, else random, and stored so
-// that it survives restarts and hardware changes. Reads /sys and /dev/urandom; nothing else.
+// configuration, else the one stored in state_dir, else a MAC address (mixed with the node id when
+// several configured nodes run on this host), else random, and stored so that it survives
+// restarts and hardware changes. Reads /sys and /dev/urandom; nothing else.
 
 import Foundation
 import Glibc
@@ -15,6 +16,8 @@ struct EntityIdentity {
         case configuration
         case stateFile(String)
         case macAddress(interface: String)
+        /// The MAC address made distinct per node: several configured nodes run on this host.
+        case macAddressAndNodeID(interface: String, node: NodeID)
         case random
 
         var description: String {
@@ -22,6 +25,8 @@ struct EntityIdentity {
             case .configuration: "from [options] entity_id"
             case .stateFile(let path): "from \(path)"
             case .macAddress(let interface): "derived from the MAC address of \(interface)"
+            case .macAddressAndNodeID(let interface, let node):
+                "derived from the MAC address of \(interface) and node id \(node) (several configured nodes run on this host)"
             case .random: "random (no usable MAC address found)"
             }
         }
@@ -35,6 +40,9 @@ struct EntityIdentity {
     var interfacesDirectory = "/sys/class/net"
     /// Six random bytes (tests pass a fixed source).
     var randomBytes: () -> [UInt8]? = EntityIdentity.urandom
+    /// Set when several configured nodes run on this host (`sharesHost`): their MAC address is
+    /// the same, so this node's id is mixed into the derived entity id to keep them apart.
+    var sharedHostNodeID: NodeID?
 
     var filePath: String { stateDirectory + "/" + Self.fileName }
 
@@ -68,7 +76,11 @@ struct EntityIdentity {
         let id: EntityID
         let source: Source
         if let (mac, interface) = firstMACAddress() {
-            (id, source) = (mac, .macAddress(interface: interface))
+            if let node = sharedHostNodeID {
+                (id, source) = (Self.mixing(node, into: mac), .macAddressAndNodeID(interface: interface, node: node))
+            } else {
+                (id, source) = (mac, .macAddress(interface: interface))
+            }
         } else {
             (id, source) = (try randomID(), .random)
         }
@@ -78,6 +90,22 @@ struct EntityIdentity {
             throw FileSystemError(filePath, error.description)
         }
         return (id, source, warning)
+    }
+
+    /// `mac` with the node id XORed into its last four octets and the locally administered bit
+    /// set (and the multicast bit cleared): distinct for distinct node ids on one MAC address,
+    /// and never a real (universally administered) MAC address.
+    static func mixing(_ node: NodeID, into mac: EntityID) -> EntityID {
+        var octets = mac.octets
+        octets[0] = (octets[0] | 0x02) & 0xFE
+        for index in 0..<4 { octets[2 + index] ^= UInt8(truncatingIfNeeded: node.rawValue >> UInt32(24 - 8 * index)) }
+        return EntityID(octets: octets) ?? mac
+    }
+
+    /// Whether several `[node]`s of `configuration` run on this host: their addresses are
+    /// loopback addresses or addresses of its interfaces.
+    static func sharesHost(_ configuration: DaemonConfiguration, localAddresses: [DaemonConfiguration.IPAddress]) -> Bool {
+        configuration.nodes.count { $0.address.isLoopback || localAddresses.contains($0.address) } > 1
     }
 
     /// An id like `01:23:45:67:89:ab`, with optional surrounding whitespace.

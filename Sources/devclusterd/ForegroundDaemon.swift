@@ -34,6 +34,7 @@ enum ForegroundDaemon {
             + "cluster \"\(configuration.totem.clusterName)\", \(configuration.totem.transport.name), "
             + (origin == .embedded ? "embedded default configuration (no \(DaemonConfiguration.defaultPath))" : "configuration \(file)"))
 
+        for warning in configuration.publicationWarnings { logger.warning(warning) }
         guard let prepared = prepare(configuration, file: file, logger: logger) else { return 1 }
         return serve(configuration: configuration, origin: origin, prepared: prepared, logger: logger, debug: debug, systemd: systemd)
     }
@@ -77,7 +78,11 @@ enum ForegroundDaemon {
         }
         let entity: (id: DaemonConfiguration.EntityID, source: EntityIdentity.Source, warning: String?)
         do {
-            entity = try EntityIdentity(stateDirectory: options.stateDirectory).resolve(configured: options.entityID)
+            var identity = EntityIdentity(stateDirectory: options.stateDirectory)
+            if EntityIdentity.sharesHost(configuration, localAddresses: HostEnvironment.current.interfaceAddresses().map(\.address)) {
+                identity.sharedHostNodeID = options.nodeID
+            }
+            entity = try identity.resolve(configured: options.entityID)
         } catch {
             logger.error("not started: cannot store the entity id: \(error)")
             return nil
@@ -178,15 +183,21 @@ enum ForegroundDaemon {
             let context = ServiceContext(configuration: configuration, origin: origin, runtimeConfiguration: prepared.runtime,
                                          entityID: prepared.entityID, logger: logger, eventLoop: loop, isDebugForced: debug)
             let hub = ClusterHub(setup: prepared.cluster)
-            let daemon = Daemon(context: context, services: [NodeService()] + hub.services()) { exitStatus.set($0) }
+            let metrics = configuration.metrics.map { MetricsService(endpoint: $0.listen) }
+            let daemon = Daemon(context: context, services: [NodeService()] + hub.services() + (metrics.map { [$0] } ?? [])) {
+                exitStatus.set($0)
+            }
             do {
                 try daemon.openControlSocket()
+                try metrics?.listen()
                 try daemon.watchSignals()
                 daemon.superviseWithSystemd(systemd)
             } catch {
-                let problem = error is UnixSocket.Failure
-                    ? StartupProblem(file: file, location: "[options] control_socket", message: "\(error)")
-                    : StartupProblem(file: file, location: nil, message: "cannot watch signals: \(error)")
+                let problem = switch error {
+                case is UnixSocket.Failure: StartupProblem(file: file, location: "[options] control_socket", message: "\(error)")
+                case let failure as MetricsServer.Failure: StartupProblem(file: file, location: "[metrics] listen", message: failure.problem)
+                default: StartupProblem(file: file, location: nil, message: "cannot watch signals: \(error)")
+                }
                 logger.error("not started: \(problem)")
                 daemon.stop(reason: "start-up failed", exitStatus: 1)
                 built.put(.failure(problem))

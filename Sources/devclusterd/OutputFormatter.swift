@@ -176,8 +176,16 @@ enum OutputFormatter {
             return "mwi \(text("mailbox"))@\(text("context")) \(new) new, \(old) old"
         case "membership":
             switch text("change") {
-            case "joined", "left":
-                return "membership \(text("name")) \(text("change")) (view \(data["view"]?.integerValue ?? 0))"
+            // `view` is the first view a joined node is in, and the last one a departed node was in.
+            case "joined":
+                return "membership \(text("name")) joined (first in view \(data["view"]?.integerValue ?? 0))"
+            case "left":
+                let how = switch data["graceful"]?.boolValue {
+                case true?: "left gracefully"
+                case false?: "failed"
+                case nil: "left"
+                }
+                return "membership \(text("name")) \(how) (last in view \(data["view"]?.integerValue ?? 0))"
             case "view":
                 let members = data["members"]?.arrayValue?.compactMap(\.integerValue).map(String.init).joined(separator: ", ") ?? ""
                 return "membership view \(data["view"]?.integerValue ?? 0) installed, ring \(text("ring")): nodes \(members)"

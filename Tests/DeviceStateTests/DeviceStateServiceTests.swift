@@ -311,13 +311,13 @@ struct DeviceStateServiceTests {
         #expect(second == [.rejectedEvent(wrongKind.id, .unknownKind(2, format: "device_state payload"))])
     }
 
-    @Test("a node that only subscribes device_state counts remote states but publishes nothing")
+    @Test("a node that only subscribes device_state publishes nothing: its own state and MWI are refused")
     func subscribeOnly() throws {
         let phone = [ChannelConfiguration(name: Builders.deviceChannel, publishes: [], subscribes: [.deviceState])]
         var service = try Builders.service(1, channels: phone)
-        let effects = try service.setLocalState(.inUse, of: Self.device)
-        #expect(Builders.submits(effects).isEmpty)
-        #expect(service.device(Self.device).state == .inUse)
+        // Nothing set here would reach another server: refused, for device state as for MWI.
+        #expect(throws: DeviceStateError.deviceStateNotPublished) { try service.setLocalState(.inUse, of: Self.device) }
+        #expect(service.device(Self.device).state == .invalid && service.localState.devices.isEmpty)
         #expect(throws: DeviceStateError.mwiNotPublished) { try service.setMailbox(Builders.mailbox("1"), counts: MailboxCounts(newMessages: 1, oldMessages: 0)) }
     }
 }

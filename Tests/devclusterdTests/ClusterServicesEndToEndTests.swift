@@ -256,8 +256,10 @@ private func isDocumentedEvent(_ line: JSONValue) -> Bool {
         return hasShape(data, ["entity_id": isString, "nodeid": isInteger, "name": isString])
     case "membership":
         switch data["change"]?.stringValue {
-        case "joined", "left":
+        case "joined":
             return hasShape(data, ["change": isString, "nodeid": isInteger, "name": isString, "view": isInteger])
+        case "left":
+            return hasShape(data, ["change": isString, "nodeid": isInteger, "name": isString, "view": isInteger, "graceful": isBool])
         case "view":
             return hasShape(data, ["change": isString, "view": isInteger, "ring": isString, "members": isIntegerList])
         case "identified":
@@ -318,7 +320,7 @@ struct ClusterServicesEndToEndTests {
             { $0 == "device Custom:mystate INUSE (was \(deviceBefore))" },
             { $0 == "extension 1234@devstate_test InUse (was \(hintBefore))" },
             { $0 == "mwi 1234@default 2 new, 5 old" },
-            { $0.hasPrefix("membership server2 left (view ") },
+            { $0.hasPrefix("membership server2 failed (last in view ") },
             { $0.hasPrefix("membership view ") && $0.hasSuffix(": nodes 1, 3") },
         ]
         func humanLinesInOrder() -> Bool {
@@ -365,6 +367,7 @@ struct ClusterServicesEndToEndTests {
             // The leave is reported in the view the node left; the next view follows it.
             #expect(changes[view]["data"]?["view"]?.integerValue == (changes[left]["data"]?["view"]?.integerValue).map { $0 + 1 })
             #expect(changes[left]["data"]?["name"] == "server2")
+            #expect(changes[left]["data"]?["graceful"] == false, "kill -9 is a failure, not a graceful leave")
         }
 
         // Ctrl-C and SIGTERM end the watchers at once, by the signal (a shell reports 128+N),

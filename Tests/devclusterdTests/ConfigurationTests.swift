@@ -311,7 +311,7 @@ private let udpuTotem = """
 
 @Test func rejectsAnUnknownSection() {
     #expect(errors(fullExample + "[foo]\nbar = 1\n") == [
-        "devcluster.conf:28: unknown section [foo]; expected one of [totem], [node], [options], [control], [hints], "
+        "devcluster.conf:28: unknown section [foo]; expected one of [totem], [node], [options], [control], [metrics], [hints], "
             + "or an event channel (a section with \"type = event_channel\")"
     ])
 }
@@ -340,7 +340,7 @@ private let udpuTotem = """
 @Test func unknownOptionListsValidOptionsAndSuggestsTheClosest() {
     #expect(errors(udpTotem + "mcastprot = 5405\n") == [
         "devcluster.conf:4: [totem] mcastprot: unknown option (did you mean \"mcastport\"?); valid options: "
-            + "cluster_name, transport, bindnetaddr, mcastaddr, mcastport, netmtu, segmentation_offload, port_unreachable, token, "
+            + "cluster_name, transport, bindnetaddr, mcastaddr, mcastport, ttl, netmtu, segmentation_offload, port_unreachable, token, "
             + "token_coefficient, "
             + "token_retransmit, token_retransmits_before_loss_const, hold, join, consensus, merge, window_size, "
             + "max_messages, miss_count_const, fail_recv_const, seqno_unchanged_const, "
@@ -654,7 +654,7 @@ private let udpuTotem = """
         """) == [
         "devcluster.conf:4: [totem] mcastport: expected a port number 1-65535, got \"54x05\"",
         "devcluster.conf:5: [totem] tokn: unknown option (did you mean \"token\"?); valid options: "
-            + "cluster_name, transport, bindnetaddr, mcastaddr, mcastport, netmtu, segmentation_offload, port_unreachable, token, "
+            + "cluster_name, transport, bindnetaddr, mcastaddr, mcastport, ttl, netmtu, segmentation_offload, port_unreachable, token, "
             + "token_coefficient, "
             + "token_retransmit, token_retransmits_before_loss_const, hold, join, consensus, merge, window_size, "
             + "max_messages, miss_count_const, fail_recv_const, seqno_unchanged_const, "

@@ -93,9 +93,9 @@ struct DeviceStateEndToEndTests {
         #expect(ping?["nodes"]?.arrayValue?.allSatisfy { $0["rtt_ms"]?.doubleValue != nil } == true)
         #expect(ping?["nodes"]?.arrayValue?.count == 3)
 
-        // Bad input: clear errors, exit 1, the daemon still answers.
+        // Bad input: clear errors, exit 2 for a usage mistake (with a suggestion), the daemon still answers.
         let bad = try runCommand(["--socket", nodes[0].socket, "devstate", "set", "Custom:mystate", "INUS"])
-        #expect(bad.status == 1 && bad.error.contains("unknown device state \"INUS\""))
+        #expect(bad.status == 2 && bad.error.contains("unknown device state \"INUS\" (did you mean \"INUSE\"?)"), "\(bad)")
         #expect(try runCommand(["--socket", nodes[0].socket, "mwi", "set", "1234", "x", "1"]).status == 2)
         #expect(membership(nodes[0]) != nil)
     }
@@ -130,12 +130,13 @@ struct DeviceStateEndToEndTests {
             cliJSON(["--socket", subscriber.socket, "devstate", "get", "Custom:a"])?["state"] == "BUSY"
         }
         #expect(seen)
-        // The subscriber's own state stays local: the publisher never hears it.
-        #expect(try runCommand(["--socket", subscriber.socket, "devstate", "set", "Custom:b", "INUSE"]).status == 0)
-        try await Task.sleep(for: .seconds(1))
-        // Nobody the publisher hears reports Custom:b: UNKNOWN, as Asterisk's Custom provider says.
+        // The subscriber publishes nothing: a state set there would reach no other server, so it
+        // is refused (as mwi set is without an mwi channel), and nobody reports Custom:b.
+        let refused = try runCommand(["--socket", subscriber.socket, "devstate", "set", "Custom:b", "INUSE"])
+        #expect(refused.status == 1 && refused.error.contains("no event channel publishes device_state on this node"), "\(refused)")
+        // Nobody reports Custom:b: UNKNOWN, as Asterisk's Custom provider says.
         #expect(cliJSON(["--socket", publisher.socket, "devstate", "get", "Custom:b"])?["state"] == "UNKNOWN")
-        #expect(cliJSON(["--socket", subscriber.socket, "devstate", "get", "Custom:b"])?["state"] == "INUSE")
+        #expect(cliJSON(["--socket", subscriber.socket, "devstate", "get", "Custom:b"])?["state"] == "UNKNOWN")
         let channels = cliJSON(["--socket", publisher.socket, "channels"])
         #expect(channels?["channels"]?.arrayValue?.first?["published"] == 1)
     }

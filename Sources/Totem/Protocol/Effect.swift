@@ -30,7 +30,7 @@ public enum MembershipState: String, Sendable, Equatable {
 }
 
 /// Why the core changed state, for logs and traces (corosync's `TOTEMSRP_GSFROM_*`).
-public enum TransitionReason: String, Sendable, Equatable {
+public enum TransitionReason: String, Sendable, Hashable, CaseIterable {
     case startup = "start-up"
     case tokenLost = "token lost"
     case successorUnreachable = "successor unreachable"

@@ -95,6 +95,12 @@ public final class RingNode {
     /// crashed.
     static let successorProbeInterval = Duration.milliseconds(150)
 
+    /// The last token accepted here while operational, and its ring: the start of the rotation
+    /// the next one ends (`TokenRotationStatistics`).
+    private var lastTokenAccepted: (ring: RingID, at: MonotonicInstant)?
+    /// The state the core last reported, to tell a re-formation (leaving OPERATIONAL) apart.
+    private var reportedState = MembershipState.gather
+
     /// False before `start` and after `leave` or `shutdown`.
     public private(set) var isRunning = false
     private var counters = RuntimeStatistics()
@@ -241,6 +247,7 @@ public final class RingNode {
         eventLoop.preconditionInEventLoop()
         guard isRunning else { throw .notRunning }
         let effects = try core.submit(payload, delivery: delivery, now: MonotonicClock.now())
+        counters.messageBytesSubmitted += payload.count
         // Usually there is nothing to do: the token takes the message on its next visit.
         guard !effects.isEmpty else { return }
         if isHandlingInput {
@@ -408,10 +415,24 @@ public final class RingNode {
     private func receiveInCore(_ packet: Packet) {
         var effects: [Effect] = []
         swap(&effects, &receivedEffects)
-        core.receive(packet, now: MonotonicClock.now(), into: &effects)
+        let now = MonotonicClock.now()
+        let tokensBefore = core.statistics.tokensAccepted
+        core.receive(packet, now: now, into: &effects)
+        if core.statistics.tokensAccepted != tokensBefore { noteTokenAccepted(now: now) }
         execute(effects)
         effects.removeAll(keepingCapacity: true)
         receivedEffects = effects
+    }
+
+    /// Measures a rotation: from the last token accepted in this operational ring to this one.
+    private func noteTokenAccepted(now: MonotonicInstant) {
+        guard core.state == .operational else {
+            lastTokenAccepted = nil
+            return
+        }
+        let ring = core.ringID
+        if let last = lastTokenAccepted, last.ring == ring { counters.tokenRotation.record(now - last.at) }
+        lastTokenAccepted = (ring, now)
     }
 
     private func authenticateAndDecode(_ entry: Int) -> Packet? {
@@ -613,6 +634,7 @@ public final class RingNode {
                 }
             }
         case .deliver(let message):
+            counters.messageBytesDelivered += message.payload.count
             pendingEvents.append(.delivered(message))
         case .configurationChanged(let change):
             log(.notice, "node \(nodeID): \(change.kind.rawValue) configuration \(change.ringID): members \(change.members)\(change.left.isEmpty ? "" : ", left \(change.left)")\(change.joined.isEmpty ? "" : ", joined \(change.joined)")")
@@ -624,6 +646,8 @@ public final class RingNode {
         case .persistRingSequence(let sequence):
             persist(sequence)
         case .stateChanged(let state, let reason):
+            if reportedState == .operational && state != .operational { counters.reformations[reason, default: 0] += 1 }
+            reportedState = state
             log(state == .operational ? .info : .debug, "node \(nodeID) entered \(state.rawValue) (\(reason.rawValue))")
             pendingEvents.append(.stateChanged(state, reason))
         }

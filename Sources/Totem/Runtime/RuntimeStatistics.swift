@@ -32,6 +32,14 @@ public struct RuntimeStatistics: Sendable, Equatable {
     public var successorProbes = 0
     /// The core's counters (frames, deliveries, retransmissions, rings installed, ...).
     public var core = Statistics()
+    /// Times this node left OPERATIONAL to form a new ring, by the reason it gave
+    /// (`TransitionReason`): the causes of ring re-formations, seen from here.
+    public var reformations: [TransitionReason: Int] = [:]
+    /// Bytes of the application messages this node queued (`submit`) and had delivered.
+    public var messageBytesSubmitted = 0
+    public var messageBytesDelivered = 0
+    /// Time between successive tokens accepted here in one operational ring.
+    public var tokenRotation = TokenRotationStatistics()
     public var state = MembershipState.gather
     public var ringID: RingID?
     public var members: [NodeID] = []

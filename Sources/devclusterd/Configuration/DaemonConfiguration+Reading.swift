@@ -69,14 +69,14 @@ extension Duration {
 
 /// The keys each kind of section accepts, in documentation order.
 enum ConfigurationKeys {
-    static let totem = ["cluster_name", "transport", "bindnetaddr", "mcastaddr", "mcastport", "netmtu", "segmentation_offload",
+    static let totem = ["cluster_name", "transport", "bindnetaddr", "mcastaddr", "mcastport", "ttl", "netmtu", "segmentation_offload",
                         "port_unreachable"]
         + TotemNumericOption.all.map(\.key) + ["cancel_token_hold_on_retransmit", "keyfile", "crypto"]
     static let node = ["nodeid", "name", "addr"]
     static let options = ["nodeid", "entity_id", "control_socket", "control_socket_group", "state_dir", "log_level",
                           "max_devices", "max_mailboxes", "max_retained_bytes"]
     static let eventChannel = ["type", "publish_event", "subscribe_event"]
-    static let sections = ["[totem]", "[node]", "[options]", "[control]", "[hints]", "or an event channel (a section with \"type = event_channel\")"]
+    static let sections = ["[totem]", "[node]", "[options]", "[control]", "[metrics]", "[hints]", "or an event channel (a section with \"type = event_channel\")"]
 }
 
 // MARK: - Reading: drafts
@@ -99,6 +99,7 @@ struct TotemDraft {
     var bindNetwork: Located<DaemonConfiguration.IPAddress>?
     var multicastAddress: Located<DaemonConfiguration.IPAddress>?
     var port = Located(value: 5405, line: 0)
+    var multicastTTL: Located<Int>?
     var netMTU = 1500
     var segmentationOffload = true
     var portUnreachable = true
@@ -182,6 +183,7 @@ struct ConfigurationReader {
         var nodes: [NodeDraft] = []
         var options = OptionsDraft()
         var control = Model.Control()
+        var metrics: Model.Metrics?
         var channels: [Model.EventChannel] = []
         var hints: [Model.Hint] = []
         var firstLines: [String: Int] = [:]
@@ -206,6 +208,7 @@ struct ConfigurationReader {
                 if let node = readNode(section) { nodes.append(node) }
             case "options": options = readOptions(section)
             case "control": control = readControl(section)
+            case "metrics": metrics = readMetrics(section)
             case "hints": hints = readHints(section)
             default:
                 if let channel = readEventChannel(section) { channels.append(channel) }
@@ -217,6 +220,7 @@ struct ConfigurationReader {
         checkControlSocketGroup(options, control: control)
         var configuration = resolve(totem: totem, nodeList: nodeList, options: options, channels: channels, hints: hints)
         configuration?.control = control
+        configuration?.metrics = metrics
         return errors.isEmpty ? configuration : nil
     }
 
@@ -258,6 +262,9 @@ struct ConfigurationReader {
             case "mcastport":
                 if let port = Self.decimal(entry.value, in: 1...65_535) { draft.port = Located(value: port, line: entry.line) }
                 else { invalid(entry, "totem", "a port number 1-65535") }
+            case "ttl":
+                if let ttl = Self.decimal(entry.value, in: 0...255) { draft.multicastTTL = Located(value: ttl, line: entry.line) }
+                else { invalid(entry, "totem", "a time-to-live 0-255 for multicast datagrams (1: they do not cross a router)") }
             case "netmtu":
                 if let mtu = Self.decimal(entry.value, in: 576...65_535) { draft.netMTU = mtu }
                 else { invalid(entry, "totem", "a whole number of bytes 576-65535") }
@@ -489,6 +496,7 @@ extension ConfigurationReader {
         var totemSection = Model.TotemSection(clusterName: clusterName, transport: transport, port: port,
                                               netMTU: totem.netMTU, crypto: crypto, settings: settings)
         totemSection.segmentationOffload = totem.segmentationOffload
+        if let ttl = totem.multicastTTL { totemSection.multicastTTL = ttl.value }
         totemSection.portUnreachable = totem.portUnreachable
         return DaemonConfiguration(
             totem: totemSection,
@@ -574,6 +582,7 @@ extension ConfigurationReader {
             if nodes.isEmpty { fail(totem.transportLine ?? totem.sectionLine, "totem", "transport", .unicastWithoutNodes) }
             if let bind = totem.bindNetwork { fail(bind.line, "totem", "bindnetaddr", .onlyForMulticastTransport) }
             if let group = totem.multicastAddress { fail(group.line, "totem", "mcastaddr", .onlyForMulticastTransport) }
+            if let ttl = totem.multicastTTL { fail(ttl.line, "totem", "ttl", .onlyForMulticastTransport) }
             return .udpu
         }
         if totem.port.value < 2 {

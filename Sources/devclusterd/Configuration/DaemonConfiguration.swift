@@ -25,6 +25,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var hints: [Hint]
     /// `[control]`: who may use the control socket, and the bounds on its clients.
     public var control = Control()
+    /// `[metrics]`: the Prometheus endpoint, `nil` when the file has no such section.
+    public var metrics: Metrics?
 
     /// Creates a configuration from parts already validated.
     public init(totem: TotemSection, nodes: [Node], options: Options, eventChannels: [EventChannel], hints: [Hint]) {
@@ -64,6 +66,9 @@ extension DaemonConfiguration {
         /// successor's daemon is gone, its host is up) fails that node at once, instead of after
         /// the token and consensus timeouts.
         public var portUnreachable = true
+        /// `ttl`: the IP time-to-live (IPv6: hop limit) of multicast datagrams with `transport =
+        /// udp`, 0-255. The default 1 keeps them on the local network: they do not cross a router.
+        public var multicastTTL = 1
         /// Authentication and encryption of every datagram, with the key file.
         public var crypto: Crypto
         /// The protocol's timers and constants, `configuredNodeCount` set from the node list.

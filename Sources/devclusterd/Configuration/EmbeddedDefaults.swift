@@ -268,6 +268,7 @@ extension DaemonConfiguration {
         if case .udp(let bindNetwork, let multicastAddress) = totem.transport {
             add("bindnetaddr", bindNetwork.description)
             add("mcastaddr", multicastAddress.description)
+            add("ttl", String(totem.multicastTTL))
         }
         add("mcastport", String(totem.port))
         add("netmtu", String(totem.netMTU))
@@ -302,6 +303,7 @@ extension DaemonConfiguration {
             if !channel.subscribes.isEmpty { add("subscribe_event", channel.subscribes.map(\.rawValue).joined(separator: ", ")) }
         }
         lines += control.fileLines
+        lines += metrics?.fileLines ?? []
         if !hints.isEmpty {
             lines += ["", "[hints]"]
             for hint in hints { add(Self.escaped("\(hint.exten)@\(hint.context)"), hint.devices.joined(separator: "&")) }

@@ -1,0 +1,22 @@
+// What the cluster services add to a metrics scrape: quorum, devices and mailboxes, the submit
+// backlog, retained events, the local state writer, watchers and adapters. Counts only, read on the
+// loop thread.
+
+extension ClusterHub {
+    /// The services' part of a scrape. `stateWrites`, `watchers` and `adapters` come from the
+    /// hub's own (private) state, handed in by the closure `start` installs.
+    func metricsServices(stateWrites: LocalStateWriter.Report?, watchers: Int, adapters: Int) -> MetricsSnapshot.Services {
+        let quorum = membership.quorum
+        let retention = deviceState.events.retentionSummary
+        return MetricsSnapshot.Services(
+            quorate: quorum.isQuorate, quorumPresent: quorum.presentCount, quorumConfigured: quorum.configuredCount,
+            localDevices: deviceState.localState.devices.count, knownDevices: deviceState.knownDeviceCount,
+            localMailboxes: deviceState.localState.mailboxes.count, knownMailboxes: deviceState.knownMailboxCount,
+            backlogMessages: backlogCount, backlogDropped: backlogDropped,
+            retainedEvents: retention.events, retainedBytes: retention.bytes,
+            retainedDroppedAtEventCap: retention.droppedAtEventCap, retainedDroppedAtByteCap: retention.droppedAtByteCap,
+            stateRecordsWritten: stateWrites?.recordsWritten ?? 0, persistenceFailures: stateWrites?.failures ?? 0,
+            persistenceDegraded: (stateWrites?.health ?? .failing) != .ok, unpersistedChanges: stateWrites?.unpersisted ?? 0,
+            watchers: watchers, adapters: adapters)
+    }
+}
