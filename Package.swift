@@ -21,6 +21,7 @@ let package = Package(
     name: "devcluster",
     products: [
         .library(name: "Totem", targets: ["Totem"]),
+        .library(name: "TotemRuntime", targets: ["TotemRuntime"]),
         .library(name: "TotemSimulation", targets: ["TotemSimulation"]),
         .executable(name: "totem-sim", targets: ["totem-sim"]),
         .executable(name: "devclusterd", targets: ["devclusterd"]),
@@ -29,7 +30,12 @@ let package = Package(
     targets: [
         // Headers Swift's Glibc module lacks (epoll, eventfd, recvmmsg): ours, not a dependency.
         .target(name: "CSystem"),
-        .target(name: "Totem", dependencies: ["CSystem"], swiftSettings: strict),
+        // The pure core: wire codec, protocol, packing, crypto. No Glibc, no CSystem, no I/O:
+        // everything above it that must stay deterministic (the services, the simulator)
+        // depends on it alone.
+        .target(name: "Totem", swiftSettings: strict),
+        // The shell that runs the core on a real host: event loop, clocks, files, UDP transports.
+        .target(name: "TotemRuntime", dependencies: ["Totem", "CSystem"], swiftSettings: strict),
         .target(name: "TotemSimulation", dependencies: ["Totem"], swiftSettings: strict),
         .executableTarget(name: "totem-sim", dependencies: ["TotemSimulation"], swiftSettings: strict),
         .target(name: "Membership", dependencies: ["Totem"], swiftSettings: strict),
@@ -39,7 +45,7 @@ let package = Package(
         // the JSON value, parser and encoder, and the request line limit).
         .target(name: "DevclusterControl", dependencies: ["Totem", "EventService"], swiftSettings: strict),
         .executableTarget(
-            name: "devclusterd", dependencies: ["Totem", "CSystem", "Membership", "EventService", "DeviceState", "DevclusterControl"],
+            name: "devclusterd", dependencies: ["Totem", "TotemRuntime", "CSystem", "Membership", "EventService", "DeviceState", "DevclusterControl"],
             swiftSettings: strict),
         .executableTarget(
             name: "DeviceStateBenchmark", dependencies: ["DeviceState", "EventService", "Membership", "Totem"],
@@ -53,9 +59,9 @@ let package = Package(
         .executableTarget(
             name: "ServiceFuzzer", dependencies: ["DeviceState", "EventService", "Membership", "Totem", "FuzzingSupport"],
             swiftSettings: strict),
-        .testTarget(name: "TotemTests", dependencies: ["Totem"], swiftSettings: strict),
+        .testTarget(name: "TotemTests", dependencies: ["Totem", "TotemRuntime"], swiftSettings: strict),
         .testTarget(name: "TotemSimulationTests", dependencies: ["TotemSimulation", "Totem"], swiftSettings: strict),
-        .testTarget(name: "devclusterdTests", dependencies: ["devclusterd", "Totem"], swiftSettings: strict),
+        .testTarget(name: "devclusterdTests", dependencies: ["devclusterd", "Totem", "TotemRuntime"], swiftSettings: strict),
         // Seeded generator and fuzz mutations shared by the service test targets.
         .target(name: "ServiceTestSupport", dependencies: ["Totem"], path: "Tests/ServiceTestSupport", swiftSettings: strict),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "Totem", "ServiceTestSupport"], swiftSettings: strict),

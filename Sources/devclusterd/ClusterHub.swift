@@ -9,6 +9,7 @@ import DeviceState
 import EventService
 import Membership
 import Totem
+import TotemRuntime
 
 /// The cluster services of one daemon. Loop thread only.
 final class ClusterHub {

@@ -3,6 +3,7 @@
 // (docs/control-protocol.md); add fields, never rename them.
 
 import Totem
+import TotemRuntime
 
 enum ClusterReport {
     /// `members`: every configured node, and any ring member the configuration does not list.

@@ -6,6 +6,7 @@ import DeviceState
 import EventService
 import Membership
 import Totem
+import TotemRuntime
 
 /// The cluster services as built at start, handed to the loop.
 struct ClusterSetup: Sendable {

@@ -2,6 +2,7 @@
 // a valid file can still fail (key file, transport), or a one-line summary. Exit status 0 or 1.
 
 import Totem
+import TotemRuntime
 
 /// `devclusterd --check-config [--config FILE]`.
 enum ConfigurationCheck {

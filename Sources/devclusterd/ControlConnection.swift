@@ -5,6 +5,7 @@
 
 import Glibc
 import Totem
+import TotemRuntime
 
 /// One connected control client. Loop thread only.
 final class ControlConnection {

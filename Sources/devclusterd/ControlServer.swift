@@ -6,6 +6,7 @@
 
 import Glibc
 import Totem
+import TotemRuntime
 
 /// Receives the requests of every control connection, on the loop thread.
 protocol ControlRequestHandler: AnyObject {

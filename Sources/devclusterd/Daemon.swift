@@ -5,6 +5,7 @@
 
 import Glibc
 import Totem
+import TotemRuntime
 
 /// The daemon's coordinator, confined to the event loop (built there, used only there).
 final class Daemon: ControlRequestHandler {

@@ -4,6 +4,7 @@
 
 import Glibc
 import Totem
+import TotemRuntime
 
 /// Why the daemon cannot start or a configuration cannot run, beyond the file's own errors.
 struct StartupProblem: Error, Sendable, Equatable, CustomStringConvertible {

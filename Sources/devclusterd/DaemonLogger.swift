@@ -6,6 +6,7 @@
 import Glibc
 import Synchronization
 import Totem
+import TotemRuntime
 
 /// Writes timestamped, levelled lines to a sink (standard error by default); usable from any thread.
 final class DaemonLogger: Sendable {

@@ -4,6 +4,7 @@
 
 import Membership
 import Totem
+import TotemRuntime
 
 /// A cluster service inside the daemon, on the event-loop thread.
 ///

@@ -3,6 +3,7 @@
 
 import Glibc
 import Totem
+import TotemRuntime
 // The JSON value and parser, and the line limit, for every file of the daemon (and its tests).
 @_exported import DevclusterControl
 

@@ -6,6 +6,7 @@
 import Foundation
 import Glibc
 import Totem
+import TotemRuntime
 
 /// Chooses and persists this server's entity id.
 struct EntityIdentity {

@@ -4,6 +4,7 @@
 
 import Glibc
 import Totem
+import TotemRuntime
 
 /// Why a file-system step failed, with the path and the system's reason.
 struct FileSystemError: Error, Sendable, Equatable, CustomStringConvertible {

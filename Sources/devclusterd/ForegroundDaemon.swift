@@ -6,6 +6,7 @@ import Dispatch
 import Glibc
 import Synchronization
 import Totem
+import TotemRuntime
 
 enum ForegroundDaemon {
     /// Runs the daemon until SIGTERM or SIGINT; returns the exit status.

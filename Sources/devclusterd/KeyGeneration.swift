@@ -3,6 +3,7 @@
 
 import Glibc
 import Totem
+import TotemRuntime
 
 /// `devclusterd keygen [--output FILE] [--force]`.
 enum KeyGeneration {

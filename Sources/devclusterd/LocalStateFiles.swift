@@ -7,6 +7,7 @@
 import DeviceState
 import Glibc
 import Totem
+import TotemRuntime
 
 /// The snapshot and its change log, as the writer thread holds them open. Writer thread only.
 ///

@@ -8,6 +8,7 @@ import DeviceState
 import Glibc
 import Synchronization
 import Totem
+import TotemRuntime
 
 /// The local state's writer thread (a pthread, as the event loop's), fed by the loop thread.
 ///

@@ -4,6 +4,7 @@
 // metrics, never rename one.
 
 import Totem
+import TotemRuntime
 
 /// The values one scrape reports, gathered on the loop thread.
 struct MetricsSnapshot {

@@ -6,6 +6,7 @@
 
 import Glibc
 import Totem
+import TotemRuntime
 
 /// The listening metrics socket and its connections. Loop thread only.
 final class MetricsServer {

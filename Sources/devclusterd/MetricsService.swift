@@ -3,6 +3,7 @@
 // no commands and no ring messages, so the Daemon stops it with the others.
 
 import Totem
+import TotemRuntime
 
 /// The Prometheus endpoint as a daemon service. Loop thread only.
 final class MetricsService: DaemonService {

@@ -3,6 +3,7 @@
 // over members and channels when they plug in.
 
 import Totem
+import TotemRuntime
 
 /// The daemon's own commands.
 final class NodeService: DaemonService {

@@ -4,6 +4,7 @@
 
 import Synchronization
 import Totem
+import TotemRuntime
 
 /// Rewrites and rate-limits the runtime's log lines before they reach the `DaemonLogger`.
 ///

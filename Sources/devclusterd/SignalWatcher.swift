@@ -4,6 +4,7 @@
 import CSystem
 import Glibc
 import Totem
+import TotemRuntime
 
 /// Delivers selected signals as calls on the event loop, through a signalfd.
 ///

@@ -4,6 +4,7 @@
 
 import Glibc
 import Totem
+import TotemRuntime
 
 /// What the service manager asked of this process through its environment (sd_notify(3),
 /// sd_watchdog_enabled(3)).

@@ -5,6 +5,7 @@
 // The Daemon decides the status text; SystemdNotifier sends.
 
 import Totem
+import TotemRuntime
 
 /// The daemon's side of a `Type=notify` service, on the event-loop thread (built and used there).
 final class SystemdSupervisor {

@@ -4,6 +4,7 @@
 import CSystem
 import Glibc
 import Totem
+import TotemRuntime
 
 /// Calls back when a socket can take more output: a second epoll set, watched by the loop for
 /// readability (an epoll descriptor is readable when one of its sockets is ready).

@@ -5,6 +5,7 @@ import Foundation
 import Testing
 import DeviceState
 import Totem
+import TotemRuntime
 @testable import devclusterd
 
 // MARK: - Fixtures

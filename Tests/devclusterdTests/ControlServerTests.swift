@@ -7,6 +7,7 @@ import Glibc
 import Synchronization
 import Testing
 import Totem
+import TotemRuntime
 @testable import devclusterd
 
 /// Answers `echo` (its arguments), `big` (10 kB), and fails everything else.

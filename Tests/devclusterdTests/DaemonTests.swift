@@ -5,6 +5,7 @@
 import Foundation
 import Testing
 import Totem
+import TotemRuntime
 @testable import devclusterd
 
 /// A service recording what the Daemon hands it.

@@ -7,6 +7,7 @@ import Foundation
 import Glibc
 import Testing
 import Totem
+import TotemRuntime
 @testable import devclusterd
 
 @Suite("State files with a kept copy")

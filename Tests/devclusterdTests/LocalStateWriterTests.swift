@@ -9,6 +9,7 @@ import Glibc
 import Synchronization
 import Testing
 import Totem
+import TotemRuntime
 @testable import devclusterd
 
 @Suite("Local state writer")

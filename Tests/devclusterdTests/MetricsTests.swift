@@ -8,6 +8,7 @@ import Foundation
 import Glibc
 import Testing
 import Totem
+import TotemRuntime
 @testable import devclusterd
 
 /// `promtool`, when installed (Debian: package prometheus).

@@ -5,6 +5,7 @@ import Foundation
 import Glibc
 import Testing
 import Totem
+import TotemRuntime
 @testable import devclusterd
 
 @Suite("Output")

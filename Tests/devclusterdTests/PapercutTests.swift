@@ -8,6 +8,7 @@ import Glibc
 import Testing
 import DeviceState
 import Totem
+import TotemRuntime
 @testable import devclusterd
 
 @Suite("Papercuts: unit")

@@ -10,6 +10,7 @@ import Foundation
 import Glibc
 import Testing
 import Totem
+import TotemRuntime
 @testable import devclusterd
 
 /// A small ext4 image on a loop device, mounted; `remove()` thaws, unmounts and detaches

@@ -11,6 +11,7 @@ import Glibc
 import Membership
 import Testing
 import Totem
+import TotemRuntime
 @testable import devclusterd
 
 @Suite("State hardening: names, caps and state files on a real daemon", .serialized)

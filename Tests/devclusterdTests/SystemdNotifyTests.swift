@@ -9,6 +9,7 @@ import Foundation
 import Glibc
 import Testing
 import Totem
+import TotemRuntime
 @testable import devclusterd
 
 /// A notification as it arrived, with when: the kernel's receive time (SO_TIMESTAMP), so that a

@@ -6,6 +6,7 @@ import Glibc
 import Synchronization
 import Testing
 import Totem
+import TotemRuntime
 @testable import devclusterd
 
 /// A fresh directory under /tmp with a short name (Unix socket paths are limited to 107 bytes).

@@ -88,7 +88,7 @@ public struct SingleRingProtocol: Sendable {
     /// may still take messages submitted here (ours, see `submit`).
     var holdsUnsentToken = false
     /// The successor an ICMP report named, while it is asked whether it is alive (ours).
-    var livenessCheck: (node: NodeID, nonce: UInt64, probesSent: Int)?
+    package internal(set) var livenessCheck: (node: NodeID, nonce: UInt64, probesSent: Int)?
     /// Probes sent in this ring; with the ring sequence, makes each probe's nonce new.
     var livenessProbeCount: UInt64 = 0
     var mergeDetectArmed = false

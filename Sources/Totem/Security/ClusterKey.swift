@@ -19,7 +19,7 @@ public struct ClusterKey: Sendable, CustomStringConvertible {
     public static let generatedBytes = 256
 
     /// The key file's bytes.
-    let material: [UInt8]
+    package let material: [UInt8]
 
     /// Wraps key bytes.
     ///

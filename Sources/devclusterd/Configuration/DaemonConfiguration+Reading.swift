@@ -7,6 +7,7 @@ import Foundation
 import Glibc
 import Membership
 import Totem
+import TotemRuntime
 
 // MARK: - Reading: the option tables
 

@@ -6,6 +6,7 @@ import EventService
 import Foundation
 import Glibc
 import Totem
+import TotemRuntime
 
 /// Everything `devclusterd` needs to know before it starts, validated.
 ///

@@ -6,6 +6,7 @@ import Glibc
 import Synchronization
 import Testing
 @testable import Totem
+@testable import TotemRuntime
 
 @Suite("EventLoop")
 struct EventLoopTests {

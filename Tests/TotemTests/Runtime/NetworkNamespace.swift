@@ -6,6 +6,7 @@
 import Foundation
 import Glibc
 @testable import Totem
+@testable import TotemRuntime
 
 struct NetworkNamespace {
     let name: String

@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 @testable import Totem
+@testable import TotemRuntime
 
 @Suite("PacketAuthenticator")
 struct PacketAuthenticatorTests {

@@ -6,6 +6,7 @@ import Foundation
 import Glibc
 import Testing
 @testable import Totem
+@testable import TotemRuntime
 
 /// Started runtimes with their event recorders; `stopAll` stops whatever is still running.
 final class RuntimeCluster: Sendable {

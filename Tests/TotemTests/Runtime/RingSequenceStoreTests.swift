@@ -6,6 +6,7 @@ import Foundation
 import Glibc
 import Testing
 @testable import Totem
+@testable import TotemRuntime
 
 @Suite("Ring sequence store")
 struct RingSequenceStoreTests {

@@ -4,6 +4,7 @@
 import Foundation
 import Synchronization
 @testable import Totem
+@testable import TotemRuntime
 
 /// A loopback subnet `127.a.b.0/24` picked at random, so concurrent test runs on one host (other
 /// workers, repeated runs) do not share addresses; every node gets `127.a.b.<index>` and a

@@ -5,6 +5,7 @@
 import Glibc
 import Testing
 @testable import Totem
+@testable import TotemRuntime
 
 @Suite("Segmentation offload")
 struct SegmentationOffloadTests {

@@ -4,6 +4,7 @@
 import Glibc
 import Testing
 @testable import Totem
+@testable import TotemRuntime
 
 @Suite("UDPSocket")
 struct UDPSocketTests {

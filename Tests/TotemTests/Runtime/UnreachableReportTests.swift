@@ -3,6 +3,7 @@
 
 import Testing
 @testable import Totem
+@testable import TotemRuntime
 
 @Suite("Transport: unreachable reports")
 struct UnreachableReportTests {

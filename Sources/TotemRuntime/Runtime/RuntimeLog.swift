@@ -2,6 +2,7 @@
 // a flood of bad datagrams from flooding the log. Owns no log destination policy.
 
 import Glibc
+import Totem
 
 /// How important a log line is.
 public enum LogLevel: Int, Sendable, Comparable, CustomStringConvertible {

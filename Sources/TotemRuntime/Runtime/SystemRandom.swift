@@ -2,6 +2,7 @@
 // The core never sees randomness; only the runtime reads it.
 
 import Glibc
+import Totem
 
 /// Reads the kernel's cryptographic random source.
 enum SystemRandom {

@@ -3,6 +3,7 @@
 
 import CSystem
 import Glibc
+import Totem
 
 /// Buffers for receiving up to `capacity` messages with one `recvmmsg` call, allocated once,
 /// and the datagrams they hold.

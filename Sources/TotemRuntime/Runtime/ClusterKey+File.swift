@@ -2,6 +2,7 @@
 // Security/ClusterKey.swift, which does no I/O.
 
 import Glibc
+import Totem
 
 extension ClusterKey {
     /// Reads a key file: its raw bytes are the key.

@@ -3,6 +3,7 @@
 // Decides nothing about the protocol: every decision is the core's.
 
 import Glibc
+import Totem
 
 
 /// What a running node reports to the layer above, on the event-loop thread.

@@ -1,6 +1,7 @@
 // A failed system call, as an error value: which call, and errno. Owns no retry or logging policy.
 
 import Glibc
+import Totem
 
 /// A system call that failed, with the `errno` it reported.
 ///

@@ -2,6 +2,7 @@
 // unicast copy per listed node. Owns one socket; the Totem logic stays in the core.
 
 import Glibc
+import Totem
 
 /// Unicast-only transport: one socket bound to this node's address receives tokens and
 /// "multicasts" alike, and a multicast is one datagram per other listed node, sent together

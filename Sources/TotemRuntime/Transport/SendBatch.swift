@@ -2,6 +2,8 @@
 // Owns the preallocated slots and the MTU check; which socket and address each goes to is the
 // transport's business.
 
+import Totem
+
 
 /// Datagrams waiting to be sent, each with its destination, in the order they were queued.
 ///

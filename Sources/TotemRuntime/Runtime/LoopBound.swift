@@ -1,6 +1,8 @@
 // A reference to loop-confined state that may be carried across threads but only dereferenced on
 // its event loop. Owns nothing but the reference.
 
+import Totem
+
 /// A reference to an object confined to `eventLoop`, which may cross threads (it is `Sendable`)
 /// but may only be used on the loop thread.
 ///

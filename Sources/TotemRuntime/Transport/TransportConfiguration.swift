@@ -2,6 +2,8 @@
 // the MTU and socket sizes, and the one function that derives the core's frame size from the MTU.
 // Owns no sockets; parsing the daemon's configuration file is not done here.
 
+import Totem
+
 
 /// The configuration of a node's UDP transport (spec §6.2, §6.3).
 public struct TransportConfiguration: Sendable, Equatable {

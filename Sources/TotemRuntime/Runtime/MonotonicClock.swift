@@ -2,6 +2,7 @@
 // runtime passes `now` with every input.
 
 import Glibc
+import Totem
 
 /// Reads `CLOCK_MONOTONIC`, which never jumps with wall-clock changes (NTP, an operator's
 /// `date`), so timer deadlines stay meaningful.

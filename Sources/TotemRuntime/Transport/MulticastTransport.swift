@@ -2,6 +2,7 @@
 // broadcast packets, unicast for tokens. Owns three sockets; the Totem logic stays in the core.
 
 import Glibc
+import Totem
 
 /// IP multicast transport with three sockets, as corosync's "udp" mode:
 ///

@@ -4,6 +4,7 @@
 
 import CSystem
 import Glibc
+import Totem
 
 /// Headers for sending up to `capacity` datagrams with one `sendmmsg` call, allocated once.
 ///

@@ -2,6 +2,8 @@
 // threads submit, leave, stop and read statistics. The node itself (RingNode) never leaves its
 // loop thread; this handle only sends it work.
 
+import Totem
+
 
 /// Why a node could not be started.
 public enum NodeRuntimeError: Error, Sendable, Equatable, CustomStringConvertible {

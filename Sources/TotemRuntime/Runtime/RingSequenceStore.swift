@@ -2,6 +2,7 @@
 // P7). Owns one small file per node in the state directory and its kept copy (KeptCopyFile).
 
 import Glibc
+import Totem
 
 /// The ring sequence file of one node: `<directory>/ring-sequence-<node id>`, holding the
 /// decimal sequence and a newline, with its kept copy `ring-sequence-<node id>.prev`.

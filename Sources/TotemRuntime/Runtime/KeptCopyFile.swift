@@ -4,6 +4,7 @@
 // caller's. The one implementation of atomic replacement for the daemon's files.
 
 import Glibc
+import Totem
 
 /// A state file and its kept copy, `PATH.prev`.
 ///

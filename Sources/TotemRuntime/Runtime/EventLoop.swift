@@ -5,6 +5,7 @@
 import CSystem
 import Glibc
 import Synchronization
+import Totem
 
 /// A single-threaded event loop on epoll.
 ///

@@ -2,6 +2,8 @@
 // tokens this node accepts in the same operational ring, kept as a last value and a histogram
 // with fixed bounds. Values only; RingNode records, status and metrics read.
 
+import Totem
+
 /// Token rotation times seen at this node.
 ///
 /// A rotation is the time from one accepted token to the next in the same ring, while

@@ -1,6 +1,8 @@
 // Everything a NodeRuntime needs to run one node: cluster name, protocol settings, transport,
 // authentication, state directory and logging. Validation only; no parsing of files.
 
+import Totem
+
 
 /// The configuration of one running Totem node.
 public struct NodeRuntimeConfiguration: Sendable {

@@ -1,6 +1,8 @@
 // The interface between the runtime and a UDP transport (udp multicast or udpu), the statistics
 // they share, and the factory choosing one from the configuration. No Totem logic lives here.
 
+import Totem
+
 
 /// What arrives on one of a transport's receiving sockets; the runtime drains multicast
 /// channels before it hands a token to the core (spec §6.2 `receiveFlush`, pitfall P1).

@@ -2,6 +2,8 @@
 // re-arming a timer (the core does it on every token) moves it in place and leaves no garbage.
 // Owns ordering only; the loop decides when to look and runs the callbacks.
 
+import Totem
+
 
 extension EventLoop {
     /// A handle to one timer of an `EventLoop`.

@@ -2,6 +2,7 @@
 // buffer. Own no policy on what a missing, oversized or unwritable file means; the callers decide.
 
 import Glibc
+import Totem
 
 /// Reads everything from `descriptor`, but never more than `limit + 1` bytes, so that a caller
 /// can tell "exactly `limit`" from "too long" by the count. Retries EINTR; bounded in calls.

@@ -3,6 +3,7 @@
 
 import CSystem
 import Glibc
+import Totem
 
 /// A non-blocking IPv4 or IPv6 UDP socket with batched I/O (`recvmmsg`, `sendmmsg`).
 ///

@@ -2,6 +2,7 @@
 // source of received datagrams, and kernel sockaddr structures for sendmmsg. Allocated once.
 
 import Glibc
+import Totem
 
 /// Node ids with their addresses, kept in kernel form as well so sending needs no conversion.
 ///

@@ -2,6 +2,7 @@
 // and from the kernel's sockaddr structures. Owns no socket and resolves no host names.
 
 import Glibc
+import Totem
 
 /// An IPv4 or IPv6 address and a UDP port.
 ///

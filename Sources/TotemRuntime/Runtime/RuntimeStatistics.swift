@@ -1,6 +1,8 @@
 // A snapshot of one node's counters: transport, authentication, decoding and the core's own.
 // Values only; the RingNode keeps the live counters.
 
+import Totem
+
 
 /// Counters of one running node, for status output, logs and benchmarks.
 public struct RuntimeStatistics: Sendable, Equatable {
