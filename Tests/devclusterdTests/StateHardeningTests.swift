@@ -108,6 +108,8 @@ struct StateHardeningTests {
         for index in 1...5 {
             payloads.append(DeviceStatePayload.deviceState(try DeviceName(parsing: "SIP/r\(index)"), .ringing).encoded())
         }
+        let clock = ContinuousClock()
+        let publishedAt = clock.now
         for payload in payloads {
             let (_, effects) = try sender.publish(on: channel, type: .deviceState, payload: payload)
             for case .submit(let bytes) in effects { try await runtime.submit(bytes) }
@@ -122,7 +124,11 @@ struct StateHardeningTests {
         #expect(devices == ["SIP/1", "SIP/2", "SIP/3", "SIP/r1", "SIP/r2", "SIP/r3"])
         let log = daemonNode.logText
         let rejectedLines = log.split(separator: "\n").filter { $0.contains("its payload does not decode") }
-        #expect((1...2).contains(rejectedLines.count), "rate-limited: \(rejectedLines.count) lines for 21 payloads")
+        // One line per 10 s at most: 1 or 2 when the 21 arrive within a few seconds; a suite that
+        // starves the daemons of CPU on two cores spreads them wider (287 s once in CI).
+        let spread = Int((clock.now - publishedAt) / ClusterHub.limitedLogInterval) + 1
+        #expect((1...(1 + spread)).contains(rejectedLines.count) && rejectedLines.count < 21,
+                "rate-limited: \(rejectedLines.count) lines for 21 payloads over \(clock.now - publishedAt)")
         #expect(rejectedLines.first?.contains("device: contains U+202E (a bidirectional control character)") == true)
         #expect(log.split(separator: "\n").filter { $0.contains("refused the state of device") }.count == 1)
         #expect(!log.unicodeScalars.contains { $0.value == 0x202E }, "the log never shows the raw character")
