@@ -94,14 +94,20 @@ public enum ControlCommands {
         }
     }
 
-    /// `event_publish` of a text payload on a channel.
+    /// `event_publish` on a channel: text goes as `payload`, bytes as `payload_base64`.
     public struct EventPublish: ControlCommand {
+        /// What an event carries.
+        public enum Payload: Sendable, Equatable {
+            case text(String)
+            case bytes([UInt8])
+        }
+
         public var channel: String
         public var type: String
         public var attributes: [(key: String, value: String)]
-        public var payload: String
+        public var payload: Payload
         public var retentionMilliseconds: UInt32?
-        public init(channel: String, type: String, attributes: [(key: String, value: String)] = [], payload: String,
+        public init(channel: String, type: String, attributes: [(key: String, value: String)] = [], payload: Payload,
                     retentionMilliseconds: UInt32? = nil) {
             self.channel = channel
             self.type = type
@@ -109,13 +115,21 @@ public enum ControlCommands {
             self.payload = payload
             self.retentionMilliseconds = retentionMilliseconds
         }
+        public init(channel: String, type: String, attributes: [(key: String, value: String)] = [], payload: String,
+                    retentionMilliseconds: UInt32? = nil) {
+            self.init(channel: channel, type: type, attributes: attributes, payload: .text(payload),
+                      retentionMilliseconds: retentionMilliseconds)
+        }
         public var command: String { "event_publish" }
         public var arguments: JSONObject {
             var object: JSONObject = ["channel": .string(channel), "type": .string(type)]
             if !attributes.isEmpty {
                 object.set("attributes", .object(JSONObject(uniqueMembers: attributes.map { ($0.key, JSONValue.string($0.value)) })))
             }
-            object.set("payload", .string(payload))
+            switch payload {
+            case .text(let text): object.set("payload", .string(text))
+            case .bytes(let bytes): object.set("payload_base64", .string(Base64.encode(bytes)))
+            }
             if let retentionMilliseconds { object.set("retention_ms", .number(retentionMilliseconds)) }
             return object
         }

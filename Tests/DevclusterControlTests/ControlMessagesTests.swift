@@ -24,6 +24,8 @@ struct ControlMessagesTests {
         #expect(line(ControlCommands.EventPublish(channel: "alerts", type: "alarm", attributes: [("site", "paris")],
                                                   payload: "say \"hi\"", retentionMilliseconds: 60_000))
             == #"{"id":1,"cmd":"event_publish","args":{"channel":"alerts","type":"alarm","attributes":{"site":"paris"},"payload":"say \"hi\"","retention_ms":60000}}"#)
+        #expect(line(ControlCommands.EventPublish(channel: "alerts", type: "alarm", payload: .bytes([0x00, 0xFF, 0x01])))
+            == #"{"id":1,"cmd":"event_publish","args":{"channel":"alerts","type":"alarm","payload_base64":"AP8B"}}"#)
         #expect(line(ControlCommands.EventSubscribe(channel: "alerts", types: ["alarm"]))
             == #"{"id":1,"cmd":"event_subscribe","args":{"channel":"alerts","types":["alarm"]}}"#)
         #expect(line(ControlCommands.AdapterRegister(entityID: "02:00:00:00:00:01", name: "pbx1"))
