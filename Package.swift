@@ -64,7 +64,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "TotemTests", dependencies: ["Totem", "TotemRuntime"], swiftSettings: strict),
         .testTarget(name: "TotemSimulationTests", dependencies: ["TotemSimulation", "Totem"], swiftSettings: strict),
-        .testTarget(name: "DevclusterControlTests", dependencies: ["DevclusterControl"], swiftSettings: strict),
+        .testTarget(name: "DevclusterControlTests", dependencies: ["DevclusterControl", "Totem"], swiftSettings: strict),
         .testTarget(name: "devclusterdTests", dependencies: ["devclusterd", "Totem", "TotemRuntime"], swiftSettings: strict),
         // Seeded generator and fuzz mutations shared by the service test targets.
         .target(name: "ServiceTestSupport", dependencies: ["Totem"], path: "Tests/ServiceTestSupport", swiftSettings: strict),

@@ -1,8 +1,8 @@
 // JSONText: the vectorised scans of JSON strings agree with byte-at-a-time definitions.
 
+import DevclusterControl
 import Testing
 import Totem
-@testable import devclusterd
 
 @Suite("JSON text scans")
 struct JSONTextTests {
