@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "Totem", targets: ["Totem"]),
         .library(name: "TotemRuntime", targets: ["TotemRuntime"]),
         .library(name: "TotemSimulation", targets: ["TotemSimulation"]),
+        .library(name: "DevclusterControl", targets: ["DevclusterControl"]),
         .executable(name: "totem-sim", targets: ["totem-sim"]),
         .executable(name: "devclusterd", targets: ["devclusterd"]),
         .executable(name: "devcluster-bench", targets: ["devcluster-bench"]),

@@ -6,7 +6,7 @@
 import Glibc
 
 /// Why the client got no answer.
-public struct ControlClientError: Error, Equatable, CustomStringConvertible {
+public struct ControlClientError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What went wrong, for people.
     public var message: String
     /// Whether the receive timeout passed without a complete line.
