@@ -27,9 +27,10 @@ public struct ControlClientError: Error, Sendable, Equatable, CustomStringConver
 ///
 /// `call` sends a request and waits for its response, skipping pushed events; `nextMessage` and
 /// `receiveLines` read what comes next (events of a subscription). Lines are cut by one
-/// `LineFramer` over one receive buffer that is reused: `receiveLines` hands out lines in place,
-/// without copying or decoding them, so a client that reads many events (the benchmark) pays
-/// only for the bytes.
+/// `LineFramer` over one receive buffer that is reused: `receiveLines` hands out lines where they
+/// lie in that buffer, without decoding them (only a line split between two reads is joined, and
+/// lines read ahead by `call` are kept as copies), so a client that reads many events (the
+/// benchmark) pays only for the bytes.
 public final class ControlClient {
     /// The socket's path, for messages.
     public let path: String
