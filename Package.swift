@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "Totem", targets: ["Totem"]),
         .library(name: "TotemRuntime", targets: ["TotemRuntime"]),
         .library(name: "TotemSimulation", targets: ["TotemSimulation"]),
+        .library(name: "DevclusterControl", targets: ["DevclusterControl"]),
         .executable(name: "totem-sim", targets: ["totem-sim"]),
         .executable(name: "devclusterd", targets: ["devclusterd"]),
         .executable(name: "devcluster-bench", targets: ["devcluster-bench"]),
@@ -41,17 +42,20 @@ let package = Package(
         .target(name: "Membership", dependencies: ["Totem"], swiftSettings: strict),
         .target(name: "EventService", dependencies: ["Membership", "Totem"], swiftSettings: strict),
         .target(name: "DeviceState", dependencies: ["EventService", "Membership", "Totem"], swiftSettings: strict),
-        // The control protocol's pieces shared by the daemon, its CLI and the fuzz targets (so far
-        // the JSON value, parser and encoder, and the request line limit).
-        .target(name: "DevclusterControl", dependencies: ["Totem", "EventService"], swiftSettings: strict),
+        // The control protocol, its one implementation for the daemon, its CLI, the benchmark, the
+        // tests and the fuzz targets: JSON value, parser and encoder, messages (requests, responses,
+        // pushed events, error codes), line framing, the Unix socket's client side and a client.
+        .target(name: "DevclusterControl", dependencies: ["Totem", "EventService", "CSystem"], swiftSettings: strict),
         .executableTarget(
             name: "devclusterd", dependencies: ["Totem", "TotemRuntime", "CSystem", "Membership", "EventService", "DeviceState", "DevclusterControl"],
             swiftSettings: strict),
         .executableTarget(
             name: "DeviceStateBenchmark", dependencies: ["DeviceState", "EventService", "Membership", "Totem"],
             path: "Benchmarks/DeviceStateBenchmark", swiftSettings: strict),
-        // Standalone: drives the real devclusterd binary in network namespaces (scripts/bench-compare.sh).
-        .executableTarget(name: "devcluster-bench", path: "Benchmarks/DevclusterBench", swiftSettings: strict),
+        // Drives the real devclusterd binary in network namespaces (scripts/bench-compare.sh), through
+        // the control library's client.
+        .executableTarget(
+            name: "devcluster-bench", dependencies: ["DevclusterControl"], path: "Benchmarks/DevclusterBench", swiftSettings: strict),
         // libFuzzer targets (scripts/fuzz.sh); a plain build replays saved inputs.
         .target(name: "FuzzingSupport", swiftSettings: strict),
         .executableTarget(name: "PacketFuzzer", dependencies: ["Totem", "FuzzingSupport"], swiftSettings: strict),
@@ -61,6 +65,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "TotemTests", dependencies: ["Totem", "TotemRuntime"], swiftSettings: strict),
         .testTarget(name: "TotemSimulationTests", dependencies: ["TotemSimulation", "Totem"], swiftSettings: strict),
+        .testTarget(name: "DevclusterControlTests", dependencies: ["DevclusterControl", "Totem"], swiftSettings: strict),
         .testTarget(name: "devclusterdTests", dependencies: ["devclusterd", "Totem", "TotemRuntime"], swiftSettings: strict),
         // Seeded generator and fuzz mutations shared by the service test targets.
         .target(name: "ServiceTestSupport", dependencies: ["Totem"], path: "Tests/ServiceTestSupport", swiftSettings: strict),

@@ -3,6 +3,7 @@
 // `ip netns exec`, which execs in place, so the child PID is the daemon's). Tearing down kills
 // by PID and deletes the namespaces by name; the same teardown runs on SIGINT/SIGTERM.
 
+import DevclusterControl
 import Foundation
 import Glibc
 import Synchronization
@@ -245,12 +246,12 @@ final class BenchCluster {
 
     /// `members` of node `index`: the member node ids when the node is operational, else nil.
     func operationalMembers(_ index: Int, timeout: Double = 2) -> [Int]? {
-        guard let connection = try? ControlConnection(path: socket(index), timeout: 0.2, bufferBytes: 1 << 17),
-              let result = try? connection.result("members", timeout: timeout),
-              result["state"] as? String == "operational",
-              let members = result["members"] as? [[String: Any]]
+        guard let connection = try? connectControl(path: socket(index), timeout: 0.2, requestTimeout: timeout, bufferBytes: 1 << 17),
+              let reply = try? requireResult(connection, ControlCommands.members),
+              reply["state"]?.stringValue == "operational",
+              let members = reply["members"]?.arrayValue
         else { return nil }
-        return members.filter { $0["member"] as? Bool == true }.compactMap { ($0["nodeid"] as? NSNumber)?.intValue }.sorted()
+        return members.filter { $0["member"]?.boolValue == true }.compactMap { $0["nodeid"]?.integerValue.map(Int.init) }.sorted()
     }
 
     /// Waits (bounded) until every node reports an operational ring of all N; returns seconds taken.

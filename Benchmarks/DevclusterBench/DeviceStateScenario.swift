@@ -2,12 +2,14 @@
 // 2..N subscribed to `device` time the push of each change from the moment the request was
 // written. client (--op devstate): one client pipelines devstate_set as fast as accepted.
 
+import DevclusterControl
 import Foundation
 import Glibc
 
 private let deviceMarker = Array("\"device\":\"Custom:".utf8)
 private let stateMarker = Array("\"state\":\"".utf8)
 private let deviceEventPrefix = Array("{\"event\":\"device\"".utf8)
+private let okMarker = Array("\"ok\":true".utf8)
 private let deviceCount: UInt64 = 64
 private let debugLines = ProcessInfo.processInfo.environment["DCB_DEBUG"] != nil
 
@@ -20,10 +22,10 @@ private struct DeviceEvent: Sendable {
 /// Reads `{"event":"device",...}` lines of Custom:bench<k> until `stopAt`.
 private func collectDeviceEvents(socket: String, prefix: String, stopAt: UInt64, ready: () -> Void) -> ([DeviceEvent], String?) {
     var events: [DeviceEvent] = []
-    let connection: ControlConnection
+    let connection: ControlClient
     do {
-        connection = try ControlConnection(path: socket, timeout: 5)
-        _ = try connection.result("subscribe", arguments: "{\"topics\":[\"device\"]}")
+        connection = try connectControl(path: socket, timeout: 5)
+        _ = try requireResult(connection, ControlCommands.Watch(topics: ["device"]))
     } catch {
         ready()
         return ([], "\(error)")
@@ -33,7 +35,7 @@ private func collectDeviceEvents(socket: String, prefix: String, stopAt: UInt64,
     var iterations = 0
     while monotonicNanoseconds() < stopAt && iterations < 10_000_000 {
         iterations += 1
-        let open = connection.readLines(timeoutMilliseconds: 50) { line in
+        let open = (try? connection.receiveLines(timeoutMilliseconds: 50) { line in
             let now = monotonicNanoseconds()
             guard line.count > deviceEventPrefix.count, memcmp(line.baseAddress!, deviceEventPrefix, deviceEventPrefix.count) == 0,
                   var index = find(line, deviceMarker) else {
@@ -45,7 +47,7 @@ private func collectDeviceEvents(socket: String, prefix: String, stopAt: UInt64,
             index += name.count
             guard let device = readDecimal(line, &index), let state = find(line, stateMarker), state < line.count else { return }
             events.append(DeviceEvent(device: Int(device), inUse: line[state] == 0x49, receivedAt: now))  // "I"NUSE
-        }
+        }) ?? false
         if !open { return (events, "daemon closed the subscription") }
     }
     return (events, nil)
@@ -71,7 +73,7 @@ func runDeviceState(cluster: BenchCluster, rate: Double, duration: Double, conte
         guard readyCount.value < receivers.count else { break }
         usleep(10_000)
     }
-    let setter = try ControlConnection(path: cluster.socket(1))
+    let setter = try connectControl(path: cluster.socket(1))
     let total = Int(rate * duration)
     var sentAt = [UInt64](repeating: 0, count: total)
     var errors = 0
@@ -81,8 +83,8 @@ func runDeviceState(cluster: BenchCluster, rate: Double, duration: Double, conte
         for _ in 0..<10_000 {
             let now = monotonicNanoseconds()
             guard now < due else { break }
-            setter.readLines(timeoutMilliseconds: Int32(min(50, (due - now) / 1_000_000))) { line in
-                if !contains(line, Array("\"ok\":true".utf8)) { errors += 1 }
+            _ = try? setter.receiveLines(timeoutMilliseconds: Int32(min(50, (due - now) / 1_000_000))) { line in
+                if !contains(line, okMarker) { errors += 1 }
             }
             let remaining = due &- monotonicNanoseconds()
             if remaining < 1_000_000 {
@@ -93,11 +95,18 @@ func runDeviceState(cluster: BenchCluster, rate: Double, duration: Double, conte
         }
         let device = UInt64(sequence) % deviceCount
         let state = (UInt64(sequence) / deviceCount) % 2 == 0 ? "INUSE" : "NOT_INUSE"
-        let request = "{\"id\":\(sequence),\"cmd\":\"devstate_set\",\"args\":{\"device\":\"Custom:\(prefix)\(device)\",\"state\":\"\(state)\"}}\n"
+        let request = ControlRequest(id: .number(sequence), ControlCommands.DevstateSet(device: "Custom:\(prefix)\(device)", state: state))
+        var line: [UInt8] = []
+        request.json.encode(into: &line)
+        line.append(0x0A)
         sentAt[sequence] = monotonicNanoseconds()
-        guard setter.writeAll(Array(request.utf8)) else { throw BenchError("cannot write devstate_set to node 1") }
+        do {
+            try setter.sendRaw(line)
+        } catch {
+            throw BenchError("cannot write devstate_set to node 1: \(error)")
+        }
     }
-    for _ in 0..<100 { setter.readLines(timeoutMilliseconds: 10) { line in if !contains(line, Array("\"ok\":true".utf8)) { errors += 1 } } }
+    for _ in 0..<100 { _ = try? setter.receiveLines(timeoutMilliseconds: 10) { line in if !contains(line, okMarker) { errors += 1 } } }
     if group.wait(timeout: .now() + duration + 10) == .timedOut { throw BenchError("device subscribers did not finish") }
 
     // Match each push to the latest request for that device and state written before it.

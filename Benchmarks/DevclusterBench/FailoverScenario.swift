@@ -2,33 +2,35 @@
 // it; restart it, time (from the spawn) until node 1 pushes a view of all N and until the
 // restarted node itself reports all N operational. idle: CPU and RSS of quiet daemons.
 
+import DevclusterControl
 import Foundation
 import Glibc
 
 /// Member ids of a `{"event":"membership","data":{"change":"view",...}}` line, else nil.
 private func viewMembers(_ line: UnsafeBufferPointer<UInt8>) -> [Int]? {
-    guard contains(line, Array("\"change\":\"view\"".utf8)),
-          let object = (try? JSONSerialization.jsonObject(with: Data(buffer: line))) as? [String: Any],
-          let data = object["data"] as? [String: Any], let members = data["members"] as? [NSNumber]
+    guard contains(line, viewMarker), case .event(let event) = try? ControlMessage.decode(line: line),
+          case .membership(change: "view", let data) = event.typed, let members = data["members"]?.arrayValue
     else { return nil }
-    return members.map(\.intValue).sorted()
+    return members.compactMap { $0.integerValue.map(Int.init) }.sorted()
 }
+
+private let viewMarker = Array("\"change\":\"view\"".utf8)
 
 func runFailover(cluster: BenchCluster, rep: Int, context: FigureContext, figures: FigureWriter) throws {
     let count = cluster.nodeCount
     let victim = count
     let everyone = Array(1...count)
-    let control = try ControlConnection(path: cluster.socket(1))
-    let settings = try control.result("settings")
-    let tokenMilliseconds = (settings["token_ms"] as? NSNumber)?.doubleValue ?? .nan
+    let control = try connectControl(path: cluster.socket(1))
+    let settings = try requireResult(control, ControlCommands.Plain("settings"))
+    let tokenMilliseconds = settings["token_ms"]?.doubleValue ?? .nan
     if rep == 1 {
-        progress("effective token_ms \(Int(tokenMilliseconds)), consensus_ms \(settings["consensus_ms"] ?? "?")")
+        progress("effective token_ms \(Int(tokenMilliseconds)), consensus_ms \(settings["consensus_ms"]?.encoded ?? "?")")
         figures.emit(context, metric: "token_ms", value: tokenMilliseconds, unit: "ms")
     }
-    let watcher = try ControlConnection(path: cluster.socket(1))
-    _ = try watcher.result("subscribe", arguments: "{\"topics\":[\"membership\"]}")
+    let watcher = try connectControl(path: cluster.socket(1))
+    _ = try requireResult(watcher, ControlCommands.Watch(topics: ["membership"]))
     sleep(2)
-    watcher.readLines(timeoutMilliseconds: 0) { _ in }
+    _ = try? watcher.receiveLines(timeoutMilliseconds: 0) { _ in }
 
     // Failure detection.
     let killedAt = monotonicNanoseconds()
@@ -37,7 +39,7 @@ func runFailover(cluster: BenchCluster, rep: Int, context: FigureContext, figure
     let detectDeadline = killedAt + 60_000_000_000
     for _ in 0..<100_000 {
         guard detectedAt == 0 && monotonicNanoseconds() < detectDeadline else { break }
-        let open = watcher.readLines(timeoutMilliseconds: 10) { line in
+        let open = try watcher.receiveLines(timeoutMilliseconds: 10) { line in
             if detectedAt == 0, let members = viewMembers(line), !members.contains(victim) { detectedAt = monotonicNanoseconds() }
         }
         if !open { throw BenchError("node 1 closed its membership subscription") }
@@ -48,7 +50,7 @@ func runFailover(cluster: BenchCluster, rep: Int, context: FigureContext, figure
     figures.emit(context, metric: "kill_detected_s", value: killDetected, unit: "s")
 
     sleep(2)
-    watcher.readLines(timeoutMilliseconds: 0) { _ in }
+    _ = try? watcher.receiveLines(timeoutMilliseconds: 0) { _ in }
     // Rejoin: from the spawn of the restarted daemon.
     let startedAt = try cluster.start(victim)
     var nodeOneSawAll: UInt64 = 0
@@ -57,17 +59,17 @@ func runFailover(cluster: BenchCluster, rep: Int, context: FigureContext, figure
     let rejoinDeadline = startedAt + 60_000_000_000
     for _ in 0..<100_000 {
         guard (nodeOneSawAll == 0 || victimSawAll == 0) && monotonicNanoseconds() < rejoinDeadline else { break }
-        let open = watcher.readLines(timeoutMilliseconds: 5) { line in
+        let open = try watcher.receiveLines(timeoutMilliseconds: 5) { line in
             if nodeOneSawAll == 0, let members = viewMembers(line), members == everyone { nodeOneSawAll = monotonicNanoseconds() }
         }
         if !open { throw BenchError("node 1 closed its membership subscription") }
         let now = monotonicNanoseconds()
         if victimSawAll == 0 && now - lastPoll >= 10_000_000 {
             lastPoll = now
-            if let connection = try? ControlConnection(path: cluster.socket(victim), timeout: 0, bufferBytes: 1 << 16),
-               let result = try? connection.result("members", timeout: 1), result["state"] as? String == "operational",
-               let members = result["members"] as? [[String: Any]],
-               members.filter({ $0["member"] as? Bool == true }).count == count {
+            if let connection = try? connectControl(path: cluster.socket(victim), timeout: 0, requestTimeout: 1, bufferBytes: 1 << 16),
+               let members = try? requireResult(connection, ControlCommands.members), members["state"]?.stringValue == "operational",
+               let list = members["members"]?.arrayValue,
+               list.filter({ $0["member"]?.boolValue == true }).count == count {
                 victimSawAll = monotonicNanoseconds()
             }
         }

@@ -4,7 +4,7 @@
 // responses unread, and stops reading a publisher while the ring's backlog is long: that is the
 // flow control). Ends with an END marker publish, as cpgbench does.
 
-import Foundation
+import DevclusterControl
 import Glibc
 
 struct PublisherConfiguration: Sendable {
@@ -32,36 +32,26 @@ struct PublisherResult: Sendable {
     var failure: String?
 }
 
-/// Appends the decimal digits of `value`.
-@inline(__always)
-func appendDecimal(_ value: UInt64, to bytes: inout [UInt8]) {
-    if value == 0 {
-        bytes.append(0x30)
-        return
-    }
-    var digits: (UInt64, Int) = (value, 0)
-    var scratch = [UInt8](repeating: 0, count: 20)
-    while digits.0 > 0 {
-        scratch[digits.1] = UInt8(0x30 + digits.0 % 10)
-        digits.0 /= 10
-        digits.1 += 1
-    }
-    for index in stride(from: digits.1 - 1, through: 0, by: -1) { bytes.append(scratch[index]) }
-}
-
 struct Publisher {
     let configuration: PublisherConfiguration
-    private static let publishPrefix = Array(",\"cmd\":\"event_publish\",\"args\":{\"channel\":\"bench\",\"type\":\"bench\",\"payload\":\"".utf8)
     private static let okMarker = Array("\"ok\":true".utf8)
     private static let states = ["INUSE", "NOT_INUSE"].map { Array($0.utf8) }
+    /// `{"id":` ID `,"cmd":"event_publish","args":{"channel":"bench","type":"bench","payload":"` PAYLOAD `"}}`
+    private static let publishTemplate = try! RequestTemplate(
+        ControlCommands.EventPublish(channel: "bench", type: "bench", payload: "@PAYLOAD@"), placeholders: ["@PAYLOAD@"])
+    /// `{"id":` ID `,"cmd":"devstate_set","args":{"device":"Custom:c` K `","state":"` STATE `"}}`
+    private static let deviceStateTemplate = try! RequestTemplate(
+        ControlCommands.DevstateSet(device: "Custom:c@DEVICE@", state: "@STATE@"), placeholders: ["@DEVICE@", "@STATE@"])
 
     /// The request for data message `sequence` (or, with `end`, the END marker carrying the count).
     func appendRequest(sequence: UInt64, end: Bool, to bytes: inout [UInt8]) {
-        bytes.append(contentsOf: Array("{\"id\":".utf8))
-        appendDecimal(sequence, to: &bytes)
         switch configuration.operation {
         case .publish:
-            bytes.append(contentsOf: Self.publishPrefix)
+            let template = Self.publishTemplate
+            template.appendPiece(0, to: &bytes)
+            appendDecimal(sequence, to: &bytes)
+            template.appendPiece(1, to: &bytes)
+            // The payload is plain text that needs no escape: "S" node ":" sequence ":" stamp ":" x...
             let payloadStart = bytes.count
             bytes.append(end ? 0x45 : 0x53)  // "E" or "S"
             appendDecimal(UInt64(configuration.node), to: &bytes)
@@ -74,22 +64,25 @@ struct Publisher {
                 let padding = configuration.size - (bytes.count - payloadStart)
                 if padding > 0 { bytes.append(contentsOf: repeatElement(0x78, count: padding)) }
             }
-            bytes.append(contentsOf: Array("\"}}\n".utf8))
+            template.appendPiece(2, to: &bytes)
         case .deviceState:
             // Distinct devices, each round flipping the state, so every request is a real change.
-            bytes.append(contentsOf: Array(",\"cmd\":\"devstate_set\",\"args\":{\"device\":\"Custom:c".utf8))
+            let template = Self.deviceStateTemplate
+            template.appendPiece(0, to: &bytes)
+            appendDecimal(sequence, to: &bytes)
+            template.appendPiece(1, to: &bytes)
             appendDecimal(sequence % 1_000, to: &bytes)
-            bytes.append(contentsOf: Array("\",\"state\":\"".utf8))
+            template.appendPiece(2, to: &bytes)
             bytes.append(contentsOf: Self.states[Int((sequence / 1_000) % 2)])
-            bytes.append(contentsOf: Array("\"}}\n".utf8))
+            template.appendPiece(3, to: &bytes)
         }
     }
 
     func run() -> PublisherResult {
         var result = PublisherResult()
-        let connection: ControlConnection
+        let connection: ControlClient
         do {
-            connection = try ControlConnection(path: configuration.socket, timeout: 5)
+            connection = try connectControl(path: configuration.socket, timeout: 5)
         } catch {
             result.failure = "\(error)"
             return result
@@ -146,8 +139,14 @@ struct Publisher {
                 }
             }
             if written < pending.count {
-                let count = pending.withUnsafeBytes { write(connection.descriptor, $0.baseAddress! + written, $0.count - written) }
-                if count > 0 { written += count }
+                do {
+                    written += try pending.withUnsafeBytes { bytes throws(ControlClientError) in
+                        try connection.sendAvailable(UnsafeRawBufferPointer(rebasing: bytes[written...]))
+                    }
+                } catch {
+                    result.failure = "\(error)"
+                    break
+                }
                 if written == pending.count {
                     pending.removeAll(keepingCapacity: true)
                     written = 0
@@ -165,7 +164,7 @@ struct Publisher {
                 waitNanoseconds = 0
             }
             if poll(&poller, 1, Int32(waitNanoseconds / 1_000_000)) > 0 && poller.revents & Int16(POLLIN) != 0 {
-                let open = connection.readAvailable { line in
+                let open = (try? connection.receiveAvailable { line in
                     outstanding -= 1
                     result.lastResponse = monotonicNanoseconds()
                     if contains(line, Self.okMarker) {
@@ -176,7 +175,7 @@ struct Publisher {
                     }
                     // The END marker's response: its id is endSequence, and it is the last one.
                     if endQueued && outstanding == 0 && endSequence != .max { result.endAccepted = contains(line, Self.okMarker) }
-                }
+                }) ?? false
                 if !open {
                     result.failure = "daemon closed the connection"
                     break

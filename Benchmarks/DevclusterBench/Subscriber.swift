@@ -3,6 +3,7 @@
 // `E<node>:<count>:` for a sender's END marker. It counts, folds (publisher, seq) into FNV-1a 64
 // in delivery order, checks per-sender seq continuity and records remote one-way latency.
 
+import DevclusterControl
 import Foundation
 import Glibc
 
@@ -75,10 +76,10 @@ struct Subscriber {
     func run(ready: () -> Void) -> SubscriberResult {
         var result = SubscriberResult()
         result.node = configuration.node
-        let connection: ControlConnection
+        let connection: ControlClient
         do {
-            connection = try ControlConnection(path: configuration.socket, timeout: 5, bufferBytes: 1 << 22)
-            _ = try connection.result("event_subscribe", arguments: "{\"channel\":\"bench\"}", timeout: 10)
+            connection = try connectControl(path: configuration.socket, timeout: 5, requestTimeout: 10, bufferBytes: 1 << 22)
+            _ = try requireResult(connection, ControlCommands.EventSubscribe(channel: "bench"))
             result.subscribed = true
         } catch {
             result.failure = "\(error)"
@@ -100,7 +101,7 @@ struct Subscriber {
                 result.failure = "timed out waiting for END markers (\(result.endsSeen)/\(senderCount))"
                 break
             }
-            let open = connection.readLines(timeoutMilliseconds: 100) { line in
+            let open = (try? connection.receiveLines(timeoutMilliseconds: 100) { line in
                 let now = monotonicNanoseconds()
                 guard line.count > Self.eventMarker.count, line[1] == 0x22, line[2] == 0x65,  // {"e
                       var index = find(line, Self.payloadMarker, anchor: 3), index + 2 < line.count else { return }
@@ -144,7 +145,7 @@ struct Subscriber {
                     let microseconds = now > stamp ? (now - stamp) / 1_000 : 0
                     latencies.append(UInt32(min(microseconds, UInt64(UInt32.max))))
                 }
-            }
+            }) ?? false
             if !open {
                 result.failure = "daemon closed the subscription"
                 break

@@ -1,6 +1,7 @@
 // Small shared pieces of the bench: the monotonic clock, progress on stderr, the figure lines on
 // stdout (and --out), percentiles and medians. No cluster logic lives here.
 
+import DevclusterControl
 import Foundation
 import Glibc
 import Synchronization
@@ -51,10 +52,13 @@ final class FigureWriter: Sendable {
     init(outPath: String?) { self.outPath = outPath }
 
     func emit(_ context: FigureContext, metric: String, value: Double, unit: String) {
-        let rate = context.rate == context.rate.rounded() ? String(Int(context.rate)) : String(context.rate)
-        let line = "{\"scenario\":\"\(context.scenario)\",\"nodes\":\(context.nodes),\"size\":\(context.size),"
-            + "\"senders\":\(context.senders),\"rate\":\(rate),\"transport\":\"\(context.transport)\",\"rep\":\(context.rep),"
-            + "\"metric\":\"\(metric)\",\"value\":\(Self.format(value)),\"unit\":\"\(unit)\"}\n"
+        let rate: JSONValue = context.rate == context.rate.rounded() ? .integer(Int64(context.rate)) : .double(context.rate)
+        let figure: JSONValue = [
+            "scenario": .string(context.scenario), "nodes": .number(context.nodes), "size": .number(context.size),
+            "senders": .number(context.senders), "rate": rate, "transport": .string(context.transport), "rep": .number(context.rep),
+            "metric": .string(metric), "value": Self.format(value), "unit": .string(unit),
+        ]
+        let line = figure.encoded + "\n"
         lock.withLock { _ in
             FileHandle.standardOutput.write(Data(line.utf8))
             if let outPath {
@@ -69,11 +73,12 @@ final class FigureWriter: Sendable {
         }
     }
 
-    /// JSON has no NaN or infinity: a figure that could not be measured is written as -1.
-    static func format(_ value: Double) -> String {
-        guard value.isFinite else { return "-1" }
-        if value == value.rounded() && abs(value) < 1e15 { return String(Int64(value)) }
-        return String(format: "%.4f", value)
+    /// JSON has no NaN or infinity: a figure that could not be measured is written as -1. Whole
+    /// numbers are integers; others are rounded to 4 decimals.
+    static func format(_ value: Double) -> JSONValue {
+        guard value.isFinite else { return .integer(-1) }
+        if value == value.rounded() && abs(value) < 1e15 { return .integer(Int64(value)) }
+        return .double((value * 10_000).rounded() / 10_000)
     }
 }
 

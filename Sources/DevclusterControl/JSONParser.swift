@@ -254,7 +254,7 @@ private struct Reader {
         var runStart = offset
         while offset < bytes.count {
             // Skip ordinary bytes eight at a time; stop at a quote, backslash or control byte.
-            offset = UTF8Text.firstJSONSpecialByte(in: bytes, from: offset)
+            offset = JSONText.firstSpecialByte(in: bytes, from: offset)
             guard offset < bytes.count else { break }
             let byte = bytes[offset]
             if byte == UInt8(ascii: "\"") {

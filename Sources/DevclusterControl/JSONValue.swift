@@ -234,7 +234,7 @@ extension JSONValue {
         output.append(UInt8(ascii: "\""))
         var runStart = 0
         while runStart <= bytes.count {
-            let index = UTF8Text.firstJSONSpecialByte(in: bytes, from: runStart, delete: true)
+            let index = JSONText.firstSpecialByte(in: bytes, from: runStart, delete: true)
             output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
             guard index < bytes.count else { break }
             appendEscaped(bytes[index], to: &output)

@@ -76,17 +76,15 @@ enum ClientRunner {
             // Bounded only by the daemon: each pass waits for a line or the receive timeout.
             while true {
                 guard let line = try client.nextLine() else { continue }
-                guard let message = try? JSONParser.parse(line), let event = message["event"]?.stringValue,
-                      let data = message["data"]
-                else { continue }
+                guard case .event(let event) = try? ControlMessage.decode(line: line) else { continue }
                 if json {
-                    Console.output(JSONValue.object(["event": .string(event), "data": data]).encoded + "\n")
-                } else if let text = OutputFormatter.watchLine(event: event, data: data) {
+                    Console.output(event.json.encoded + "\n")
+                } else if let text = OutputFormatter.watchLine(event: event.name, data: event.data) {
                     Console.output(text + "\n")
                 }
             }
         } catch {
-            if isStreaming, error.message.hasSuffix("closed the connection without answering") {
+            if isStreaming, error.isClosed {
                 return fail(code: "connection_closed", "watch: the daemon at \(path) closed the connection (it stopped or restarted)", json: json)
             }
             return fail(code: "no_daemon", "watch: \(error)", json: json)

@@ -218,7 +218,7 @@ final class EventSubscribers {
         // Plain text (the usual payload) is copied as it is; other text is escaped straight from
         // its bytes, without building a String; anything else goes as base64.
         event.payloadBytes.withUnsafeBufferPointer { payload in
-            if UTF8Text.isPlainJSONText(payload) {
+            if JSONText.isPlain(payload) {
                 line.append(#","payload":""#)
                 line.append(payload)
                 line.append(UInt8(ascii: "\""))

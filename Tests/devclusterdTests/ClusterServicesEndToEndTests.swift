@@ -98,58 +98,25 @@ private final class TerminalChild {
     }
 }
 
-/// A control-socket connection made by hand, independent of `ControlClient`: lines out, lines
-/// in, every read bounded by a timeout. Pushed events read on the way are kept in `events`.
+/// A control-socket client that records every pushed event it reads on the way: the library's
+/// `ControlClient` with bounded waits per read. Requests are written as given (documented wire
+/// text in the tests), and pushed lines are kept as text too, to check their exact shape.
 final class RawControlConnection {
-    private let descriptor: Int32
-    private var buffer: [UInt8] = []
+    private let client: ControlClient
+    /// Lines received but not yet read.
+    private var pending: [String] = []
     /// Every pushed line (one with an `event` member) read so far, in arrival order.
     private(set) var events: [JSONValue] = []
     /// Every pushed line's text, to check it carries no `id`.
     private(set) var eventLines: [String] = []
 
     init(path: String) throws {
-        descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw TestFailure("socket: errno \(errno)") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(path.utf8)
-        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            _ = close(descriptor)
-            throw TestFailure("socket path too long: \(path)")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: pathBytes)
-            raw[pathBytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard result == 0 else {
-            let error = errno
-            _ = close(descriptor)
-            throw TestFailure("connect to \(path): errno \(error)")
-        }
+        client = try ControlClient(path: path, timeout: .seconds(5))
     }
-
-    deinit { _ = close(descriptor) }
 
     /// Writes `line` and a newline.
     func send(_ line: String) throws {
-        let bytes = Array((line + "\n").utf8)
-        var written = 0
-        for _ in 0..<1_000 {
-            guard written < bytes.count else { break }
-            let count = bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress! + written, $0.count - written, Int32(MSG_NOSIGNAL)) }
-            if count > 0 {
-                written += count
-            } else if count < 0 && errno == EINTR {
-                continue
-            } else {
-                throw TestFailure("send failed: errno \(errno)")
-            }
-        }
-        guard written == bytes.count else { throw TestFailure("send: only \(written) of \(bytes.count) bytes written") }
+        try client.sendRaw(Array((line + "\n").utf8))
     }
 
     /// The next line, or `nil` when none is complete within `timeout` or the daemon closed.
@@ -157,23 +124,12 @@ final class RawControlConnection {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         for _ in 0..<100_000 {
-            if let newline = buffer.firstIndex(of: 0x0A) {
-                let line = String(decoding: buffer[..<newline], as: UTF8.self)
-                buffer.removeSubrange(...newline)
-                return line
-            }
+            if !pending.isEmpty { return pending.removeFirst() }
             let remaining = deadline - clock.now
             guard remaining > .zero else { return nil }
-            var descriptorToPoll = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
             let milliseconds = Int32(clamping: remaining.components.seconds * 1_000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
-            let ready = poll(&descriptorToPoll, 1, milliseconds)
-            if ready < 0 && errno == EINTR { continue }
-            guard ready > 0 else { return nil }  // timed out, or poll failed
-            var chunk = [UInt8](repeating: 0, count: 65_536)
-            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return nil }
-            buffer.append(contentsOf: chunk[0..<count])
+            let open = (try? client.receiveLines(timeoutMilliseconds: milliseconds) { pending.append(String(decoding: $0, as: UTF8.self)) }) ?? false
+            guard open || !pending.isEmpty else { return nil }
         }
         return nil
     }

@@ -24,8 +24,8 @@ private let alertChannels = """
 
 /// The next pushed event line (skipping nothing), or `nil` when none comes within the timeout.
 private func nextEvent(_ client: ControlClient) -> JSONValue? {
-    guard let line = try? client.nextLine() else { return nil }
-    return try? JSONParser.parse(line)
+    guard case .event(let event)? = try? client.nextMessage() else { return nil }
+    return event.json
 }
 
 private func call(_ client: ControlClient, _ command: String, _ arguments: JSONObject) -> Result<JSONValue, ControlError>? {

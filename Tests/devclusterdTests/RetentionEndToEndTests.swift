@@ -69,8 +69,10 @@ private func retainedStatus(_ node: TestNode) -> JSONValue? {
 }
 
 /// A subscriber that reads its socket slowly, on a thread of its own: it waits `stall` before
-/// its first read, then takes at most `chunkBytes` per read with `pause` between reads.
-private final class SlowSubscriber: Sendable {
+/// its first read, then takes at most `chunkBytes` per read (the client's receive buffer) with
+/// `pause` between reads.
+/// Unchecked: after `init`, only the subscriber's thread uses the client.
+private final class SlowSubscriber: @unchecked Sendable {
     struct Outcome: Sendable {
         var response: JSONValue?
         var indexes: [Int] = []
@@ -79,78 +81,78 @@ private final class SlowSubscriber: Sendable {
         var problem: String?
     }
 
-    private let descriptor: Int32
+    private let client: ControlClient
     private let outcome = Mutex(Outcome())
     private let finished = Mutex(false)
 
-    init(path: String) throws {
-        descriptor = try UnixSocket.connect(to: path)
+    /// Connects; `chunkBytes` is the most one read takes.
+    init(path: String, chunkBytes: Int) throws {
+        client = try ControlClient(path: path, timeout: .seconds(10), receiveBufferBytes: chunkBytes)
     }
-
-    deinit { _ = Glibc.close(descriptor) }
 
     var isFinished: Bool { finished.withLock { $0 } }
     var result: Outcome { outcome.withLock { $0 } }
 
     /// Subscribes, reads the answer and `expected` replayed events, then asks `status` and reads
     /// its answer (the connection must still be open). Gives up after `deadline`.
-    func start(expected: Int, stall: Duration, chunkBytes: Int, pause: Duration, within deadline: Duration) {
+    func start(expected: Int, stall: Duration, pause: Duration, within deadline: Duration) {
         let thread = Thread { [self] in
-            let problem = run(expected: expected, stall: stall, chunkBytes: chunkBytes, pause: pause, deadline: deadline)
+            let problem = run(expected: expected, stall: stall, pause: pause, deadline: deadline)
             outcome.withLock { $0.problem = problem }
             finished.withLock { $0 = true }
         }
         thread.start()
     }
 
-    private func run(expected: Int, stall: Duration, chunkBytes: Int, pause: Duration, deadline: Duration) -> String? {
+    private func run(expected: Int, stall: Duration, pause: Duration, deadline: Duration) -> String? {
         let clock = ContinuousClock()
         let end = clock.now + deadline
-        func write(_ text: String) -> Bool {
-            let bytes = Array(text.utf8)
-            return bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
+        do {
+            try client.send(ControlRequest(id: 1, ControlCommands.EventSubscribe(channel: "alerts")).json)
+        } catch {
+            return "cannot subscribe: \(error)"
         }
-        guard write(#"{"id":1,"cmd":"event_subscribe","args":{"channel":"alerts"}}"# + "\n") else { return "cannot send" }
         Thread.sleep(forTimeInterval: Double(stall.components.seconds) + Double(stall.components.attoseconds) / 1e18)
-        var framer = LineFramer(maximumLineBytes: 1 << 20)
-        var chunk = [UInt8](repeating: 0, count: chunkBytes)
         var askedStatus = false
         let pauseMicroseconds = UInt32(pause.components.attoseconds / 1_000_000_000_000) + UInt32(pause.components.seconds) * 1_000_000
         for _ in 0..<10_000_000 {
             guard clock.now < end else { return "gave up: \(result.indexes.count) of \(expected) events by the deadline" }
-            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            guard poll(&poller, 1, 200) >= 0 || errno == EINTR else { return "poll failed" }
-            guard poller.revents != 0 else { continue }
-            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-            if count == 0 { return "the daemon closed the connection after \(result.indexes.count) events" }
-            if count < 0 { if errno == EINTR { continue } else { return "recv failed: errno \(errno)" } }
             var lines: [[UInt8]] = []
-            chunk.withUnsafeBytes { bytes in
-                framer.append(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) { item in
-                    if case .line(let line) = item { lines.append(Array(line)) }
-                }
+            let open: Bool
+            do {
+                open = try client.receiveLines(timeoutMilliseconds: 200) { lines.append(Array($0)) }
+            } catch {
+                return "\(error)"
             }
             for line in lines {
-                guard let value = try? JSONParser.parse(line) else { return "a line that is not JSON" }
-                if value["id"] == 1 {
+                guard let message = try? client.decode(line) else { return "a line that is not a response or an event" }
+                switch message {
+                case .response(id: 1, let answer):
+                    let value = try? JSONParser.parse(line)
                     outcome.withLock { $0.response = value }
-                } else if value["event"] == "channel_event" {
-                    let index = payloadIndex(value) ?? -1
-                    let replayed = value["data"]?["replayed"] == true
+                    if case .failure(let error) = answer { return "event_subscribe failed: \(error)" }
+                case .event(let event) where event.name == "channel_event":
+                    let index = payloadIndex(event.json) ?? -1
+                    let replayed = event.data["replayed"] == true
                     outcome.withLock {
                         $0.indexes.append(index)
                         $0.allMarkedReplayed = $0.allMarkedReplayed && replayed
                     }
-                } else if value["id"] == 2 {
-                    outcome.withLock { $0.answeredAfterwards = value["ok"] == true }
+                case .response(id: 2, let answer):
+                    outcome.withLock { $0.answeredAfterwards = (try? answer.get()) != nil }
                     return nil
-                } else {
-                    return "unexpected line \(value.encoded.prefix(200))"
+                default:
+                    return "unexpected line \(String(decoding: line.prefix(200), as: UTF8.self))"
                 }
             }
+            if !open { return "the daemon closed the connection after \(result.indexes.count) events" }
             if !askedStatus && result.indexes.count >= expected {
                 askedStatus = true
-                guard write(#"{"id":2,"cmd":"status"}"# + "\n") else { return "cannot send status" }
+                do {
+                    try client.send(ControlRequest(id: 2, ControlCommands.status).json)
+                } catch {
+                    return "cannot send status: \(error)"
+                }
             }
             usleep(pauseMicroseconds)
         }
@@ -177,9 +179,9 @@ struct RetentionEndToEndTests {
         let baseline = try #require(residentKiB(pid))
 
         // Four subscribers at once, each silent for a second, then reading 16 KiB every 2 ms.
-        let subscribers = try (0..<4).map { _ in try SlowSubscriber(path: node.socket) }
+        let subscribers = try (0..<4).map { _ in try SlowSubscriber(path: node.socket, chunkBytes: 16 << 10) }
         for subscriber in subscribers {
-            subscriber.start(expected: count, stall: .seconds(1), chunkBytes: 16 << 10, pause: .milliseconds(2), within: .seconds(60))
+            subscriber.start(expected: count, stall: .seconds(1), pause: .milliseconds(2), within: .seconds(60))
         }
         var peak = baseline
         let done = await eventually(within: .seconds(70), every: .milliseconds(50)) {

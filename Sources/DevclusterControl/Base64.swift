@@ -1,8 +1,8 @@
 // Base64 (RFC 4648 section 4, standard alphabet, padded) for binary event payloads on the
-// control socket, where JSON strings can only carry text.
+// control socket (`payload_base64`), where JSON strings can only carry text.
 
 /// Standard padded Base64.
-enum Base64 {
+public enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     /// The value of each alphabet byte, 0xFF for bytes outside it.
@@ -13,7 +13,7 @@ enum Base64 {
     }()
 
     /// Encodes `bytes` with `=` padding.
-    static func encode(_ bytes: some Collection<UInt8>) -> String {
+    public static func encode(_ bytes: some Collection<UInt8>) -> String {
         var output = [UInt8]()
         output.reserveCapacity((bytes.count + 2) / 3 * 4)
         var iterator = bytes.makeIterator()
@@ -30,7 +30,7 @@ enum Base64 {
     }
 
     /// Why a text is not Base64.
-    enum DecodeError: Error, Equatable, CustomStringConvertible {
+    public enum DecodeError: Error, Equatable, CustomStringConvertible {
         /// The length is not a multiple of 4.
         case length(Int)
         /// A byte outside the alphabet (or misplaced padding) at this offset.
@@ -38,7 +38,7 @@ enum Base64 {
         /// The bits after the last byte are not zero (a non-canonical encoding).
         case nonCanonical
 
-        var description: String {
+        public var description: String {
             switch self {
             case .length(let count): "not Base64: \(count) characters, a multiple of 4 is needed"
             case .invalidCharacter(let offset): "not Base64: invalid character at offset \(offset)"
@@ -48,7 +48,7 @@ enum Base64 {
     }
 
     /// Decodes a padded Base64 text strictly (no whitespace, canonical padding bits).
-    static func decode(_ text: String) throws(DecodeError) -> [UInt8] {
+    public static func decode(_ text: String) throws(DecodeError) -> [UInt8] {
         let input = Array(text.utf8)
         guard input.count % 4 == 0 else { throw .length(input.count) }
         var output = [UInt8]()

@@ -8,29 +8,29 @@ import Glibc
 /// A line longer than the limit is reported once, as `.tooLong`, and its bytes are discarded up to
 /// and including the next newline; the lines after it come through normally. Blank lines (only
 /// spaces, tabs and carriage returns) are skipped.
-struct LineFramer {
+public struct LineFramer {
     /// What the framer found.
-    enum Item {
+    public enum Item {
         /// A complete line, valid until the callback returns.
         case line(UnsafeBufferPointer<UInt8>)
         /// A line exceeded the limit and is being skipped.
         case tooLong
     }
 
-    let maximumLineBytes: Int
+    public let maximumLineBytes: Int
     private var partial: [UInt8] = []
     private var isSkippingLongLine = false
 
-    init(maximumLineBytes: Int) {
+    public init(maximumLineBytes: Int) {
         precondition(maximumLineBytes > 0, "line limit \(maximumLineBytes) must be positive")
         self.maximumLineBytes = maximumLineBytes
     }
 
     /// Bytes of an unfinished line held since the last newline.
-    var bufferedBytes: Int { partial.count }
+    public var bufferedBytes: Int { partial.count }
 
     /// Feeds bytes and calls `body` for each line or overlong line they complete.
-    mutating func append(_ bytes: UnsafeRawBufferPointer, _ body: (Item) -> Void) {
+    public mutating func append(_ bytes: UnsafeRawBufferPointer, _ body: (Item) -> Void) {
         let input = bytes.bindMemory(to: UInt8.self)
         var start = 0
         while start < input.count {
@@ -69,7 +69,7 @@ struct LineFramer {
 
     /// At end of input: the unfinished last line, if there is one (a client that closes without
     /// a final newline still gets its last request answered).
-    mutating func finish(_ body: (Item) -> Void) {
+    public mutating func finish(_ body: (Item) -> Void) {
         defer {
             partial.removeAll()
             isSkippingLongLine = false

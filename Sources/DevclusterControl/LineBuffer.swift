@@ -6,14 +6,14 @@
 /// `[UInt8]` cost a uniqueness check and a generic call each (about a hundred instructions per
 /// piece, more than the piece's bytes), which a receiving daemon pays for every event.
 /// Not copyable: it owns its memory.
-struct LineBuffer: ~Copyable {
+public struct LineBuffer: ~Copyable {
     private var base: UnsafeMutablePointer<UInt8>
     private var capacity: Int
     /// Bytes written since the last `removeAll`.
-    private(set) var count = 0
+    public private(set) var count = 0
 
     /// A buffer with room for `capacity` bytes before it first grows.
-    init(capacity: Int) {
+    public init(capacity: Int) {
         precondition(capacity > 0, "line buffer capacity \(capacity)")
         base = .allocate(capacity: capacity)
         self.capacity = capacity
@@ -23,7 +23,7 @@ struct LineBuffer: ~Copyable {
 
     /// Forgets the bytes, keeping the memory. A buffer grown beyond `keepAtMost` (a burst of
     /// large lines) shrinks back to it.
-    mutating func removeAll(keepAtMost limit: Int) {
+    public mutating func removeAll(keepAtMost limit: Int) {
         count = 0
         if capacity > limit {
             base.deallocate()
@@ -33,7 +33,7 @@ struct LineBuffer: ~Copyable {
     }
 
     /// Makes room for `extra` more bytes.
-    mutating func reserve(_ extra: Int) {
+    public mutating func reserve(_ extra: Int) {
         guard extra > capacity - count else { return }
         let grown = max(count + extra, capacity * 2)
         let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
@@ -43,30 +43,30 @@ struct LineBuffer: ~Copyable {
         capacity = grown
     }
 
-    mutating func append(_ byte: UInt8) {
+    public mutating func append(_ byte: UInt8) {
         reserve(1)
         base[count] = byte
         count += 1
     }
 
-    mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+    public mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
         guard let source = bytes.baseAddress, bytes.count > 0 else { return }
         reserve(bytes.count)
         (base + count).initialize(from: source, count: bytes.count)
         count += bytes.count
     }
 
-    mutating func append(_ bytes: [UInt8]) {
+    public mutating func append(_ bytes: [UInt8]) {
         bytes.withUnsafeBufferPointer { append($0) }
     }
 
     /// Appends a constant, such as a key with its punctuation (`,"type":"`).
-    mutating func append(_ text: StaticString) {
+    public mutating func append(_ text: StaticString) {
         append(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
     /// Appends the decimal digits of `value`.
-    mutating func appendDecimal(_ value: UInt64) {
+    public mutating func appendDecimal(_ value: UInt64) {
         reserve(20)
         var digits = 1
         var rest = value / 10
@@ -83,7 +83,7 @@ struct LineBuffer: ~Copyable {
     }
 
     /// The bytes written.
-    func withBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+    public func withBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
         body(UnsafeBufferPointer(start: base, count: count))
     }
 }

@@ -1,5 +1,5 @@
 // The control protocol's messages (docs/control-protocol.md): requests, responses, pushed events and
-// error codes, as values with their JSON forms. No sockets here (ControlServer, ControlClient).
+// error codes, as values with their JSON forms. No sockets here (ControlClient; the daemon's ControlServer).
 
 import EventService
 
@@ -12,38 +12,38 @@ import EventService
 /// ← {"id":1,"ok":true,"result":{"ring":"1.12","members":[...]}}
 /// → {"id":2,"cmd":"nope"}
 /// ← {"id":2,"ok":false,"error":{"code":"unknown_command","message":"..."}}
-/// ← {"event":"...","data":{...}}            (pushed by subscriptions, in later versions)
+/// ← {"event":"...","data":{...}}            (pushed to subscribers: ControlEvent)
 /// ```
-enum ControlProtocol {
+public enum ControlProtocol {
     /// Bumped when a change is not backwards compatible; reported by `hello`.
-    static let version = 1
+    public static let version = 1
     /// Longest request line (`ControlLineLimits`).
-    static let maximumLineBytes = ControlLineLimits.maximumLineBytes
+    public static let maximumLineBytes = ControlLineLimits.maximumLineBytes
 
     /// The `line_too_long` message.
-    static var lineTooLongMessage: String {
+    public static var lineTooLongMessage: String {
         "a request line is longer than \(maximumLineBytes) bytes (room for an event_publish of the largest payload, "
             + "\(EventLimits.payloadBytes) bytes, as payload_base64, with its attributes); it was skipped up to the next newline"
     }
 }
 
 /// A request as read from a client line.
-struct ControlRequest: Sendable, Equatable {
+public struct ControlRequest: Sendable, Equatable {
     /// The client's id, echoed in the response: a number, a string or `null` (absent).
-    var id: JSONValue
+    public var id: JSONValue
     /// The command name (`members`, `status`, ...).
-    var command: String
+    public var command: String
     /// The command's arguments (the `args` object; empty when absent).
-    var arguments: JSONObject
+    public var arguments: JSONObject
 
-    init(id: JSONValue = .null, command: String, arguments: JSONObject = JSONObject()) {
+    public init(id: JSONValue = .null, command: String, arguments: JSONObject = JSONObject()) {
         self.id = id
         self.command = command
         self.arguments = arguments
     }
 
     /// The request as a JSON line's object (what a client sends).
-    var json: JSONValue {
+    public var json: JSONValue {
         var object: JSONObject = ["id": id, "cmd": .string(command)]
         if !arguments.isEmpty { object.set("args", .object(arguments)) }
         return .object(object)
@@ -53,7 +53,7 @@ struct ControlRequest: Sendable, Equatable {
     ///
     /// - Throws: a `ControlError` (`parse_error` or `invalid_request`) carrying the request's
     ///   id when it could be read, so the error response can still be matched.
-    static func decode(line: some Collection<UInt8>) throws(ControlRequestError) -> ControlRequest {
+    public static func decode(line: some Collection<UInt8>) throws(ControlRequestError) -> ControlRequest {
         let value: JSONValue
         do {
             value = try JSONParser.parse(line)
@@ -90,15 +90,20 @@ struct ControlRequest: Sendable, Equatable {
 }
 
 /// A request that could not be read, with whatever id it had.
-struct ControlRequestError: Error, Sendable, Equatable {
-    var id: JSONValue
-    var error: ControlError
+public struct ControlRequestError: Error, Sendable, Equatable {
+    public var id: JSONValue
+    public var error: ControlError
+
+    public init(id: JSONValue, error: ControlError) {
+        self.id = id
+        self.error = error
+    }
 }
 
 /// An error answer: a stable machine-readable code and a message for people.
-struct ControlError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct ControlError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The stable error codes (documented in docs/control-protocol.md).
-    enum Code: String, Sendable, Equatable, CaseIterable {
+    public enum Code: String, Sendable, Equatable, CaseIterable {
         /// The line is not JSON.
         case parseError = "parse_error"
         /// The line is JSON but not a request object.
@@ -126,35 +131,35 @@ struct ControlError: Error, Sendable, Equatable, CustomStringConvertible {
         case `internal`
     }
 
-    var code: Code
-    var message: String
+    public var code: Code
+    public var message: String
 
-    init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
     }
 
-    var json: JSONValue {
+    public var json: JSONValue {
         .object(["code": .string(code.rawValue), "message": .string(message)])
     }
 
-    var description: String { "\(code.rawValue): \(message)" }
+    public var description: String { "\(code.rawValue): \(message)" }
 }
 
 /// A response line's object.
-enum ControlResponse {
+public enum ControlResponse {
     /// `{"id":ID,"ok":true,"result":RESULT}`
-    static func success(id: JSONValue, result: JSONValue) -> JSONValue {
+    public static func success(id: JSONValue, result: JSONValue) -> JSONValue {
         .object(["id": id, "ok": .bool(true), "result": result])
     }
 
     /// `{"id":ID,"ok":false,"error":{"code":CODE,"message":MESSAGE}}`
-    static func failure(id: JSONValue, error: ControlError) -> JSONValue {
+    public static func failure(id: JSONValue, error: ControlError) -> JSONValue {
         .object(["id": id, "ok": .bool(false), "error": error.json])
     }
 
     /// `{"event":NAME,"data":DATA}`: pushed to subscribers, never an answer to a request.
-    static func event(_ name: String, data: JSONValue) -> JSONValue {
+    public static func event(_ name: String, data: JSONValue) -> JSONValue {
         .object(["event": .string(name), "data": data])
     }
 
@@ -162,13 +167,18 @@ enum ControlResponse {
     ///
     /// - Returns: the id and the result or error.
     /// - Throws: `ControlError(.parseError)` for a line that is not a response.
-    static func decode(line: some Collection<UInt8>) throws(ControlError) -> (id: JSONValue, outcome: Result<JSONValue, ControlError>) {
+    public static func decode(line: some Collection<UInt8>) throws(ControlError) -> (id: JSONValue, outcome: Result<JSONValue, ControlError>) {
         let value: JSONValue
         do {
             value = try JSONParser.parse(line, limits: JSONParser.Limits(maximumBytes: Int.max, maximumDepth: 64))
         } catch {
             throw ControlError(.parseError, "the daemon sent a line that is not JSON: \(error)")
         }
+        return try decode(value)
+    }
+
+    /// Reads a response from a line's value (the client's side).
+    public static func decode(_ value: JSONValue) throws(ControlError) -> (id: JSONValue, outcome: Result<JSONValue, ControlError>) {
         guard let object = value.objectValue, let ok = object["ok"]?.boolValue else {
             throw ControlError(.parseError, "the daemon sent a line that is not a response: \(value.encoded.prefix(200))")
         }

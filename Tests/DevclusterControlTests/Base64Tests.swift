@@ -1,7 +1,7 @@
 // Base64 against RFC 4648 section 10's vectors, round trips, and strict rejection.
 
 import Testing
-@testable import devclusterd
+import DevclusterControl
 
 struct Base64Tests {
     @Test(arguments: [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="),
