@@ -251,4 +251,28 @@ struct WiderFaultTests {
         }
         #expect(drawn == Set(SweepFault.allCases), "the sweep turns every wider fault on for some seeds")
     }
+
+    @Test("a run's failure description shows the wider faults that happened and the plan")
+    func describesFaults() {
+        var options = SimulationOptions(seed: 12, nodes: 5)
+        print("seed \(options.seed)")
+        options.durationMilliseconds = 6_000
+        options.late = 0.05
+        options.partitions = true
+        options.maxGroups = 3
+        options.overlapping = true
+        options.crashes = true
+        options.persistCrashes = true
+        options.rate = 20
+        let report = RandomizedRun(options: options).run()
+        #expect(report.violations.isEmpty, "\(report.failureDescription())")
+        #expect(report.latePackets > 0)
+        #expect(report.plan.faults.count == report.faultCount)
+        let lines = report.faultDescription(limit: 5)
+        #expect(lines.first == "faults: \(report.latePackets) late packets, \(report.persistCrashes) crashes during a persist, \(report.faultCount) planned")
+        #expect(lines.dropFirst().first?.hasPrefix("  at ") == true)
+        let description = report.failureDescription()
+        #expect(description.contains("--late 0.05 --partitions --max-groups 3 --overlapping --crashes --persist-crashes"))
+        #expect(description.contains(lines[0]))
+    }
 }
