@@ -13,6 +13,12 @@ public struct SimulationReport: Sendable {
     public var convergedAt: MonotonicInstant?
     public var healedAt: MonotonicInstant
     public var faultCount: Int
+    /// The planned faults, in time order.
+    public var plan: FaultPlan = .none
+    /// How many packet copies were late (`SimulationOptions.late`).
+    public var latePackets = 0
+    /// How many nodes crashed during a ring sequence persist.
+    public var persistCrashes = 0
 
     /// `seed=S nodes=N sends=.. deliveries=.. configs=.. violations=V`.
     public var summaryLine: String {
@@ -21,10 +27,19 @@ public struct SimulationReport: Sendable {
 
     public var replayCommand: String { options.replayCommand }
 
-    /// The first `limit` violations, one per line, then the replay command.
+    /// What the fault phase did: the wider faults that happened and the planned faults.
+    public func faultDescription(limit: Int = 40) -> [String] {
+        var lines = ["faults: \(latePackets) late packets, \(persistCrashes) crashes during a persist, \(plan.faults.count) planned"]
+        lines += plan.faults.prefix(limit).map { "  at \($0.time.milliseconds) ms: \($0.action)" }
+        if plan.faults.count > limit { lines.append("  ... and \(plan.faults.count - limit) more") }
+        return lines
+    }
+
+    /// The first `limit` violations, one per line, what the faults were, then the replay command.
     public func failureDescription(limit: Int = 20) -> String {
         var lines = violations.prefix(limit).map { "violation: \($0)" }
         if violations.count > limit { lines.append("... and \(violations.count - limit) more violations") }
+        lines += faultDescription()
         lines.append("replay: \(replayCommand)")
         return lines.joined(separator: "\n")
     }
@@ -55,7 +70,8 @@ public struct RandomizedRun {
     }
 
     public func run() -> SimulationReport {
-        let conditions = NetworkConditions(loss: options.loss, duplicate: options.duplicate, reorder: options.reorder)
+        let conditions = NetworkConditions(
+            loss: options.loss, duplicate: options.duplicate, reorder: options.reorder, late: options.late)
         var simulator = Simulator(
             nodeCount: options.nodes, settings: settings, seed: options.seed, network: conditions,
             startingNodes: false, recordsPayloads: false)
@@ -74,7 +90,8 @@ public struct RandomizedRun {
         let healAt = Duration.milliseconds(options.durationMilliseconds).totalNanoseconds
         let plan = FaultPlan.random(
             seed: options.seed, nodeCount: options.nodes, settings: settings,
-            faultPhase: .nanoseconds(healAt), partitions: options.partitions, crashes: options.crashes)
+            faultPhase: .nanoseconds(healAt), partitions: options.partitions, crashes: options.crashes,
+            maxGroups: options.maxGroups, overlapping: options.overlapping, persistCrashes: options.persistCrashes)
         let stopAt = healAt + submissionsAfterHeal.totalNanoseconds
         var runtimeProblems: [String] = []
 
@@ -122,7 +139,8 @@ public struct RandomizedRun {
         }
         return SimulationReport(
             options: options, trace: simulator.trace, violations: violations, convergedAt: convergedAt,
-            healedAt: MonotonicInstant(nanoseconds: healAt), faultCount: plan.faults.count)
+            healedAt: MonotonicInstant(nanoseconds: healAt), faultCount: plan.faults.count, plan: plan,
+            latePackets: simulator.latePacketCount, persistCrashes: simulator.persistCrashCount)
     }
 
     private func submit(from index: Int, load: inout ApplicationLoad, simulator: inout Simulator, problems: inout [String]) {

@@ -98,6 +98,7 @@ public enum RandomStream: UInt64, Sendable {
     case network = 1
     case partitions = 2
     case crashes = 3
+    case overlappingEpisodes = 4
     /// The load of node `i` uses stream `load + i`.
     case load = 1_000
 }

@@ -16,12 +16,21 @@ public struct NetworkConditions: Sendable, Equatable {
     public var delay: ClosedRange<Duration>
     /// The extra delay of a reordered packet (uniform in this range).
     public var reorderDelay: ClosedRange<Duration>
+    /// Probability that a packet is late: held back by `lateDelay`, far past the token timeout,
+    /// so that it arrives into a later ring (old ring ids, sequence numbers, JOINs and commit
+    /// tokens), possibly at a later incarnation of its destination.
+    public var late: Double
+    /// The extra delay of a late packet (uniform in this range).
+    public var lateDelay: ClosedRange<Duration>
 
     public init(
         loss: Double = 0, duplicate: Double = 0, reorder: Double = 0,
         delay: ClosedRange<Duration> = .microseconds(50) ... .microseconds(300),
-        reorderDelay: ClosedRange<Duration> = .milliseconds(1) ... .milliseconds(5)
+        reorderDelay: ClosedRange<Duration> = .milliseconds(1) ... .milliseconds(5),
+        late: Double = 0, lateDelay: ClosedRange<Duration> = .milliseconds(500) ... .seconds(5)
     ) {
+        self.late = late
+        self.lateDelay = lateDelay
         self.loss = loss
         self.duplicate = duplicate
         self.reorder = reorder
@@ -62,7 +71,11 @@ struct SimulatedNetwork {
     private var reachable: [Bool]
     /// The arrival time of the last in-order packet on each link, to keep links FIFO.
     private var lastArrival: [Int64]
+    /// `cutBy[from * nodeCount + to]`: how many overlapping episodes cut the link now.
+    private var cutBy: [Int32]
     private var random: SeededGenerator
+    /// How many copies were made late so far.
+    private(set) var latePackets = 0
 
     /// Delay of the local loop.
     static let localLoopDelay: Int64 = 5_000
@@ -72,11 +85,23 @@ struct SimulatedNetwork {
         self.conditions = conditions
         self.reachable = Array(repeating: true, count: nodeCount * nodeCount)
         self.lastArrival = Array(repeating: 0, count: nodeCount * nodeCount)
+        self.cutBy = Array(repeating: 0, count: nodeCount * nodeCount)
         self.random = random
     }
 
     func isReachable(from: Int, to: Int) -> Bool {
-        from == to || reachable[from * nodeCount + to]
+        from == to || (reachable[from * nodeCount + to] && cutBy[from * nodeCount + to] == 0)
+    }
+
+    /// One more (`by: 1`) or one fewer (`by: -1`) overlapping episode cuts the link.
+    mutating func adjustEpisodeCut(by delta: Int32, from: Int, to: Int) {
+        guard from != to else { return }
+        cutBy[from * nodeCount + to] = max(0, cutBy[from * nodeCount + to] + delta)
+    }
+
+    /// Ends every overlapping episode's cuts.
+    mutating func clearEpisodeCuts() {
+        for index in cutBy.indices { cutBy[index] = 0 }
     }
 
     /// Sets whether packets from `from` reach `to` (one direction).
@@ -101,13 +126,16 @@ struct SimulatedNetwork {
         for index in reachable.indices { reachable[index] = true }
     }
 
-    var isFullyConnected: Bool { !reachable.contains(false) }
+    var isFullyConnected: Bool { !reachable.contains(false) && !cutBy.contains { $0 > 0 } }
 
     /// Computes the arrival times of the copies of one packet from `from` to `to`, sent at
     /// `now` (nanoseconds), with `extraDelay` added by a filter. Returns 0, 1 or 2 arrival times
-    /// through `arrivals`.
-    mutating func route(from: Int, to: Int, now: Int64, extraDelay: Int64, arrivals: inout (Int64?, Int64?)) {
+    /// through `arrivals`; `late` says which of them are late packets.
+    mutating func route(
+        from: Int, to: Int, now: Int64, extraDelay: Int64, arrivals: inout (Int64?, Int64?), late: inout (Bool, Bool)
+    ) {
         arrivals = (nil, nil)
+        late = (false, false)
         let link = from * nodeCount + to
         if from == to {
             let arrival = max(now + Self.localLoopDelay + extraDelay, lastArrival[link])
@@ -115,17 +143,31 @@ struct SimulatedNetwork {
             arrivals.0 = arrival
             return
         }
-        guard reachable[link] else { return }
+        guard reachable[link], cutBy[link] == 0 else { return }
         if random.chance(conditions.loss) { return }
-        arrivals.0 = arrivalTime(link: link, now: now, extraDelay: extraDelay)
+        arrivals.0 = arrivalTime(link: link, now: now, extraDelay: extraDelay, late: &late.0)
         if random.chance(conditions.duplicate) {
-            arrivals.1 = arrivalTime(link: link, now: now, extraDelay: extraDelay)
+            arrivals.1 = arrivalTime(link: link, now: now, extraDelay: extraDelay, late: &late.1)
         }
     }
 
-    private mutating func arrivalTime(link: Int, now: Int64, extraDelay: Int64) -> Int64 {
+    /// `route` for callers that do not ask which copies are late.
+    mutating func route(from: Int, to: Int, now: Int64, extraDelay: Int64, arrivals: inout (Int64?, Int64?)) {
+        var late = (false, false)
+        route(from: from, to: to, now: now, extraDelay: extraDelay, arrivals: &arrivals, late: &late)
+    }
+
+    private mutating func arrivalTime(link: Int, now: Int64, extraDelay: Int64, late: inout Bool) -> Int64 {
         let delay = random.integer(
             in: conditions.delay.lowerBound.totalNanoseconds...conditions.delay.upperBound.totalNanoseconds)
+        // `chance` draws nothing at probability 0: runs without late packets stay as they were.
+        if random.chance(conditions.late) {
+            let hold = random.integer(
+                in: conditions.lateDelay.lowerBound.totalNanoseconds ... conditions.lateDelay.upperBound.totalNanoseconds)
+            late = true
+            latePackets += 1
+            return now + delay + hold + extraDelay
+        }
         if random.chance(conditions.reorder) {
             let hold = random.integer(
                 in: conditions.reorderDelay.lowerBound.totalNanoseconds

@@ -13,7 +13,16 @@ public struct SimulationOptions: Sendable, Equatable {
     public var duplicate: Double = 0
     public var reorder: Double = 0
     public var partitions = false
+    /// Most groups a one-at-a-time partition episode splits the nodes into (2 or more).
+    public var maxGroups = 2
+    /// Overlapping partition episodes, each with its own start and end (see `FaultPlan`).
+    public var overlapping = false
     public var crashes = false
+    /// With `crashes`: some crashes happen during a ring sequence persist (the disk one step
+    /// behind).
+    public var persistCrashes = false
+    /// Probability a packet to another node is late by 0.5-5 s.
+    public var late: Double = 0
     /// Messages per second per node.
     public var rate: Double = 50
     /// Largest payload in bytes.
@@ -33,15 +42,19 @@ public struct SimulationOptions: Sendable, Equatable {
         var words = ["swift run -c release totem-sim", "--seed \(seed)", "--nodes \(nodes)",
                      "--duration-ms \(durationMilliseconds)", "--loss \(loss)", "--duplicate \(duplicate)",
                      "--reorder \(reorder)"]
+        if late > 0 { words.append("--late \(late)") }
         if partitions { words.append("--partitions") }
+        if maxGroups != 2 { words.append("--max-groups \(maxGroups)") }
+        if overlapping { words.append("--overlapping") }
         if crashes { words.append("--crashes") }
+        if persistCrashes { words.append("--persist-crashes") }
         words += ["--rate \(rate)", "--max-size \(maxSize)", "--safe \(safe)"]
         return words.joined(separator: " ")
     }
 
     public static let usage = """
         usage: totem-sim --seed S --nodes N [options]
-               totem-sim --sweep FIRST-LAST [--max-nodes N]
+               totem-sim --sweep FIRST-LAST [--max-nodes N] [--without FAULTS]
 
         Runs N Totem cores over a simulated network: a fault phase, then a heal (network restored,
         crashed nodes restarted), submissions for 2 s more, then until every node is idle in one
@@ -55,8 +68,16 @@ public struct SimulationOptions: Sendable, Equatable {
           --loss P               probability a packet to another node is lost (0...1, default 0)
           --duplicate P          probability a packet is delivered twice (0...1, default 0)
           --reorder P            probability a packet is delayed by 1-5 ms (0...1, default 0)
-          --partitions           random partition episodes: isolation, splits, one-way cuts, flapping links
+          --late P               probability a packet is delayed by 0.5-5 s, past the token
+                                 timeout, into a later ring (0...1, default 0)
+          --partitions           random partition episodes, one at a time: isolation, splits,
+                                 one-way cuts, flapping links
+          --max-groups G         most groups a --partitions split makes (2...32, default 2)
+          --overlapping          overlapping partition episodes with their own start and end:
+                                 splits into 2-4 groups, one-way isolation, one-way link cuts
           --crashes              random crashes with restarts, and pauses
+          --persist-crashes      with --crashes, half the crashes happen during the node's next
+                                 ring sequence persist: its disk keeps the previous value
           --rate R               messages per second per node (default 50)
           --max-size B           largest message in bytes; sizes are uniform up to it, but never
                                  below the 12-byte envelope (default 300)
@@ -70,6 +91,8 @@ public struct SimulationOptions: Sendable, Equatable {
                                  duplication, reordering, partitions, crashes, large and safe
                                  messages); prints each failing seed with its replay command
           --max-nodes N          largest node count of a sweep (default 9)
+          --without FAULTS       leave out some of the wider faults in every seed: a comma list
+                                 of late, groups, overlapping, persist-crashes
         """
 
     /// What the command line asks for.
@@ -77,7 +100,7 @@ public struct SimulationOptions: Sendable, Equatable {
         case help
         case run(SimulationOptions)
         /// Every seed of the range, each with `SeedSweep.options(seed:nodes:)`.
-        case sweep(seeds: ClosedRange<UInt64>, nodes: ClosedRange<Int>)
+        case sweep(seeds: ClosedRange<UInt64>, nodes: ClosedRange<Int>, without: Set<SweepFault> = [])
     }
 
     /// A command-line mistake, with a message for the user.
@@ -93,6 +116,7 @@ public struct SimulationOptions: Sendable, Equatable {
         var options = SimulationOptions(seed: 0, nodes: 1)
         var sweepSeeds: ClosedRange<UInt64>?
         var maxNodes = 9
+        var without: Set<SweepFault> = []
         var remaining = arguments[...]
         while let argument = remaining.popFirst() {
             var flag = argument
@@ -130,9 +154,19 @@ public struct SimulationOptions: Sendable, Equatable {
                 options.reorder = try probability(flag, try value())
             case "--safe":
                 options.safe = try probability(flag, try value())
+            case "--late":
+                options.late = try probability(flag, try value())
             case "--partitions":
                 try noValue()
                 options.partitions = true
+            case "--max-groups":
+                options.maxGroups = try integer(flag, try value(), in: 2...WireLimits.maxNodes)
+            case "--overlapping":
+                try noValue()
+                options.overlapping = true
+            case "--persist-crashes":
+                try noValue()
+                options.persistCrashes = true
             case "--crashes":
                 try noValue()
                 options.crashes = true
@@ -153,6 +187,15 @@ public struct SimulationOptions: Sendable, Equatable {
                 sweepSeeds = first...last
             case "--max-nodes":
                 maxNodes = try integer(flag, try value(), in: 3...WireLimits.maxNodes)
+            case "--without":
+                let text = try value()
+                for name in text.split(separator: ",", omittingEmptySubsequences: false) {
+                    guard let fault = SweepFault(rawValue: String(name)) else {
+                        throw ArgumentError(message: "--without takes a comma list of "
+                            + SweepFault.allCases.map(\.rawValue).joined(separator: ", ") + ", not '\(text)'")
+                    }
+                    without.insert(fault)
+                }
             case "--trace":
                 let path = try value()
                 guard !path.isEmpty else { throw ArgumentError(message: "--trace needs a file name") }
@@ -165,8 +208,9 @@ public struct SimulationOptions: Sendable, Equatable {
             guard seed == nil, nodes == nil else {
                 throw ArgumentError(message: "--sweep derives seed and node count itself; drop --seed and --nodes")
             }
-            return .sweep(seeds: sweepSeeds, nodes: 3...maxNodes)
+            return .sweep(seeds: sweepSeeds, nodes: 3...maxNodes, without: without)
         }
+        guard without.isEmpty else { throw ArgumentError(message: "--without is a sweep option (see --help)") }
         guard let seed else { throw ArgumentError(message: "--seed is required (see --help)") }
         guard let nodes else { throw ArgumentError(message: "--nodes is required (see --help)") }
         options.seed = seed

@@ -82,11 +82,20 @@ public struct Simulator {
     /// Input kinds counted while a window is suspiciously busy, to explain a stall.
     private var busyInputs: [String: Int] = [:]
     private var queue = EventQueue()
-    private var network: SimulatedNetwork
+    var network: SimulatedNetwork
+    /// The links each active overlapping episode cuts (see `Simulator+Faults`).
+    var episodeLinks: [Int: [(from: Int, to: Int)]] = [:]
+    /// Per node: its next persist crashes it (`FaultAction.crashDuringNextPersist`).
+    var crashArmedAtPersist: [Bool]
+    /// How many nodes crashed during a persist so far.
+    public internal(set) var persistCrashCount = 0
     /// Set when a delivery, configuration or state change may have changed convergence.
     private var convergenceMayHaveChanged = true
     /// Reused by `transmit` so that routing does not allocate.
     private var arrivals: (Int64?, Int64?) = (nil, nil)
+    private var late = (false, false)
+    /// The incarnation of an arrival that any incarnation of its destination takes.
+    private static let anyIncarnation = UInt32.max
 
     /// Creates `nodeCount` nodes (ids 1...N) and, with `startingNodes`, starts them all at time 0.
     /// - Parameters:
@@ -102,6 +111,7 @@ public struct Simulator {
         self.recordsPayloads = recordsPayloads
         nodeIDs = (1...nodeCount).map { NodeID(UInt32($0)) }
         nodes = nodeIDs.map { SimulatedNode(id: $0, settings: settings) }
+        crashArmedAtPersist = Array(repeating: false, count: nodeCount)
         self.network = SimulatedNetwork(
             nodeCount: nodeCount, conditions: network,
             random: SeededGenerator(seed: seed, stream: RandomStream.network.rawValue))
@@ -225,7 +235,7 @@ public struct Simulator {
 
     private subscript(node: NodeID) -> SimulatedNode { nodes[index(of: node)] }
 
-    private func index(of node: NodeID) -> Int {
+    func index(of node: NodeID) -> Int {
         let index = Int(node.rawValue) - 1
         precondition(nodes.indices.contains(index), "node \(node) is not one of 1...\(nodes.count)")
         return index
@@ -378,9 +388,12 @@ public struct Simulator {
     public mutating func heal() {
         trace.append(TraceEvent(time: now, kind: .heal))
         network.healPartitions()
+        endEpisodes()
         network.conditions = NetworkConditions(
-            delay: network.conditions.delay, reorderDelay: network.conditions.reorderDelay)
+            delay: network.conditions.delay, reorderDelay: network.conditions.reorderDelay,
+            lateDelay: network.conditions.lateDelay)
         packetFilter = nil
+        for index in crashArmedAtPersist.indices { crashArmedAtPersist[index] = false }
         for index in nodes.indices where nodes[index].status == .crashed {
             start(at: index, persisted: nodes[index].persistedRingSequence)
         }
@@ -398,8 +411,12 @@ public struct Simulator {
         case .healNetwork: healNetwork()
         case .crash(let node): crash(node: node)
         case .restart(let node):
+            crashArmedAtPersist[index(of: node)] = false
             if self[node].status == .crashed { restart(node: node) }
         case .pause(let node, let duration): pause(node: node, for: duration)
+        case .beginEpisode(let id, let episode): beginEpisode(id, episode)
+        case .endEpisode(let id): endEpisode(id)
+        case .crashDuringNextPersist(let node): crashDuringNextPersist(node: node)
         }
     }
 
@@ -455,7 +472,8 @@ public struct Simulator {
     private mutating func handle(_ event: SimulationEvent) {
         switch event {
         case .arrival(let index, let incarnation, let packet):
-            guard nodes[index].incarnation == incarnation, nodes[index].status == .running else { return }
+            guard incarnation == Self.anyIncarnation || nodes[index].incarnation == incarnation,
+                  nodes[index].status == .running else { return }
             if nodes[index].isPaused {
                 nodes[index].backlog.append(event)
                 return
@@ -525,6 +543,14 @@ public struct Simulator {
             case .cancelTimer(let timer):
                 nodes[index].timerGenerations[Int(timer.rawValue)] &+= 1
             case .persistRingSequence(let sequence):
+                if crashArmedAtPersist[index] {
+                    // The node dies during the write: the disk keeps the previous value and
+                    // nothing after the write in this batch happens (Effect rule 1).
+                    crashArmedAtPersist[index] = false
+                    persistCrashCount += 1
+                    crash(node: nodes[index].id)
+                    return
+                }
                 nodes[index].persistedRingSequence = sequence
             case .stateChanged(let state, _):
                 nodes[index].membershipState = state
@@ -562,13 +588,15 @@ public struct Simulator {
             case .delay(let delay): extraDelay = max(0, delay.totalNanoseconds)
             }
         }
-        network.route(from: from, to: to, now: now.nanoseconds, extraDelay: extraDelay, arrivals: &arrivals)
+        network.route(from: from, to: to, now: now.nanoseconds, extraDelay: extraDelay, arrivals: &arrivals, late: &late)
+        // A late packet reaches whichever incarnation of its destination runs when it arrives
+        // (a restarted process listens on the same port); others die with the incarnation.
         let incarnation = nodes[to].incarnation
         if let first = arrivals.0 {
-            queue.schedule(.arrival(index: to, incarnation: incarnation, packet: packet), at: first)
+            queue.schedule(.arrival(index: to, incarnation: late.0 ? Self.anyIncarnation : incarnation, packet: packet), at: first)
         }
         if let second = arrivals.1 {
-            queue.schedule(.arrival(index: to, incarnation: incarnation, packet: packet), at: second)
+            queue.schedule(.arrival(index: to, incarnation: late.1 ? Self.anyIncarnation : incarnation, packet: packet), at: second)
         }
     }
 }

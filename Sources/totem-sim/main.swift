@@ -27,11 +27,11 @@ switch command {
 case .help:
     print(SimulationOptions.usage)
     exit(0)
-case .sweep(let seeds, let nodes):
+case .sweep(let seeds, let nodes, let without):
     var runs = 0
     var failed = 0
     for seed in seeds {
-        let report = RandomizedRun(options: SeedSweep.options(seed: seed, nodes: nodes)).run()
+        let report = RandomizedRun(options: SeedSweep.options(seed: seed, nodes: nodes, without: without)).run()
         runs += 1
         if !report.violations.isEmpty {
             failed += 1
@@ -39,7 +39,8 @@ case .sweep(let seeds, let nodes):
             print(report.failureDescription(limit: 5))
         }
     }
-    print("sweep seeds=\(seeds.lowerBound)-\(seeds.upperBound) nodes=\(nodes.lowerBound)-\(nodes.upperBound) runs=\(runs) failed=\(failed)")
+    let leftOut = without.isEmpty ? "" : " without=" + without.map(\.rawValue).sorted().joined(separator: ",")
+    print("sweep seeds=\(seeds.lowerBound)-\(seeds.upperBound) nodes=\(nodes.lowerBound)-\(nodes.upperBound)\(leftOut) runs=\(runs) failed=\(failed)")
     exit(failed == 0 ? 0 : 1)
 case .run(let runOptions):
     options = runOptions
@@ -72,6 +73,9 @@ if !report.violations.isEmpty {
     print(report.failureDescription(limit: 20))
 }
 let convergence = report.convergedAt.map { "converged at \($0.milliseconds) ms" } ?? "did not converge"
-print("heal at \(report.healedAt.milliseconds) ms, \(convergence), \(report.faultCount) faults planned")
+var wider = ""
+if report.latePackets > 0 { wider += ", \(report.latePackets) late packets" }
+if report.persistCrashes > 0 { wider += ", \(report.persistCrashes) crashes during a persist" }
+print("heal at \(report.healedAt.milliseconds) ms, \(convergence), \(report.faultCount) faults planned\(wider)")
 print(report.summaryLine)
 exit(report.violations.isEmpty ? 0 : 1)
