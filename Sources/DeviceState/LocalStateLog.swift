@@ -121,17 +121,7 @@ public enum LocalStateLog {
             body.writeString(name.rawValue, lengthAs: UInt16.self)
         case .mailbox(let name, let entry?):
             body.write(UInt8(3))
-            body.write(entry.counts.newMessages)
-            body.write(entry.counts.oldMessages)
-            body.writeString(name.mailbox, lengthAs: UInt8.self)
-            body.writeString(name.context, lengthAs: UInt8.self)
-            if let position = entry.position {
-                body.write(UInt8(1))
-                body.write(position.ringSequence)
-                body.write(position.index)
-            } else {
-                body.write(UInt8(0))
-            }
+            entry.write(named: name, into: &body)
         case .mailbox(let name, nil):
             body.write(UInt8(4))
             body.writeString(name.mailbox, lengthAs: UInt8.self)
@@ -208,16 +198,8 @@ public enum LocalStateLog {
             guard device.rawValue == text else { throw .invalidText(field: "device") }
             change = .device(device, state)
         case 3:
-            let counts = MailboxCounts(newMessages: try reader.readUInt32(), oldMessages: try reader.readUInt32())
-            let name = try readMailboxName(&reader)
-            let flag = try reader.readUInt8()
-            let position: RingPosition?
-            switch flag {
-            case 0: position = nil
-            case 1: position = RingPosition(ringSequence: try reader.readUInt64(), index: try reader.readUInt64())
-            default: throw .invalidValue(field: "has stamp", value: UInt64(flag))
-            }
-            change = .mailbox(name, LocalStateTable.PublishedMailbox(counts: counts, position: position))
+            let (name, entry) = try LocalStateTable.PublishedMailbox.read(from: &reader)
+            change = .mailbox(name, entry)
         case 4:
             change = .mailbox(try readMailboxName(&reader), nil)
         default:

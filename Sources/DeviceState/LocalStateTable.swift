@@ -77,17 +77,7 @@ public struct LocalStateTable: Sendable, Equatable {
         writer.writeLength(mailboxes.count, as: UInt32.self)
         for mailbox in mailboxes.keys.sorted() {
             guard let entry = mailboxes[mailbox] else { continue }
-            writer.write(entry.counts.newMessages)
-            writer.write(entry.counts.oldMessages)
-            writer.writeString(mailbox.mailbox, lengthAs: UInt8.self)
-            writer.writeString(mailbox.context, lengthAs: UInt8.self)
-            if let position = entry.position {
-                writer.write(UInt8(1))
-                writer.write(position.ringSequence)
-                writer.write(position.index)
-            } else {
-                writer.write(UInt8(0))
-            }
+            entry.write(named: mailbox, into: &writer)
         }
         return writer.bytes
     }
@@ -120,22 +110,47 @@ public struct LocalStateTable: Sendable, Equatable {
         var mailboxes: [MailboxName: PublishedMailbox] = [:]
         var previousMailbox: MailboxName?
         for _ in 0..<mailboxCount {
-            let counts = MailboxCounts(newMessages: try reader.readUInt32(), oldMessages: try reader.readUInt32())
-            let mailbox = try reader.readString(lengthAs: UInt8.self, field: "mailbox", minimum: 1, limit: 80)
-            let context = try reader.readString(lengthAs: UInt8.self, field: "context", minimum: 1, limit: 80)
-            let name = try MailboxName(checking: mailbox, context: context)
+            let (name, entry) = try PublishedMailbox.read(from: &reader)
             if let previousMailbox, !(previousMailbox < name) { throw .notAscending(field: "mailboxes") }
             previousMailbox = name
-            let flag = try reader.readUInt8()
-            let position: RingPosition?
-            switch flag {
-            case 0: position = nil
-            case 1: position = RingPosition(ringSequence: try reader.readUInt64(), index: try reader.readUInt64())
-            default: throw .invalidValue(field: "has stamp", value: UInt64(flag))
-            }
-            mailboxes[name] = PublishedMailbox(counts: counts, position: position)
+            mailboxes[name] = entry
         }
         try reader.requireEnd()
         self.init(devices: devices, mailboxes: mailboxes)
+    }
+}
+
+extension LocalStateTable.PublishedMailbox {
+    /// One mailbox as the table and the change log (LocalStateLog) both write it:
+    /// `new u32, old u32, mailbox (u8 length), context (u8 length), has_position u8
+    /// [ring_sequence u64, index u64]`.
+    func write(named name: MailboxName, into writer: inout ServiceWireWriter) {
+        writer.write(counts.newMessages)
+        writer.write(counts.oldMessages)
+        writer.writeString(name.mailbox, lengthAs: UInt8.self)
+        writer.writeString(name.context, lengthAs: UInt8.self)
+        if let position {
+            writer.write(UInt8(1))
+            writer.write(position.ringSequence)
+            writer.write(position.index)
+        } else {
+            writer.write(UInt8(0))
+        }
+    }
+
+    /// Reads what `write(named:into:)` wrote, checking the name.
+    static func read(from reader: inout ServiceWireReader) throws(ServiceWireError) -> (MailboxName, Self) {
+        let counts = MailboxCounts(newMessages: try reader.readUInt32(), oldMessages: try reader.readUInt32())
+        let mailbox = try reader.readString(lengthAs: UInt8.self, field: "mailbox", minimum: 1, limit: 80)
+        let context = try reader.readString(lengthAs: UInt8.self, field: "context", minimum: 1, limit: 80)
+        let name = try MailboxName(checking: mailbox, context: context)
+        let flag = try reader.readUInt8()
+        let position: RingPosition?
+        switch flag {
+        case 0: position = nil
+        case 1: position = RingPosition(ringSequence: try reader.readUInt64(), index: try reader.readUInt64())
+        default: throw .invalidValue(field: "has stamp", value: UInt64(flag))
+        }
+        return (name, Self(counts: counts, position: position))
     }
 }
