@@ -268,6 +268,14 @@ struct ClusterServicesEndToEndTests {
 
         #expect(try runCommand(["--socket", nodes[0].socket, "devstate", "set", "Custom:mystate", "INUSE"]).status == 0)
         #expect(try runCommand(["--socket", nodes[0].socket, "mwi", "set", "1234@default", "2", "5"]).status == 0)
+        // An answered set is queued for the ring, not yet delivered: on a loaded machine the kill
+        // below could otherwise come first, and the message would then be delivered, rightly,
+        // in the next view. Kill only once the watchers have the change.
+        let mwiDelivered = await eventually(within: .seconds(10)) {
+            completeLines(of: humanOutput).contains("mwi 1234@default 2 new, 5 old")
+                && completeLines(of: jsonOutput).contains { $0.contains("\"event\":\"mwi\"") }
+        }
+        try #require(mwiDelivered, "the MWI change never reached the watchers: \(completeLines(of: humanOutput))")
         kill(processes[1].processIdentifier, SIGKILL)
         processes[1].waitUntilExit()
 
