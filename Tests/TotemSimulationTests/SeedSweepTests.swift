@@ -1,12 +1,14 @@
 // The randomized sweep after TigerBeetle's VOPR (STYLE §6.3): a few hundred seeds over 3-7 nodes
 // and the fault matrix, each with a short fault phase, each checked for EVS and liveness.
-// A failure names the seed and the exact command that replays it.
+// A failure names the seed and the exact command that replays it. Serialized: its 300 CPU-bound
+// cases would otherwise take both of a two-core machine's test threads for minutes, and the
+// end-to-end tests' polling would wait behind them.
 
 import Testing
 import Totem
 @testable import TotemSimulation
 
-@Suite("Seed sweep")
+@Suite("Seed sweep", .serialized)
 struct SeedSweepTests {
     @Test("EVS safety during faults and liveness after the heal", arguments: 0..<300 as Range<UInt64>)
     func sweep(seed: UInt64) {
