@@ -6,14 +6,11 @@ import PackageDescription
 let strict: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .treatAllWarnings(as: .error),
-    // Release builds specialize and inline across the package's modules (the service codecs'
-    // generic readers and writers ran unspecialized from the daemon: ~8% of a busy node's CPU
-    // in runtime generic-metadata lookups).
-    // They also leave out the run-time exclusivity checks on class properties: swift_beginAccess
-    // was 14% of a receiving daemon's instructions (callgrind), spread over every loop-thread
-    // object; 1 KiB throughput rose from 121 to 138 MB/s (3 nodes) and 80 to 88-93 (5 nodes).
-    // The compile-time checks still apply, and debug builds (every test run) keep the run-time
-    // ones, so an overlapping access is still caught by the tests.
+    // Release builds specialize and inline across the package's modules (generic codecs called
+    // from another module otherwise run unspecialized) and leave out the run-time exclusivity
+    // checks on class properties (measured in Benchmarks/ANALYSIS.md, "Steps taken"). The
+    // compile-time checks still apply, and debug builds (every test run) keep the run-time ones,
+    // so an overlapping access is still caught by the tests.
     .unsafeFlags(["-cross-module-optimization", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 

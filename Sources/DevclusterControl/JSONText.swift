@@ -29,7 +29,7 @@ package enum JSONText {
             let halves = unsafeBitCast(mask, to: SIMD2<UInt64>.self)
             return halves[0] | halves[1] != 0
         }
-        // Four vectors per test (1 KiB: 1,297 -> 688 instructions in a receiving daemon).
+        // Four vectors per test: one branch per 64 bytes (Benchmarks/ANALYSIS.md, "Steps taken").
         while index + 64 <= count {
             if anySet(special(at: index) .| special(at: index + 16) .| special(at: index + 32) .| special(at: index + 48)) {
                 return false

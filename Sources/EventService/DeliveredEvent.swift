@@ -8,8 +8,7 @@ import Totem
 /// A value, but its fields live in one immutable heap object: an event travels through the
 /// service's effects, the device-state layer and the daemon, and every copy of a ten-field struct
 /// retained and released its strings, attributes and payload one by one (about forty reference
-/// count operations per delivered event; sharing the fields saved 6% of a receiving daemon's
-/// instructions). A copy is now one retain.
+/// count operations per delivered event). A copy is now one retain.
 public struct DeliveredEvent: Sendable, Equatable {
     private final class Fields: Sendable {
         let id: EventID

@@ -202,16 +202,17 @@ struct ScenarioTests {
     }
 
     @Test("T17: the commit token holder crashes during COMMIT: token loss, GATHER, a higher ring seq")
-    func crashDuringCommit() {
+    func crashDuringCommit() throws {
         var simulation = Simulator(nodeCount: 4, seed: 17)
         #expect(converge(&simulation, within: .seconds(5)))
-        let before = ringID(simulation, NodeID(1))
+        let before = try #require(ringID(simulation, NodeID(1)), "node 1 has no ring after converging")
         simulation.crash(node: NodeID(4))
         #expect(run(&simulation, within: .seconds(5)) { $0.membershipState(of: NodeID(2)) == .commit })
         simulation.crash(node: NodeID(2))
         let survivors = [NodeID(1), NodeID(3)]
         #expect(run(&simulation, within: .seconds(10)) { sim in survivors.allSatisfy { sim.currentConfiguration(of: $0)?.members == survivors && sim.currentConfiguration(of: $0)?.kind == .regular } })
-        if let before, let after = ringID(simulation, NodeID(1)) { #expect(after.sequence > before.sequence) }
+        let after = try #require(ringID(simulation, NodeID(1)), "node 1 has no ring after the crashes")
+        #expect(after.sequence > before.sequence)
         let violations = finish(&simulation)
         #expect(violations.isEmpty, "\(violations)")
     }
@@ -272,12 +273,12 @@ struct ScenarioTests {
     }
 
     @Test("T22 (P7): the lowest node crashes and restarts before the token timeout: a higher ring seq, no giant recovery")
-    func fastRestartOfLowestNode() {
+    func fastRestartOfLowestNode() throws {
         for persisted in [true, false] {
             var simulation = Simulator(nodeCount: 3, seed: 22)
             #expect(converge(&simulation, within: .seconds(5)))
             load(&simulation, from: Self.ids(3), count: 100)
-            let before = ringID(simulation, NodeID(2))
+            let before = try #require(ringID(simulation, NodeID(2)), "node 2 has no ring after converging")
             simulation.crash(node: NodeID(1))
             simulation.run(for: .milliseconds(20))
             if persisted {
@@ -287,7 +288,8 @@ struct ScenarioTests {
             }
             load(&simulation, from: Self.ids(3), count: 100)
             #expect(converge(&simulation, within: .seconds(10)), "persisted: \(persisted)")
-            if let before, let after = ringID(simulation, NodeID(2)) { #expect(after.sequence > before.sequence) }
+            let after = try #require(ringID(simulation, NodeID(2)), "node 2 has no ring after the restart (persisted: \(persisted))")
+            #expect(after.sequence > before.sequence, "persisted: \(persisted)")
             var violations = finish(&simulation)
             if !persisted {
                 // Without its file the restarted node cannot know its last ring sequence, so its

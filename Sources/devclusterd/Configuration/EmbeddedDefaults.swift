@@ -215,11 +215,9 @@ extension DaemonConfiguration {
     /// The Totem settings before any `[totem]` option: the core's (corosync's), except
     /// `window_size` 160 and `max_messages` 80 for corosync's 50 and 17. Those date from
     /// 100 Mbit/s switches; with 17 frames per token visit a single sender's throughput is
-    /// bounded by the rotation time. Measured with devcluster-bench (3 nodes in namespaces, udp,
-    /// one sender): 1 KiB 65 MB/s at 40/100, 70 MB/s at 80/160; 64 B 168k -> 174k msg/s; 8 KiB
-    /// from all senders 92 -> 98 MB/s with p99 34 -> 32 ms (three daemons on loopback before:
-    /// 1 KiB 46,000/s at 17, 58,000/s at 40). Both stay under the spec's 256000/netmtu bound for
-    /// a 1500-byte MTU, and either can be set back in `[totem]`.
+    /// bounded by the rotation time (measured in Benchmarks/ANALYSIS.md, "Steps taken"). Both
+    /// stay under the spec's 256000/netmtu bound for a 1500-byte MTU, and either can be set back
+    /// in `[totem]`.
     public static var defaultTotemSettings: TotemSettings {
         var settings = TotemSettings()
         settings.windowSize = 160
