@@ -228,34 +228,30 @@ struct ControlAccessTests {
         let refused = try runAs(nobody, nobody, ["--socket", socket, "devstate", "set", "Custom:reload", "INUSE"])
         #expect(refused.status == 1 && refused.error.contains("(permission_denied)"))
 
-        // nobody gets full control: SIGHUP applies it without a restart.
-        _ = try writeConfiguration(in: base, port: port, control: "users = nobody")
-        #expect(kill(daemon.processIdentifier, SIGHUP) == 0)
-        let applied = await eventually(within: .seconds(5)) {
-            logText().contains("applied [control] (full control: root, the daemon's user, users nobody (65534))")
+        // Writes `control` as the [control] section, sends SIGHUP, waits for `logLine` to be logged
+        // once more, then runs `devstate set Custom:reload STATE` as nobody.
+        func reload(_ control: String, logLine: String, thenSet state: String) async throws -> CommandResult {
+            let before = logText().components(separatedBy: logLine).count
+            _ = try writeConfiguration(in: base, port: port, control: control)
+            #expect(kill(daemon.processIdentifier, SIGHUP) == 0)
+            let logged = await eventually(within: .seconds(5)) { logText().components(separatedBy: logLine).count > before }
+            #expect(logged, "no \"\(logLine)\" after the reload: \(logText())")
+            return try runAs(nobody, nobody, ["--socket", socket, "devstate", "set", "Custom:reload", state])
         }
-        #expect(applied, "\(logText())")
-        let allowed = try runAs(nobody, nobody, ["--socket", socket, "devstate", "set", "Custom:reload", "INUSE"])
+
+        // nobody gets full control: SIGHUP applies it without a restart.
+        let allowed = try await reload("users = nobody",
+            logLine: "applied [control] (full control: root, the daemon's user, users nobody (65534))", thenSet: "INUSE")
         #expect(allowed.status == 0, "\(allowed.error)")
 
         // A name the host does not know: the reload is refused and the running rules stay.
-        _ = try writeConfiguration(in: base, port: port, control: "users = nobody, no-such-user-dcd")
-        #expect(kill(daemon.processIdentifier, SIGHUP) == 0)
-        let rejected = await eventually(within: .seconds(5)) {
-            logText().contains("[control] users: \"no-such-user-dcd\" is not a user on this host")
-        }
-        #expect(rejected, "\(logText())")
-        let still = try runAs(nobody, nobody, ["--socket", socket, "devstate", "set", "Custom:reload", "NOT_INUSE"])
+        let still = try await reload("users = nobody, no-such-user-dcd",
+            logLine: "[control] users: \"no-such-user-dcd\" is not a user on this host", thenSet: "NOT_INUSE")
         #expect(still.status == 0, "\(still.error)")
 
         // Back to read-only: the very next change is refused.
-        _ = try writeConfiguration(in: base, port: port, control: "read_only_users = nobody")
-        #expect(kill(daemon.processIdentifier, SIGHUP) == 0)
-        let revoked = await eventually(within: .seconds(5)) {
-            logText().contains("applied [control] (full control: root, the daemon's user; read-only: users nobody (65534))")
-        }
-        #expect(revoked, "\(logText())")
-        let denied = try runAs(nobody, nobody, ["--socket", socket, "devstate", "set", "Custom:reload", "INUSE"])
+        let denied = try await reload("read_only_users = nobody",
+            logLine: "applied [control] (full control: root, the daemon's user; read-only: users nobody (65534))", thenSet: "INUSE")
         #expect(denied.status == 1 && denied.error.contains("has read-only access"), "\(denied.error)")
         #expect(daemon.isRunning)
     }
