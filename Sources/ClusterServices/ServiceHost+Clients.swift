@@ -9,9 +9,15 @@ extension ServiceHost {
     /// what it watched). A watcher of `extension` counts as a watcher of every hint (`hints`
     /// shows them, as Asterisk's `core show hints` counts extension-state subscriptions).
     ///
-    /// - Parameter includeSnapshot: Whether the answer carries a `snapshot` to start from.
+    /// - Parameters:
+    ///   - topics: What to watch; none is `unsubscribe`.
+    ///   - includeSnapshot: Whether the answer carries a `snapshot` to start from.
     public mutating func watch(_ topics: Set<WatchTopic>, client: ClientID, includeSnapshot: Bool) -> WatchResult {
         defer { checkInvariants() }
+        guard !topics.isEmpty else {
+            _ = unsubscribe(client: client)
+            return WatchResult(topics: [], snapshot: includeSnapshot ? snapshot() : nil)
+        }
         let previous = watchers.set(topics, for: client)
         countHintWatcher(was: previous?.contains(.extension) ?? false, isNow: topics.contains(.extension))
         return WatchResult(topics: WatchTopic.allCases.filter(topics.contains), snapshot: includeSnapshot ? snapshot() : nil)

@@ -21,15 +21,12 @@ extension ServiceHost {
     public mutating func setDeviceState(_ state: DeviceStateValue, of device: DeviceName, client: ClientID?, now: MonotonicInstant,
                                         ringQueuedBytes: Int, into effects: inout [Effect]) throws(ServiceHostError) -> DeviceSnapshot {
         defer { checkInvariants() }
-        let start = effects.count
-        let changes: [DeviceStateEffect]
         do {
-            changes = try deviceState.setLocalState(state, of: device)
+            let changes = try deviceState.setLocalState(state, of: device)
+            applyLocalChange(changes, client: client, now: now, ringQueuedBytes: ringQueuedBytes, into: &effects)
         } catch {
             throw .deviceState(error)
         }
-        apply(changes, now: now, into: &effects)
-        holdIfRingBusy(client, ringQueuedBytes: ringQueuedBytes + Self.submittedBytes(in: effects, from: start), now: now, into: &effects)
         return deviceState.device(device)
     }
 
@@ -38,10 +35,8 @@ extension ServiceHost {
     public mutating func clearDeviceState(of device: DeviceName, client: ClientID?, now: MonotonicInstant, ringQueuedBytes: Int,
                                           into effects: inout [Effect]) -> ClearResult {
         defer { checkInvariants() }
-        let start = effects.count
         let changes = deviceState.clearLocalState(of: device)
-        apply(changes, now: now, into: &effects)
-        holdIfRingBusy(client, ringQueuedBytes: ringQueuedBytes + Self.submittedBytes(in: effects, from: start), now: now, into: &effects)
+        applyLocalChange(changes, client: client, now: now, ringQueuedBytes: ringQueuedBytes, into: &effects)
         return ClearResult(snapshot: deviceState.device(device), cleared: !changes.isEmpty)
     }
 
@@ -52,13 +47,19 @@ extension ServiceHost {
     public mutating func setMailbox(_ mailbox: MailboxName, counts: MailboxCounts, client: ClientID?, now: MonotonicInstant,
                                     ringQueuedBytes: Int, into effects: inout [Effect]) throws(ServiceHostError) {
         defer { checkInvariants() }
-        let start = effects.count
-        let changes: [DeviceStateEffect]
         do {
-            changes = try deviceState.setMailbox(mailbox, counts: counts)
+            let changes = try deviceState.setMailbox(mailbox, counts: counts)
+            applyLocalChange(changes, client: client, now: now, ringQueuedBytes: ringQueuedBytes, into: &effects)
         } catch {
             throw .deviceState(error)
         }
+    }
+
+    /// Appends what a local change asks for, and holds `client` if the ring is busy once its
+    /// submits are in.
+    mutating func applyLocalChange(_ changes: [DeviceStateEffect], client: ClientID?, now: MonotonicInstant, ringQueuedBytes: Int,
+                                   into effects: inout [Effect]) {
+        let start = effects.count
         apply(changes, now: now, into: &effects)
         holdIfRingBusy(client, ringQueuedBytes: ringQueuedBytes + Self.submittedBytes(in: effects, from: start), now: now, into: &effects)
     }

@@ -19,18 +19,14 @@ extension ServiceHost {
                                       retention: Duration?, client: ClientID?, now: MonotonicInstant, ringQueuedBytes: Int,
                                       into effects: inout [Effect]) throws(ServiceHostError) -> EventID {
         defer { checkInvariants() }
-        let start = effects.count
-        let id: EventID
-        let published: [DeviceStateEffect]
         do {
-            (id, published) = try deviceState.publishEvent(on: channel, type: type, attributes: attributes, payload: payload,
-                                                           retention: retention)
+            let (id, published) = try deviceState.publishEvent(on: channel, type: type, attributes: attributes, payload: payload,
+                                                               retention: retention)
+            applyLocalChange(published, client: client, now: now, ringQueuedBytes: ringQueuedBytes, into: &effects)
+            return id
         } catch {
             throw .publish(error)
         }
-        apply(published, now: now, into: &effects)
-        holdIfRingBusy(client, ringQueuedBytes: ringQueuedBytes + Self.submittedBytes(in: effects, from: start), now: now, into: &effects)
-        return id
     }
 
     /// `event_subscribe`: opens a subscription for `client` (at most `subscriptionsPerClient`).

@@ -16,7 +16,7 @@ import Totem
 /// appended to, which the caller keeps from input to input:
 /// - the ring: `configurationChanged(_:now:into:)`, `delivered(_:from:now:ringQueuedBytes:into:)`
 ///   (routed by the message's first byte, its `ServiceID`), and the outcome of the shell's ring
-///   submits: `submitRefused(_:now:into:)` and `submitFailed(_:error:queued:into:)`;
+///   submits: `submitRefused(_:now:into:)` and `submitFailed(_:error:queued:now:into:)`;
 /// - clients, each known by the `ClientID` the shell gives its connection: one function per
 ///   control command (`setDeviceState`, `watch`, `ping`, ...), and `clientClosed`;
 /// - timers: `timerFired(_:now:ringQueuedBytes:into:)` for the `Timer`s it armed;

@@ -131,6 +131,16 @@ struct CommandTests {
         #expect(host.watcherCount == 0)
     }
 
+    @Test func watchingNoTopicIsUnsubscribing() throws {
+        var host = try Fixture.host()
+        _ = host.watch([.extension], client: client, includeSnapshot: false)
+        #expect(host.hintRows.map(\.watchers) == [1])
+        let answer = host.watch([], client: client, includeSnapshot: false)
+        #expect(answer.topics.isEmpty && answer.snapshot == nil)
+        #expect(host.hintRows.map(\.watchers) == [0])
+        #expect(host.watcherCount == 0 && !host.keepsState(of: client))
+    }
+
     @Test func eventPublishAndSubscribeDeliverToTheOwningClient() throws {
         var ring = try LoopbackRing(try Fixture.host())
         var effects: [ServiceHost.Effect] = []
