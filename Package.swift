@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "Totem", targets: ["Totem"]),
         .library(name: "TotemRuntime", targets: ["TotemRuntime"]),
         .library(name: "TotemSimulation", targets: ["TotemSimulation"]),
+        .library(name: "ClusterServices", targets: ["ClusterServices"]),
         .library(name: "DevclusterControl", targets: ["DevclusterControl"]),
         .executable(name: "totem-sim", targets: ["totem-sim"]),
         .executable(name: "devclusterd", targets: ["devclusterd"]),
@@ -39,12 +40,16 @@ let package = Package(
         .target(name: "Membership", dependencies: ["Totem"], swiftSettings: strict),
         .target(name: "EventService", dependencies: ["Membership", "Totem"], swiftSettings: strict),
         .target(name: "DeviceState", dependencies: ["EventService", "Membership", "Totem"], swiftSettings: strict),
+        // The services as one pure host: ring events, client commands and time in, effects out
+        // (submit, persist, arm a timer, push, hold); the backlog, flow control, ping, watchers.
+        .target(name: "ClusterServices", dependencies: ["DeviceState", "EventService", "Membership", "Totem"], swiftSettings: strict),
         // The control protocol, its one implementation for the daemon, its CLI, the benchmark, the
         // tests and the fuzz targets: JSON value, parser and encoder, messages (requests, responses,
         // pushed events, error codes), line framing, the Unix socket's client side and a client.
         .target(name: "DevclusterControl", dependencies: ["Totem", "EventService", "CSystem"], swiftSettings: strict),
         .executableTarget(
-            name: "devclusterd", dependencies: ["Totem", "TotemRuntime", "CSystem", "Membership", "EventService", "DeviceState", "DevclusterControl"],
+            name: "devclusterd",
+            dependencies: ["Totem", "TotemRuntime", "CSystem", "Membership", "EventService", "DeviceState", "ClusterServices", "DevclusterControl"],
             swiftSettings: strict),
         .executableTarget(
             name: "DeviceStateBenchmark", dependencies: ["DeviceState", "EventService", "Membership", "Totem"],
@@ -63,7 +68,8 @@ let package = Package(
         .testTarget(name: "TotemTests", dependencies: ["Totem", "TotemRuntime"], swiftSettings: strict),
         .testTarget(name: "TotemSimulationTests", dependencies: ["TotemSimulation", "Totem"], swiftSettings: strict),
         .testTarget(name: "DevclusterControlTests", dependencies: ["DevclusterControl", "Totem"], swiftSettings: strict),
-        .testTarget(name: "devclusterdTests", dependencies: ["devclusterd", "Totem", "TotemRuntime"], swiftSettings: strict),
+        .testTarget(
+            name: "devclusterdTests", dependencies: ["devclusterd", "Totem", "TotemRuntime", "Membership", "ClusterServices"], swiftSettings: strict),
         // Seeded generator and fuzz mutations shared by the service test targets.
         .target(name: "ServiceTestSupport", dependencies: ["Totem"], path: "Tests/ServiceTestSupport", swiftSettings: strict),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "Totem", "ServiceTestSupport"], swiftSettings: strict),
@@ -73,6 +79,10 @@ let package = Package(
         .testTarget(
             name: "DeviceStateTests",
             dependencies: ["DeviceState", "EventService", "Membership", "Totem", "ServiceTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "ClusterServicesTests",
+            dependencies: ["ClusterServices", "DeviceState", "EventService", "Membership", "Totem"],
             swiftSettings: strict),
     ]
 )

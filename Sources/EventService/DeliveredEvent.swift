@@ -78,6 +78,11 @@ public struct DeliveredEvent: Sendable, Equatable {
                         payload: payload, retention: retention, position: position, isRepublished: isRepublished, sender: sender)
     }
 
+    /// Whether `other` is a copy of this very value (they share their fields), which holds
+    /// without comparing a field: a caller encoding an event once for several subscribers
+    /// recognizes the event it encoded last.
+    public func sharesFields(with other: DeliveredEvent) -> Bool { fields === other.fields }
+
     /// Field by field, as the synthesized conformance of the plain struct compared.
     public static func == (lhs: DeliveredEvent, rhs: DeliveredEvent) -> Bool {
         if lhs.fields === rhs.fields { return true }

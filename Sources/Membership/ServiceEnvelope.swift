@@ -1,18 +1,26 @@
-// The one-byte envelope that lets one ring carry every cluster service. Owns the service ids and
-// demultiplexing; each service owns the layout of the bytes after its id.
+// The one-byte envelope that lets one ring carry every cluster service. Owns the service ids (the
+// one registry of ring message tags) and demultiplexing; each service owns the layout of the
+// bytes after its id.
 
 /// The services multiplexed over the one Totem ring. The raw value is the first byte of every
 /// application message the daemon submits.
+///
+/// Fixed for the life of the wire format: a daemon ignores (and counts) ids it does not know, so
+/// a newer service can be rolled out one node at a time.
 public enum ServiceID: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// `MembershipService` announcements (node id, entity id, name, addresses).
     case membership = 1
     /// `EventChannelService` events (device state and MWI travel as events).
     case event = 2
+    /// The ring `ping` of the services' host (`RingPing` in ClusterServices): requests and
+    /// replies that time a round through the ring. Not a cluster service of its own.
+    case ping = 3
 
     public var description: String {
         switch self {
         case .membership: "membership"
         case .event: "event"
+        case .ping: "ping"
         }
     }
 }

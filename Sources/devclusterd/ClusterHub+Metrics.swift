@@ -3,20 +3,21 @@
 // loop thread.
 
 extension ClusterHub {
-    /// The services' part of a scrape. `stateWrites`, `watchers` and `adapters` come from the
-    /// hub's own (private) state, handed in by the closure `start` installs.
-    func metricsServices(stateWrites: LocalStateWriter.Report?, watchers: Int, adapters: Int) -> MetricsSnapshot.Services {
-        let quorum = membership.quorum
+    /// The services' part of a scrape.
+    func metricsServices() -> MetricsSnapshot.Services {
+        let quorum = host.membership.quorum
+        let deviceState = host.deviceState
         let retention = deviceState.events.retentionSummary
+        let stateWrites = stateWriter?.report
         return MetricsSnapshot.Services(
             quorate: quorum.isQuorate, quorumPresent: quorum.presentCount, quorumConfigured: quorum.configuredCount,
             localDevices: deviceState.localState.devices.count, knownDevices: deviceState.knownDeviceCount,
             localMailboxes: deviceState.localState.mailboxes.count, knownMailboxes: deviceState.knownMailboxCount,
-            backlogMessages: backlogCount, backlogDropped: backlogDropped,
+            backlogMessages: host.backlogCount, backlogDropped: host.backlogDropped,
             retainedEvents: retention.events, retainedBytes: retention.bytes,
             retainedDroppedAtEventCap: retention.droppedAtEventCap, retainedDroppedAtByteCap: retention.droppedAtByteCap,
             stateRecordsWritten: stateWrites?.recordsWritten ?? 0, persistenceFailures: stateWrites?.failures ?? 0,
             persistenceDegraded: (stateWrites?.health ?? .failing) != .ok, unpersistedChanges: stateWrites?.unpersisted ?? 0,
-            watchers: watchers, adapters: adapters)
+            watchers: host.watcherCount, adapters: host.registeredAdapters.count)
     }
 }

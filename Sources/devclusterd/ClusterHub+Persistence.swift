@@ -1,6 +1,7 @@
 // What the daemon tells of the local state's persistence: the `persistence` member of `status`
 // and the `persistence` field of the answers to changes. The writing is LocalStateWriter's.
 
+import ClusterServices
 import DeviceState
 
 extension ClusterHub {
@@ -37,6 +38,6 @@ extension ClusterHub {
             : "writing \(stateFilePath) fails: \(stateWriter?.report.lastError ?? "the writer thread could not be started")"
         result.set("persistence", "not_persisted")
         result.set("persistence_error", .string(reason))
-        logLimited("persistence-\(health.rawValue)", "local states are answered but not persisted: \(reason)")
+        run { effects, now in host.persistenceFailing(health.rawValue, reason: reason, now: now, into: &effects) }
     }
 }

@@ -1,7 +1,8 @@
 // Start-up of the cluster services, before the loop exists: the incarnation counter and the local
-// state table in state_dir, and the Membership and DeviceState state machines built from the
-// daemon's configuration. Files only; the services run in ClusterHub.
+// state table in state_dir, and the services' host (Membership and DeviceState inside) built from
+// the daemon's configuration. Files only; the host runs in ClusterHub.
 
+import ClusterServices
 import DeviceState
 import EventService
 import Membership
@@ -10,8 +11,8 @@ import TotemRuntime
 
 /// The cluster services as built at start, handed to the loop.
 struct ClusterSetup: Sendable {
-    var membership: MembershipService
-    var deviceState: DeviceStateService
+    /// The services, in their host.
+    var host: ServiceHost
     /// This process's incarnation (greater at every start of this node).
     var incarnation: UInt64
     /// Where the local state table is written.
@@ -82,8 +83,13 @@ struct ClusterSetup: Sendable {
         } catch {
             throw Failure("device state: \(error)")
         }
-        return ClusterSetup(membership: membership, deviceState: deviceState, incarnation: incarnation,
-                            stateFilePath: statePath, restoredDevices: restored.devices.count,
+        let entityIDOrigin = configuration.options.entityID == nil
+            ? "derived at first start and kept in \(configuration.options.stateDirectory)/entity_id"
+            : "from [options] entity_id"
+        let host = ServiceHost(membership: membership, deviceState: deviceState,
+                               nodeNames: Dictionary(configuration.nodes.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first }),
+                               entityIDOrigin: entityIDOrigin)
+        return ClusterSetup(host: host, incarnation: incarnation, stateFilePath: statePath, restoredDevices: restored.devices.count,
                             restoredMailboxes: restored.mailboxes.count)
     }
 

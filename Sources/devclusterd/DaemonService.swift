@@ -2,7 +2,6 @@
 // from the daemon (ServiceContext) and what the daemon calls on it (DaemonService). Both live on
 // the event-loop thread; nothing here crosses threads.
 
-import Membership
 import Totem
 import TotemRuntime
 
@@ -14,16 +13,16 @@ import TotemRuntime
 /// `stop` once, before the node leaves the ring. The methods run on the loop thread and must not
 /// block: the ring's timers run on the same thread.
 ///
-/// Ring messages are multiplexed by a one-byte tag (`messageTag`): `ServiceContext.submit`
-/// prepends it and the Daemon routes each delivery by it to the service owning it. The service
-/// gets the whole message, tag included: the cluster services' tags are their wire envelope's
+/// Ring messages are multiplexed by a one-byte tag (`messageTag`, a `ServiceID`): every message
+/// starts with it and the Daemon routes each delivery by it to the service owning it. The service
+/// gets the whole message, tag included: the tags are the cluster services' wire envelope's
 /// service byte, so they parse it as it arrived, without a copy.
 protocol DaemonService: AnyObject {
     /// A short name for logs (`node`, `membership`, `events`).
     var name: String { get }
     /// The control commands this service answers. Two services may not claim one command.
     var commands: [String] { get }
-    /// The first byte of every ring message of this service (`ServiceTag`), or `nil` for a
+    /// The first byte of every ring message of this service (`ServiceID`), or `nil` for a
     /// service that sends none.
     var messageTag: UInt8? { get }
 
@@ -45,20 +44,6 @@ extension DaemonService {
     func configurationChanged(_ change: ConfigurationChange) {}
     func delivered(_ message: [UInt8], from sender: NodeID) {}
     func stop() {}
-}
-
-/// The ring message tags of the services, one byte in front of every payload.
-///
-/// Fixed for the life of the wire format: a daemon ignores (and counts) tags it does not know,
-/// so a newer service can be rolled out one node at a time. The cluster services' tags are their
-/// envelope's service byte (`ServiceID`), so a delivered message is already what they parse.
-enum ServiceTag {
-    /// Node directory announcements (names, entity ids) of the membership service.
-    static let membership: UInt8 = ServiceID.membership.rawValue
-    /// Events of the event service (device state and MWI travel in them).
-    static let events: UInt8 = ServiceID.event.rawValue
-    /// The daemon's own `ping` requests and replies (not a cluster service of its own).
-    static let ping: UInt8 = 3
 }
 
 /// What the daemon offers its services: the configuration, identity, ring state, logging and
@@ -133,22 +118,11 @@ final class ServiceContext {
     /// A snapshot of the runtime's counters.
     var statistics: RuntimeStatistics { node?.statistics ?? RuntimeStatistics() }
 
-    /// Queues `payload` for agreed delivery to the service with `tag` on every node.
-    ///
-    /// - Throws: `SubmitError` (too large, queue full: try again after deliveries, not running).
-    func submit(_ payload: [UInt8], tag: UInt8, delivery: DeliveryMode = .agreed) throws(SubmitError) {
-        guard let node else { throw .notRunning }
-        var message = [UInt8]()
-        message.reserveCapacity(payload.count + 1)
-        message.append(tag)
-        message.append(contentsOf: payload)
-        try node.submit(message, delivery: delivery)
-    }
-
     /// Queues a message that already starts with its tag (the services' `submit` effects carry
     /// their envelope byte), for agreed delivery.
     ///
-    /// - Throws: `SubmitError`, as `submit(_:tag:delivery:)`. An empty message is a bug (traps).
+    /// - Throws: `SubmitError` (too large, queue full: try again after deliveries, not running).
+    ///   An empty message is a bug (traps).
     func submit(enveloped message: [UInt8], delivery: DeliveryMode = .agreed) throws(SubmitError) {
         guard let node else { throw .notRunning }
         precondition(!message.isEmpty, "a ring message needs its tag")

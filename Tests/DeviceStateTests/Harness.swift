@@ -160,6 +160,8 @@ struct SimulatedCluster {
                     }
                 case .event:
                     record(member, try services[member]!.delivered(payload: bytes, from: NodeID(sender), now: now))
+                case .ping:
+                    break
                 }
             }
         }

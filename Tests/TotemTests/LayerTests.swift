@@ -20,6 +20,7 @@ struct LayerTests {
         "Membership": ["Totem"],
         "EventService": ["Totem", "Membership"],
         "DeviceState": ["Totem", "Membership", "EventService"],
+        "ClusterServices": ["Totem", "Membership", "EventService", "DeviceState"],
         "TotemSimulation": ["Totem"],
     ]
 

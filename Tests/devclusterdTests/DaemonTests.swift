@@ -3,6 +3,7 @@
 // the periodic summary and the reload report.
 
 import Foundation
+import Membership
 import Testing
 import Totem
 import TotemRuntime
@@ -12,7 +13,7 @@ import TotemRuntime
 private final class RecordingService: DaemonService {
     let name = "recording"
     let commands = ["ping", "later"]
-    let messageTag: UInt8? = ServiceTag.events
+    let messageTag: UInt8? = ServiceID.event.rawValue
     private(set) var calls: [String] = []
     private var pending: [ControlReply] = []
 
@@ -111,7 +112,7 @@ struct DaemonTests {
             let answers: [JSONValue?]? = await onLoop(loop) {
                 let daemon = fixture.value.daemon
                 daemon.handle(change(.regular, 4, [1, 2]))
-                daemon.handle(.delivered(DeliveredMessage(sender: NodeID(2), payload: [ServiceTag.events] + Array("hi".utf8),
+                daemon.handle(.delivered(DeliveredMessage(sender: NodeID(2), payload: [ServiceID.event.rawValue] + Array("hi".utf8),
                                                           ringID: RingID(representative: NodeID(1), sequence: 4), delivery: .agreed)))
                 daemon.handle(.delivered(DeliveredMessage(sender: NodeID(2), payload: [200, 1],
                                                           ringID: RingID(representative: NodeID(1), sequence: 4), delivery: .agreed)))

@@ -4,6 +4,7 @@
 // devices and mailboxes; and it restarts from the kept copies of corrupt state files, refusing to
 // start when a counter has no usable copy.
 
+import ClusterServices
 import DeviceState
 import EventService
 import Foundation
@@ -126,7 +127,7 @@ struct StateHardeningTests {
         let rejectedLines = log.split(separator: "\n").filter { $0.contains("its payload does not decode") }
         // One line per 10 s at most: 1 or 2 when the 21 arrive within a few seconds; a suite that
         // starves the daemons of CPU on two cores spreads them wider (287 s once in CI).
-        let spread = Int((clock.now - publishedAt) / ClusterHub.limitedLogInterval) + 1
+        let spread = Int((clock.now - publishedAt) / ServiceHost.limitedLogInterval) + 1
         #expect((1...(1 + spread)).contains(rejectedLines.count) && rejectedLines.count < 21,
                 "rate-limited: \(rejectedLines.count) lines for 21 payloads over \(clock.now - publishedAt)")
         #expect(rejectedLines.first?.contains("device: contains U+202E (a bidirectional control character)") == true)

@@ -1,6 +1,8 @@
 // Sizes in the configuration file (`max_retained_bytes = 32M`): a number of bytes, optionally
 // with a 1024-based unit. Reading and writing them; what range a size may take is the caller's.
 
+import ClusterServices
+
 /// A size written as bytes or with a unit: `33554432`, `32768K`, `32M`, `32 MiB`, `1G`.
 enum ByteSize {
     /// What the configuration accepts, for error messages.
@@ -32,12 +34,6 @@ enum ByteSize {
         return String(size)
     }
 
-    /// `size` for people: `32 MiB`, `1.5 MiB`, `900 bytes`.
-    static func describe(_ size: Int) -> String {
-        for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] where size >= 1 << shift {
-            let tenths = (size * 10 + (1 << shift) / 2) >> shift
-            return tenths % 10 == 0 ? "\(tenths / 10) \(unit)" : "\(tenths / 10).\(tenths % 10) \(unit)"
-        }
-        return "\(size) bytes"
-    }
+    /// `size` for people: `32 MiB`, `1.5 MiB`, `900 bytes` (as the services' log lines write it).
+    static func describe(_ size: Int) -> String { ByteCountText.describe(size) }
 }
