@@ -38,6 +38,11 @@ struct MulticastSockets {
         return lastID
     }
 
+    /// Whether any copy waits at node `index` (a token's drain is then worth a look).
+    func hasWaiting(at index: Int) -> Bool {
+        index < waiting.count && !waiting[index].isEmpty
+    }
+
     /// The copy `id`, read when its wait is over; `nil` if a token's drain read it already.
     mutating func take(_ id: UInt64, at index: Int) -> Packet? {
         guard index < waiting.count, let position = waiting[index].firstIndex(where: { $0.id == id }) else { return nil }
@@ -47,7 +52,7 @@ struct MulticastSockets {
     /// Every copy that arrived at node `index` by `now`, in arrival order, as a token's drain
     /// reads them. Copies that arrived at an earlier incarnation are dropped with it.
     mutating func drain(at index: Int, incarnation: UInt32, now: Int64) -> [Packet] {
-        guard index < waiting.count, !waiting[index].isEmpty else { return [] }
+        guard hasWaiting(at: index) else { return [] }
         waiting[index].removeAll { $0.incarnation != incarnation }
         let arrived = waiting[index].filter { $0.arrival <= now }
             .sorted { ($0.arrival, $0.id) < ($1.arrival, $1.id) }

@@ -485,8 +485,10 @@ public struct Simulator {
                 nodes[index].backlog.append(event)
                 return
             }
-            if drainsMulticastsBeforeTokens && packet.waitsForMulticastSocket { drainMulticastSocket(at: index) }
-            guard nodes[index].status == .running else { return }
+            if drainsMulticastsBeforeTokens && packet.waitsForMulticastSocket && multicastSockets.hasWaiting(at: index) {
+                drainMulticastSocket(at: index)
+                guard nodes[index].status == .running else { return }
+            }
             observer?(.packet(node: nodes[index].id, time: now, packet))
             let effects = nodes[index].core.receive(packet, now: now)
             execute(effects, at: index)

@@ -175,48 +175,67 @@ extension SingleRingProtocol {
         return operational.livenessCheck
     }
 
-    /// OPERATIONAL's data; a precondition failure in another state.
+    /// The data of the case `Phase` belongs to, read or changed in place; a precondition failure
+    /// in another case. Changing it moves the data out of `ringState` (swapped for
+    /// `RingState.vacated`, not copied) and back, so its arrays stay uniquely referenced.
+    subscript<Phase: RingPhase>(phase _: Phase.Type) -> Phase {
+        get {
+            guard let data = Phase.data(of: ringState) else { preconditionFailure("no \(Phase.self) data in \(state)") }
+            return data
+        }
+        _modify {
+            var taken = RingState.vacated
+            swap(&taken, &ringState)
+            guard var data = Phase.data(of: consume taken) else { preconditionFailure("no \(Phase.self) data") }
+            defer { ringState = Phase.state(with: data) }
+            yield &data
+        }
+    }
+
+    /// OPERATIONAL's data.
     var operational: RingState.Operational {
-        get {
-            guard case .operational(let data) = ringState else { preconditionFailure("not operational: \(state)") }
-            return data
-        }
-        _modify {
-            var taken = RingState.vacated
-            swap(&taken, &ringState)
-            guard case .operational(var data) = consume taken else { preconditionFailure("not operational") }
-            defer { ringState = .operational(data) }
-            yield &data
-        }
+        get { self[phase: RingState.Operational.self] }
+        _modify { yield &self[phase: RingState.Operational.self] }
     }
 
-    /// GATHER's data; a precondition failure in another state.
+    /// GATHER's data.
     var gather: RingState.Gather {
-        get {
-            guard case .gather(let data) = ringState else { preconditionFailure("not gathering: \(state)") }
-            return data
-        }
-        _modify {
-            var taken = RingState.vacated
-            swap(&taken, &ringState)
-            guard case .gather(var data) = consume taken else { preconditionFailure("not gathering") }
-            defer { ringState = .gather(data) }
-            yield &data
-        }
+        get { self[phase: RingState.Gather.self] }
+        _modify { yield &self[phase: RingState.Gather.self] }
     }
 
-    /// RECOVERY's data; a precondition failure in another state.
+    /// RECOVERY's data.
     var recovery: RingState.Recovery {
-        get {
-            guard case .recovery(let data) = ringState else { preconditionFailure("not recovering: \(state)") }
-            return data
-        }
-        _modify {
-            var taken = RingState.vacated
-            swap(&taken, &ringState)
-            guard case .recovery(var data) = consume taken else { preconditionFailure("not recovering") }
-            defer { ringState = .recovery(data) }
-            yield &data
-        }
+        get { self[phase: RingState.Recovery.self] }
+        _modify { yield &self[phase: RingState.Recovery.self] }
     }
+}
+
+/// The data one `RingState` case carries.
+protocol RingPhase: Sendable {
+    /// The data if `state` is this phase's case.
+    static func data(of state: consuming RingState) -> Self?
+    /// This phase's case with `data`.
+    static func state(with data: consuming Self) -> RingState
+}
+
+extension RingState.Operational: RingPhase {
+    static func data(of state: consuming RingState) -> Self? {
+        if case .operational(let data) = state { data } else { nil }
+    }
+    static func state(with data: consuming Self) -> RingState { .operational(data) }
+}
+
+extension RingState.Gather: RingPhase {
+    static func data(of state: consuming RingState) -> Self? {
+        if case .gather(let data) = state { data } else { nil }
+    }
+    static func state(with data: consuming Self) -> RingState { .gather(data) }
+}
+
+extension RingState.Recovery: RingPhase {
+    static func data(of state: consuming RingState) -> Self? {
+        if case .recovery(let data) = state { data } else { nil }
+    }
+    static func state(with data: consuming Self) -> RingState { .recovery(data) }
 }
