@@ -18,11 +18,7 @@ extension RingNode {
     /// Hands the nodes the transport found unreachable (nothing listens at their address) to
     /// the core, after the current input: the successor among them means a lost token.
     func scheduleUnreachableReport() {
-        guard !isUnreachableReportScheduled else { return }
-        isUnreachableReportScheduled = true
-        eventLoop.runSoon { [self] in
-            isUnreachableReportScheduled = false
-            guard isRunning else { return }
+        runSoonOnce(\.isUnreachableReportScheduled) { [self] in
             for node in transport.takeUnreachableNodes() where isRunning {
                 let refuted = core.statistics.unreachableRefuted
                 let checked = core.livenessCheck != nil

@@ -140,12 +140,6 @@ extension RingNode {
     }
 
     func scheduleLoopbackDrain() {
-        guard !isLoopbackDrainScheduled else { return }
-        isLoopbackDrainScheduled = true
-        eventLoop.runSoon { [self] in
-            isLoopbackDrainScheduled = false
-            guard isRunning else { return }
-            handleInput { _ in [] }
-        }
+        runSoonOnce(\.isLoopbackDrainScheduled) { [self] in handleInput { _ in [] } }
     }
 }

@@ -313,6 +313,18 @@ public final class RingNode {
         dispatchEvents()
     }
 
+    /// Runs `work` after the current input, while the node runs, once however often it is asked
+    /// for before then; `isScheduled` remembers that it is asked for.
+    func runSoonOnce(_ isScheduled: ReferenceWritableKeyPath<RingNode, Bool>, _ work: @escaping () -> Void) {
+        guard !self[keyPath: isScheduled] else { return }
+        self[keyPath: isScheduled] = true
+        eventLoop.runSoon { [self] in
+            self[keyPath: isScheduled] = false
+            guard isRunning else { return }
+            work()
+        }
+    }
+
     // MARK: Logging
 
     func log(_ level: LogLevel, _ message: @autoclosure () -> String) {
