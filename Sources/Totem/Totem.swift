@@ -16,7 +16,9 @@
 /// The core, `SingleRingProtocol`, is a pure state machine: inputs (packet, timer expiry,
 /// submit, leave, each with `now`) and ordered `Effect`s out. It never touches a socket, clock,
 /// thread or random source, so the same code runs in `devclusterd` and, many at once, in the
-/// deterministic simulator (`TotemSimulation`).
+/// deterministic simulator (`TotemSimulation`). Its membership phase is a `RingState`, an enum
+/// whose cases (operational, gather, commit, recovery) carry the data that only means something
+/// in that phase; `MembershipState` names the case for logs, status and metrics.
 ///
 /// ## Glossary
 /// - **aru** ("all received up to"): the highest sequence number such that every message up to

@@ -14,6 +14,9 @@ enum SimulationEvent {
     /// Node `index` learns that nothing listens at `node`'s address any more (the kernel's
     /// ICMP port unreachable for a unicast to a crashed node whose host is up).
     case unreachable(index: Int, incarnation: UInt32, node: NodeID)
+    /// Node `index` reads multicast copy `id`, which waited unread in its socket
+    /// (`MulticastSockets`); nothing if a token's drain read it already.
+    case multicastRead(index: Int, incarnation: UInt32, id: UInt64)
 }
 
 /// A min-heap of events keyed by (time, insertion counter), so events at the same instant run

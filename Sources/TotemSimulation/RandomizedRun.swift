@@ -19,6 +19,8 @@ public struct SimulationReport: Sendable {
     public var latePackets = 0
     /// How many nodes crashed during a ring sequence persist.
     public var persistCrashes = 0
+    /// How many multicasts nodes read before a token, draining their socket (`readLag`).
+    public var multicastsReadBeforeTokens = 0
 
     /// `seed=S nodes=N sends=.. deliveries=.. configs=.. violations=V`.
     public var summaryLine: String {
@@ -71,7 +73,8 @@ public struct RandomizedRun {
 
     public func run() -> SimulationReport {
         let conditions = NetworkConditions(
-            loss: options.loss, duplicate: options.duplicate, reorder: options.reorder, late: options.late)
+            loss: options.loss, duplicate: options.duplicate, reorder: options.reorder, late: options.late,
+            multicastReadLag: options.readLag)
         var simulator = Simulator(
             nodeCount: options.nodes, settings: settings, seed: options.seed, network: conditions,
             startingNodes: false, recordsPayloads: false)
@@ -140,7 +143,8 @@ public struct RandomizedRun {
         return SimulationReport(
             options: options, trace: simulator.trace, violations: violations, convergedAt: convergedAt,
             healedAt: MonotonicInstant(nanoseconds: healAt), faultCount: plan.faults.count, plan: plan,
-            latePackets: simulator.latePacketCount, persistCrashes: simulator.persistCrashCount)
+            latePackets: simulator.latePacketCount, persistCrashes: simulator.persistCrashCount,
+            multicastsReadBeforeTokens: simulator.multicastsReadBeforeTokens)
     }
 
     private func submit(from index: Int, load: inout ApplicationLoad, simulator: inout Simulator, problems: inout [String]) {

@@ -13,13 +13,16 @@ public enum SweepFault: String, Sendable, Hashable, CaseIterable {
     case overlapping
     /// Crashes during a ring sequence persist.
     case persistCrashes = "persist-crashes"
+    /// Multicasts waiting unread in their destination's socket while tokens are read (spec P1).
+    case readLag = "read-lag"
 }
 
 /// Derives the options of one sweep run from its seed alone.
 public enum SeedSweep {
     /// The options of sweep seed `seed`: node count in `nodes`, a fault phase of 2-4 s, loss up
     /// to 30%, duplication, reordering, late packets, partitions (up to four groups, and
-    /// overlapping episodes), crashes (some during a persist) and pauses, occasional large
+    /// overlapping episodes), crashes (some during a persist) and pauses, multicasts read late
+    /// (behind tokens, spec P1), occasional large
     /// (fragmented) messages and safe delivery, each drawn from the seed. The faults in
     /// `without` are left out; the rest of the options stay as they would be with them.
     public static func options(
@@ -42,10 +45,13 @@ public enum SeedSweep {
         let maxGroups = random.chance(0.5) ? 2 + random.index(below: 3) : 2
         let overlapping = random.chance(0.4)
         let persistCrashes = random.chance(0.6)
+        // Drawn last of all, so that the seeds of the sweep before it keep their other knobs.
+        let readLag = [0, 0, 0.1, 0.5][random.index(below: 4)]
         if !without.contains(.late) { options.late = late }
         if !without.contains(.groups) { options.maxGroups = min(maxGroups, options.nodes) < 3 ? 2 : maxGroups }
         if !without.contains(.overlapping) { options.overlapping = overlapping }
         if !without.contains(.persistCrashes) { options.persistCrashes = options.crashes && persistCrashes }
+        if !without.contains(.readLag) { options.readLag = readLag }
         return options
     }
 }

@@ -22,15 +22,27 @@ public struct NetworkConditions: Sendable, Equatable {
     public var late: Double
     /// The extra delay of a late packet (uniform in this range).
     public var lateDelay: ClosedRange<Duration>
+    /// Probability that a multicast datagram (message, JOIN, merge detect, hold cancel) to
+    /// another node, once arrived, waits unread in that node's multicast socket for
+    /// `multicastReadLagDelay`. The runtime's udp mode reads multicasts and tokens from two
+    /// sockets, so a token may be read before multicasts its sender sent ahead of it (spec P1);
+    /// reading a token first drains the multicast socket (see MulticastSocket.swift).
+    public var multicastReadLag: Double
+    /// How long a lagging multicast waits unread (uniform in this range).
+    public var multicastReadLagDelay: ClosedRange<Duration>
 
     public init(
         loss: Double = 0, duplicate: Double = 0, reorder: Double = 0,
         delay: ClosedRange<Duration> = .microseconds(50) ... .microseconds(300),
         reorderDelay: ClosedRange<Duration> = .milliseconds(1) ... .milliseconds(5),
-        late: Double = 0, lateDelay: ClosedRange<Duration> = .milliseconds(500) ... .seconds(5)
+        late: Double = 0, lateDelay: ClosedRange<Duration> = .milliseconds(500) ... .seconds(5),
+        multicastReadLag: Double = 0,
+        multicastReadLagDelay: ClosedRange<Duration> = .microseconds(200) ... .milliseconds(3)
     ) {
         self.late = late
         self.lateDelay = lateDelay
+        self.multicastReadLag = multicastReadLag
+        self.multicastReadLagDelay = multicastReadLagDelay
         self.loss = loss
         self.duplicate = duplicate
         self.reorder = reorder
@@ -149,6 +161,15 @@ struct SimulatedNetwork {
         if random.chance(conditions.duplicate) {
             arrivals.1 = arrivalTime(link: link, now: now, extraDelay: extraDelay, late: &late.1)
         }
+    }
+
+    /// How long one arrived multicast copy waits unread in its destination's multicast socket
+    /// (nanoseconds), `nil` when it is read on arrival. Draws nothing while the probability is 0.
+    mutating func multicastReadLagNanoseconds() -> Int64? {
+        guard random.chance(conditions.multicastReadLag) else { return nil }
+        return random.integer(
+            in: conditions.multicastReadLagDelay.lowerBound.totalNanoseconds
+                ... conditions.multicastReadLagDelay.upperBound.totalNanoseconds)
     }
 
     /// `route` for callers that do not ask which copies are late.

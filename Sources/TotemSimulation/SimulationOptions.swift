@@ -23,6 +23,9 @@ public struct SimulationOptions: Sendable, Equatable {
     public var persistCrashes = false
     /// Probability a packet to another node is late by 0.5-5 s.
     public var late: Double = 0
+    /// Probability a multicast copy waits unread in its destination's socket for 0.2-3 ms
+    /// (`NetworkConditions.multicastReadLag`).
+    public var readLag: Double = 0
     /// Messages per second per node.
     public var rate: Double = 50
     /// Largest payload in bytes.
@@ -43,6 +46,7 @@ public struct SimulationOptions: Sendable, Equatable {
                      "--duration-ms \(durationMilliseconds)", "--loss \(loss)", "--duplicate \(duplicate)",
                      "--reorder \(reorder)"]
         if late > 0 { words.append("--late \(late)") }
+        if readLag > 0 { words.append("--read-lag \(readLag)") }
         if partitions { words.append("--partitions") }
         if maxGroups != 2 { words.append("--max-groups \(maxGroups)") }
         if overlapping { words.append("--overlapping") }
@@ -70,6 +74,9 @@ public struct SimulationOptions: Sendable, Equatable {
           --reorder P            probability a packet is delayed by 1-5 ms (0...1, default 0)
           --late P               probability a packet is delayed by 0.5-5 s, past the token
                                  timeout, into a later ring (0...1, default 0)
+          --read-lag P           probability a multicast waits 0.2-3 ms unread in its
+                                 destination's socket, so that tokens are read first and drain
+                                 it, as udp mode's runtime does (spec P1) (0...1, default 0)
           --partitions           random partition episodes, one at a time: isolation, splits,
                                  one-way cuts, flapping links
           --max-groups G         most groups a --partitions split makes (2...32, default 2)
@@ -92,7 +99,7 @@ public struct SimulationOptions: Sendable, Equatable {
                                  messages); prints each failing seed with its replay command
           --max-nodes N          largest node count of a sweep (default 9)
           --without FAULTS       leave out some of the wider faults in every seed: a comma list
-                                 of late, groups, overlapping, persist-crashes
+                                 of late, groups, overlapping, persist-crashes, read-lag
         """
 
     /// What the command line asks for.
@@ -156,6 +163,8 @@ public struct SimulationOptions: Sendable, Equatable {
                 options.safe = try probability(flag, try value())
             case "--late":
                 options.late = try probability(flag, try value())
+            case "--read-lag":
+                options.readLag = try probability(flag, try value())
             case "--partitions":
                 try noValue()
                 options.partitions = true

@@ -63,6 +63,10 @@ public struct Simulator {
     /// the sender's core then gets `peerUnreachable`, as the runtime hands it the kernel's ICMP
     /// report. Off by default (a crashed host answers nothing).
     public var reportsUnreachable = false
+    /// Whether a node that reads a token first reads the multicasts waiting unread in its
+    /// socket, as the runtime does (spec §6.2 `receiveFlush`, pitfall P1; MulticastSocket.swift).
+    /// Matters only with `NetworkConditions.multicastReadLag`; off models a runtime without it.
+    public var drainsMulticastsBeforeTokens = true
     /// Problems of the run itself (e.g. a unicast to an unknown node), reported as violations
     /// by `RandomizedRun`.
     public private(set) var anomalies: [String] = []
@@ -82,6 +86,7 @@ public struct Simulator {
     /// Input kinds counted while a window is suspiciously busy, to explain a stall.
     private var busyInputs: [String: Int] = [:]
     private var queue = EventQueue()
+    var multicastSockets = MulticastSockets()
     var network: SimulatedNetwork
     /// The links each active overlapping episode cuts (see `Simulator+Faults`).
     var episodeLinks: [Int: [(from: Int, to: Int)]] = [:]
@@ -466,6 +471,8 @@ public struct Simulator {
             return "resume of \(nodes[index].id)"
         case .unreachable(let index, _, let node):
             return "unreachable report of \(node) to \(nodes[index].id)"
+        case .multicastRead(let index, _, _):
+            return "unread multicast to \(nodes[index].id)"
         }
     }
 
@@ -477,6 +484,10 @@ public struct Simulator {
             if nodes[index].isPaused {
                 nodes[index].backlog.append(event)
                 return
+            }
+            if drainsMulticastsBeforeTokens && packet.waitsForMulticastSocket && multicastSockets.hasWaiting(at: index) {
+                drainMulticastSocket(at: index)
+                guard nodes[index].status == .running else { return }
             }
             observer?(.packet(node: nodes[index].id, time: now, packet))
             let effects = nodes[index].core.receive(packet, now: now)
@@ -504,6 +515,28 @@ public struct Simulator {
             }
             let effects = nodes[index].core.peerUnreachable(node, now: now)
             execute(effects, at: index)
+        case .multicastRead(let index, let incarnation, let id):
+            guard nodes[index].incarnation == incarnation, nodes[index].status == .running else {
+                _ = multicastSockets.take(id, at: index)  // died with its incarnation
+                return
+            }
+            if nodes[index].isPaused {
+                nodes[index].backlog.append(event)
+                return
+            }
+            guard let packet = multicastSockets.take(id, at: index) else { return }
+            observer?(.packet(node: nodes[index].id, time: now, packet))
+            execute(nodes[index].core.receive(packet, now: now), at: index)
+        }
+    }
+
+    /// Reads, before a token, every multicast waiting unread in node `index`'s socket.
+    private mutating func drainMulticastSocket(at index: Int) {
+        for packet in multicastSockets.drain(at: index, incarnation: nodes[index].incarnation, now: now.nanoseconds) {
+            // A crash during a persist (FaultAction.crashDuringNextPersist) ends the drain.
+            guard nodes[index].status == .running else { return }
+            observer?(.packet(node: nodes[index].id, time: now, packet))
+            execute(nodes[index].core.receive(packet, now: now), at: index)
         }
     }
 
@@ -591,12 +624,19 @@ public struct Simulator {
         network.route(from: from, to: to, now: now.nanoseconds, extraDelay: extraDelay, arrivals: &arrivals, late: &late)
         // A late packet reaches whichever incarnation of its destination runs when it arrives
         // (a restarted process listens on the same port); others die with the incarnation.
-        let incarnation = nodes[to].incarnation
-        if let first = arrivals.0 {
-            queue.schedule(.arrival(index: to, incarnation: late.0 ? Self.anyIncarnation : incarnation, packet: packet), at: first)
-        }
-        if let second = arrivals.1 {
-            queue.schedule(.arrival(index: to, incarnation: late.1 ? Self.anyIncarnation : incarnation, packet: packet), at: second)
+        if let first = arrivals.0 { scheduleArrival(packet, from: from, to: to, at: first, late: late.0) }
+        if let second = arrivals.1 { scheduleArrival(packet, from: from, to: to, at: second, late: late.1) }
+    }
+
+    /// Schedules the reading of one copy arriving at `time`: at once, or, for a multicast that
+    /// waits unread in its destination's socket (`NetworkConditions.multicastReadLag`), later.
+    private mutating func scheduleArrival(_ packet: Packet, from: Int, to: Int, at time: Int64, late: Bool) {
+        let incarnation = late ? Self.anyIncarnation : nodes[to].incarnation
+        if !late, from != to, packet.travelsOnMulticastSocket, let lag = network.multicastReadLagNanoseconds() {
+            let id = multicastSockets.hold(packet, at: to, incarnation: incarnation, arrival: time)
+            queue.schedule(.multicastRead(index: to, incarnation: incarnation, id: id), at: time + lag)
+        } else {
+            queue.schedule(.arrival(index: to, incarnation: incarnation, packet: packet), at: time)
         }
     }
 }

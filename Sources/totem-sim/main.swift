@@ -76,6 +76,7 @@ let convergence = report.convergedAt.map { "converged at \($0.milliseconds) ms" 
 var wider = ""
 if report.latePackets > 0 { wider += ", \(report.latePackets) late packets" }
 if report.persistCrashes > 0 { wider += ", \(report.persistCrashes) crashes during a persist" }
+if report.multicastsReadBeforeTokens > 0 { wider += ", \(report.multicastsReadBeforeTokens) multicasts read before a token" }
 print("heal at \(report.healedAt.milliseconds) ms, \(convergence), \(report.faultCount) faults planned\(wider)")
 print(report.summaryLine)
 exit(report.violations.isEmpty ? 0 : 1)

@@ -223,6 +223,7 @@ struct WiderFaultTests {
         options.overlapping = true
         options.crashes = true
         options.persistCrashes = true
+        options.readLag = 0.1
         let words = options.replayCommand.split(separator: " ").map(String.init)
         #expect(try SimulationOptions.parse(Array(words.dropFirst(5))) == .run(options))
         #expect(try SimulationOptions.parse(["--sweep", "1-5", "--without", "late,persist-crashes"])
@@ -240,13 +241,15 @@ struct WiderFaultTests {
             if full.maxGroups > 2 { drawn.insert(.groups) }
             if full.overlapping { drawn.insert(.overlapping) }
             if full.persistCrashes { drawn.insert(.persistCrashes) }
+            if full.readLag > 0 { drawn.insert(.readLag) }
             let narrow = SeedSweep.options(seed: seed, nodes: 3...7, without: Set(SweepFault.allCases))
-            #expect(narrow.late == 0 && narrow.maxGroups == 2 && !narrow.overlapping && !narrow.persistCrashes)
+            #expect(narrow.late == 0 && narrow.maxGroups == 2 && !narrow.overlapping && !narrow.persistCrashes && narrow.readLag == 0)
             var widened = narrow
             widened.late = full.late
             widened.maxGroups = full.maxGroups
             widened.overlapping = full.overlapping
             widened.persistCrashes = full.persistCrashes
+            widened.readLag = full.readLag
             #expect(widened == full, "leaving the wider faults out changes nothing else (seed \(seed))")
         }
         #expect(drawn == Set(SweepFault.allCases), "the sweep turns every wider fault on for some seeds")

@@ -69,9 +69,10 @@ extension SingleRingProtocol {
             // FAILED TO RECEIVE (spec §3.7): we keep pinning the aru; evict ourselves.
             statistics.failedToReceive += 1
             aruUnchangedCount = 0
-            failedToReceive = true
-            failedSet.insert(nodeID)
-            enterGather(because: .failedToReceive, now: now)
+            var sets = membershipSets
+            sets.failed.insert(nodeID)
+            enterGather(with: sets, because: .failedToReceive, now: now)
+            gather.failedToReceive = true
             return
         }
 
@@ -98,7 +99,7 @@ extension SingleRingProtocol {
     mutating func flowControlAllowance(_ token: Token) -> Int {
         let windowSize = settings.windowSize
         var allowed = min(settings.maxMessages, max(0, windowSize - Int(token.flowControlCount)))
-        let queued = state == .recovery ? retransmitQueue.count - retransmitQueueHead : packer.estimatedFrameCount
+        let queued = if case .recovery(let recovery) = ringState { recovery.pendingRetransmissions } else { packer.estimatedFrameCount }
         currentBacklog = UInt32(clamping: queued)
         // Backlog as it will be after our update; computed signed so a corrupt field cannot
         // wrap into a huge share (pitfall P18).
@@ -173,9 +174,8 @@ extension SingleRingProtocol {
         while count < allowed {
             var message: DataMessage
             if inRecovery {
-                guard retransmitQueueHead < retransmitQueue.count else { break }
-                message = retransmitQueue[retransmitQueueHead]
-                retransmitQueueHead += 1
+                guard let old = recovery.takeRetransmission() else { break }
+                message = old
             } else {
                 guard let frame = packer.nextFrame() else { break }
                 message = DataMessage(
@@ -194,10 +194,7 @@ extension SingleRingProtocol {
             highSeqReceived = token.sequence
             count += 1
         }
-        if inRecovery && retransmitQueueHead == retransmitQueue.count && retransmitQueueHead > 0 {
-            retransmitQueue.removeAll(keepingCapacity: true)
-            retransmitQueueHead = 0
-        }
+        if inRecovery { recovery.compactRetransmitQueue() }
         statistics.framesOriginated += count
         updateAru()
         return count
@@ -274,12 +271,14 @@ extension SingleRingProtocol {
             // installed our ring since, so there is nothing to merge. Like the spec's rule for
             // stale JOINs (§4.4), it must not pull the ring into GATHER.
             if members.contains(sender) && ring.sequence < ringID.sequence { return }
-            processorSet.insert(sender)
-            enterGather(because: reason, now: now)
+            var sets = membershipSets
+            sets.processors.insert(sender)
+            enterGather(with: sets, because: reason, now: now)
         case .gather:
-            if !processorSet.contains(sender) {
-                processorSet.insert(sender)
-                enterGather(because: reason, now: now)
+            var sets = gather.sets
+            if !sets.processors.contains(sender) {
+                sets.processors.insert(sender)
+                enterGather(with: sets, because: reason, now: now)
             }
         case .commit, .recovery:
             break
@@ -329,15 +328,15 @@ extension SingleRingProtocol {
     // MARK: Timers around the token (spec §3.10)
 
     mutating func handleTokenLossExpiry(now: MonotonicInstant) {
-        switch state {
+        switch ringState {
         case .operational, .commit:
-            enterGather(because: .tokenLost, now: now)
+            enterGather(with: membershipSets, because: .tokenLost, now: now)
         case .gather:
             consensusTimeoutLogic(now: now)
-            enterGather(because: .tokenLost, now: now)
-        case .recovery:
-            restoreOldRingState()
-            enterGather(because: .tokenLost, now: now)
+            enterGather(with: gather.sets, because: .tokenLost, now: now)
+        case .recovery(let recovery):
+            restoreOldRingState(recovery.oldRing)
+            enterGather(with: recovery.sets, because: .tokenLost, now: now)
         }
     }
 

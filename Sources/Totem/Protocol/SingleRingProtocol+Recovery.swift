@@ -4,13 +4,10 @@
 extension SingleRingProtocol {
     // MARK: Entering RECOVERY (spec §4.8)
 
-    mutating func enterRecovery(_ received: CommitToken, now: MonotonicInstant) {
+    mutating func enterRecovery(_ received: CommitToken, from commit: RingState.Commit, now: MonotonicInstant) {
         var commitToken = received
-        tokenDiscard = false
         let origin = settings.ringSequenceOrigin
         recoveryQueue.reset(head: origin.next)
-        retransmitQueue.removeAll(keepingCapacity: true)
-        retransmitQueueHead = 0
 
         // The second rotation.
         commitToken.tokenSequence &+= 1
@@ -22,60 +19,62 @@ extension SingleRingProtocol {
             guard let index = commitToken.members.firstIndex(of: member) else { return nil }
             return commitToken.entries[index]
         }
-        transitionalMembers = newMembers.filter { member in
+        let transitionalMembers = commit.newMembers.filter { member in
             members.contains(member) && entry(of: member)?.oldRingID == oldRingID
         }
-        deliverMembers = transitionalMembers
-        transitionalHighDelivered = highDelivered
+        var transitionalHighDelivered = highDelivered
         for member in transitionalMembers {
             if let delivered = entry(of: member)?.highDelivered, transitionalHighDelivered < delivered {
                 transitionalHighDelivered = delivered
             }
         }
+        var retransmitQueue: [DataMessage] = []
         let needRecovery = transitionalMembers.contains { entry(of: $0)?.receivedFlag == false }
         if needRecovery {
-            var lowestAru = oldRingState.highSeqReceived
+            var lowestAru = commit.oldRing.highSeqReceived
             for member in transitionalMembers {
                 if let memberAru = entry(of: member)?.aru, memberAru < lowestAru { lowestAru = memberAru }
             }
-            queueOldMessagesForRecovery(after: lowestAru)
+            retransmitQueue = oldMessagesForRecovery(after: lowestAru, through: commit.oldRing.highSeqReceived)
         }
 
         aru = origin
         highSeqReceived = origin
-        installSeq = origin
         lastReleased = origin
         lastTokenAru = origin
         aruUnchangedCount = 0
         sequenceUnchangedCount = 0
-        retransmitFlagCount = 0
-        rotationCounter = 0
-        setRetransmitFlag = false
-        state = .recovery
+        ringState = .recovery(RingState.Recovery(
+            sets: commit.sets, newMembers: commit.newMembers, oldRing: commit.oldRing, receivedFlag: commit.receivedFlag,
+            transitionalMembers: transitionalMembers, deliverMembers: transitionalMembers,
+            transitionalHighDelivered: transitionalHighDelivered, retransmitQueue: retransmitQueue,
+            installSequence: origin))
         output.append(.stateChanged(to: .recovery, reason: .commitTokenCompleted))
         arm(.tokenLoss, after: settings.effectiveToken, now: now)
         arm(.tokenRetransmit, after: settings.tokenRetransmit, now: now)
     }
 
-    /// Wraps every old-ring message above `lowestAru` that we hold for re-broadcast (§4.8).
-    /// The scan covers only the regular queue's window, so a member far behind (pitfall P7)
-    /// cannot make it unbounded.
-    mutating func queueOldMessagesForRecovery(after lowestAru: SequenceNumber) {
+    /// Wraps every old-ring message above `lowestAru` up to `highest` that we hold, for
+    /// re-broadcast (§4.8). The scan covers only the regular queue's window, so a member far
+    /// behind (pitfall P7) cannot make it unbounded.
+    func oldMessagesForRecovery(after lowestAru: SequenceNumber, through highest: SequenceNumber) -> [DataMessage] {
+        var messages: [DataMessage] = []
         var sequence = lowestAru.next
         if sequence < regularQueue.head { sequence = regularQueue.head }
-        while sequence <= oldRingState.highSeqReceived && regularQueue.inRange(sequence) {
+        while sequence <= highest && regularQueue.inRange(sequence) {
             if let old = regularQueue.message(at: sequence) {
-                retransmitQueue.append(DataMessage(
+                messages.append(DataMessage(
                     sender: nodeID, ringID: ringID, sequence: .zero, originator: nodeID,
                     delivery: .agreed, content: .encapsulated(old)))
             }
             sequence = sequence.next
         }
+        return messages
     }
 
     /// The representative's first ORF token of a new ring (spec §4.9).
     mutating func originateInitialToken(now: MonotonicInstant) {
-        let hasRetransmissions = retransmitQueueHead < retransmitQueue.count
+        let hasRetransmissions = recovery.hasRetransmissions
         // The aru just below the ring's first sequence is serially below every member's aru,
         // so only the representative (named as setter) replaces it when the token returns.
         let origin = settings.ringSequenceOrigin
@@ -83,8 +82,8 @@ extension SingleRingProtocol {
             sender: nodeID, ringID: ringID, tokenSequence: 0, sequence: origin,
             aru: origin.advanced(by: UInt32.max), aruSetter: nodeID, flowControlCount: 0, backlog: 0,
             retransmitFlag: hasRetransmissions, retransmitRequests: [])
-        setRetransmitFlag = hasRetransmissions
-        originatedOrfToken = true
+        recovery.setRetransmitFlag = hasRetransmissions
+        recovery.originatedOrfToken = true
         sendToken(.token(token))
         arm(.tokenLoss, after: settings.effectiveToken, now: now)
         arm(.tokenRetransmit, after: settings.tokenRetransmit, now: now)
@@ -93,29 +92,7 @@ extension SingleRingProtocol {
     // MARK: Token in RECOVERY (spec §4.9)
 
     mutating func recoveryTokenLogic(_ token: inout Token, now: MonotonicInstant) {
-        if retransmitQueueHead < retransmitQueue.count {
-            if !token.retransmitFlag {
-                token.retransmitFlag = true
-                setRetransmitFlag = true
-            }
-        } else if token.retransmitFlag && setRetransmitFlag {
-            token.retransmitFlag = false
-            setRetransmitFlag = false
-        }
-        retransmitFlagCount = token.retransmitFlag ? 0 : retransmitFlagCount + 1
-        if retransmitFlagCount == 2 { installSeq = token.sequence }
-        if retransmitFlagCount >= 2 && !receivedFlag && installSeq <= aru {
-            receivedFlag = true
-            deliverMembers = transitionalMembers
-        }
-        if retransmitFlagCount >= 3 && installSeq <= token.aru {
-            rotationCounter += 1
-        } else {
-            rotationCounter = 0
-        }
-        if rotationCounter == 2 {
-            rotationCounter = 0
-            retransmitFlagCount = 0
+        if recovery.noteTokenVisit(&token, aru: aru) {
             enterOperational(now: now)
         }
     }
@@ -123,9 +100,8 @@ extension SingleRingProtocol {
     // MARK: Installing the new ring (spec §4.10)
 
     mutating func enterOperational(now: MonotonicInstant) {
-        originatedOrfToken = false
-        consensusSet = NodeSet()
-        oldRingState.saved = false
+        let recovered = recovery
+        var oldRingHigh = recovered.oldRing.highSeqReceived
 
         // 1. Unwrap recovered messages into the old ring's queue.
         let origin = settings.ringSequenceOrigin
@@ -134,7 +110,7 @@ extension SingleRingProtocol {
             if let wrapper = recoveryQueue.message(at: sequence), case .encapsulated(let inner) = wrapper.content,
                inner.ringID == oldRingID, regularQueue.inRange(inner.sequence), !regularQueue.contains(inner.sequence) {
                 regularQueue.add(inner, at: inner.sequence)
-                if oldRingState.highSeqReceived < inner.sequence { oldRingState.highSeqReceived = inner.sequence }
+                if oldRingHigh < inner.sequence { oldRingHigh = inner.sequence }
             }
             sequence = sequence.next
         }
@@ -145,28 +121,28 @@ extension SingleRingProtocol {
         //    this from the same commit token, so they agree on what was delivered where (E8);
         //    the spec's rule, each node's own token aru, differs between nodes.
         var contiguous = highDelivered
-        while contiguous < oldRingState.highSeqReceived && regularQueue.contains(contiguous.next) {
+        while contiguous < oldRingHigh && regularQueue.contains(contiguous.next) {
             contiguous = contiguous.next
         }
         while highDelivered < contiguous {
             let next = highDelivered.next
             guard let message = regularQueue.message(at: next) else { break }
-            if message.delivery == .safe && transitionalHighDelivered < next { break }
+            if message.delivery == .safe && recovered.transitionalHighDelivered < next { break }
             highDelivered = next
             deliverFrame(of: message)
         }
-        let transitional = NodeSet(transitionalMembers)
+        let transitional = NodeSet(recovered.transitionalMembers)
         let left = members.filter { !transitional.contains($0) }
-        let joined = newMembers.filter { !transitional.contains($0) }
+        let joined = recovered.newMembers.filter { !transitional.contains($0) }
         output.append(.configurationChanged(ConfigurationChange(
-            kind: .transitional, ringID: ringID, members: transitionalMembers, left: left, joined: [],
-            leftGracefully: left.filter { leaveSet.contains($0) })))
+            kind: .transitional, ringID: ringID, members: recovered.transitionalMembers, left: left, joined: [],
+            leftGracefully: left.filter { recovered.sets.leaving.contains($0) })))
 
         // 3. The rest of the old ring. Up to the first gap everything is delivered (every
         //    transitional member holds it); after the gap only messages from transitional
         //    members, since a message after a gap may depend on the missing one (§4.10).
-        let deliverFrom = NodeSet(deliverMembers)
-        while highDelivered < oldRingState.highSeqReceived {
+        let deliverFrom = NodeSet(recovered.deliverMembers)
+        while highDelivered < oldRingHigh {
             highDelivered = highDelivered.next
             if let message = regularQueue.message(at: highDelivered),
                highDelivered <= contiguous || deliverFrom.contains(message.originator) {
@@ -178,9 +154,9 @@ extension SingleRingProtocol {
         // again whole by their sender, so members of one regular configuration deliver the same.
         reassembler.discardIncomplete()
         packer.restartPartialMessage()
-        members = newMembers
+        members = recovered.newMembers
         output.append(.configurationChanged(ConfigurationChange(
-            kind: .regular, ringID: ringID, members: newMembers, left: [], joined: joined)))
+            kind: .regular, ringID: ringID, members: members, left: [], joined: joined)))
 
         // 4. The recovery queue becomes the regular queue; recovery traffic counts as delivered.
         swap(&regularQueue, &recoveryQueue)
@@ -192,15 +168,43 @@ extension SingleRingProtocol {
         if delivered > origin { regularQueue.release(through: delivered) }
         lastReleased = delivered
         safeDeliveryBound = delivered
-        processorSet = NodeSet(newMembers)
-        failedSet = NodeSet()
-        leaveSet = NodeSet()
-        state = .operational
-        receivedFlag = true
+        ringState = .operational(RingState.Operational())
         oldRingID = ringID
         statistics.ringsInstalled += 1
         output.append(.stateChanged(to: .operational, reason: .recoveryCompleted))
         lastPauseCheck = now
         arm(.pauseCheck, after: settings.pauseCheck, now: now)
+    }
+}
+
+extension RingState.Recovery {
+    /// One accepted token visit in RECOVERY (spec §4.9): sets or clears the token's
+    /// retransmit flag and counts the rotations that carried no retransmission.
+    /// - Returns: whether the new ring is to be installed now.
+    mutating func noteTokenVisit(_ token: inout Token, aru: SequenceNumber) -> Bool {
+        if hasRetransmissions {
+            if !token.retransmitFlag {
+                token.retransmitFlag = true
+                setRetransmitFlag = true
+            }
+        } else if token.retransmitFlag && setRetransmitFlag {
+            token.retransmitFlag = false
+            setRetransmitFlag = false
+        }
+        retransmitFlagCount = token.retransmitFlag ? 0 : retransmitFlagCount + 1
+        if retransmitFlagCount == 2 { installSequence = token.sequence }
+        if retransmitFlagCount >= 2 && !receivedFlag && installSequence <= aru {
+            receivedFlag = true
+            deliverMembers = transitionalMembers
+        }
+        if retransmitFlagCount >= 3 && installSequence <= token.aru {
+            rotationCounter += 1
+        } else {
+            rotationCounter = 0
+        }
+        guard rotationCounter == 2 else { return false }
+        rotationCounter = 0
+        retransmitFlagCount = 0
+        return true
     }
 }

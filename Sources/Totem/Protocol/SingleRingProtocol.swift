@@ -16,40 +16,24 @@ public struct SingleRingProtocol: Sendable {
     public internal(set) var hasLeft = false
 
     // MARK: Membership (spec §4.2)
-    public internal(set) var state: MembershipState = .gather
+    /// The membership phase and the data that only means something in it (RingState.swift).
+    var ringState = RingState.gather(RingState.Gather(sets: MembershipSets(), consensus: NodeSet()))
     /// The ring this node is in or forming (`myRingId`). Not restored when a recovery fails.
     public internal(set) var ringID: RingID
     /// The last ring this node was operational in (`myOldRingId`); its messages fill `regularQueue`.
     var oldRingID: RingID
     var maxRingSequenceSeen: UInt64
-    var processorSet = NodeSet()
-    var failedSet = NodeSet()
-    var consensusSet = NodeSet()
     /// Members of the last installed regular configuration (`myMemb`).
     public internal(set) var members: [NodeID] = []
-    /// Members of the ring being formed, from the commit token (`myNewMemb`).
-    var newMembers: [NodeID] = []
-    var transitionalMembers: [NodeID] = []
-    /// Old-ring messages after the first gap are delivered only from these originators (§4.10).
-    var deliverMembers: [NodeID] = []
-    /// The highest old-ring sequence any transitional member delivered, from the commit token:
-    /// safe messages up to here were safe in the old configuration (§4.10, ours).
-    var transitionalHighDelivered = SequenceNumber.zero
-    /// Nodes that announced a graceful leave (for "left" versus "failed" in logs).
-    var leaveSet = NodeSet()
     /// Where tokens go: the next member in ascending id order, fixed when the commit token passes.
     var successor: NodeID?
-    var failedToReceive = false
-    /// The representative sends the first ORF token of a ring exactly once (pitfall P6).
-    var originatedOrfToken = false
-    var oldRingState = OldRingState()
 
     // MARK: Ordering (spec §3.1)
     var regularQueue = SortQueue()
+    /// The new ring's messages during RECOVERY; it becomes the regular queue when the ring is
+    /// installed, and the old regular queue's storage is reset for the next recovery. Kept here,
+    /// not in `RingState.Recovery`, so that its 16,384 slots are allocated once.
     var recoveryQueue = SortQueue()
-    /// Old-ring messages, already encapsulated, to re-broadcast during RECOVERY.
-    var retransmitQueue: [DataMessage] = []
-    var retransmitQueueHead = 0
     var packer: FramePacker
     var reassembler: FragmentReassembler
     /// Scratch for `deliverFrame`: the messages one frame completes. Empty between calls.
@@ -63,6 +47,8 @@ public struct SingleRingProtocol: Sendable {
     var lastReleased = SequenceNumber.zero
     /// Safe messages up to here are known to be held by every member (§1.5, §3.9).
     var safeDeliveryBound = SequenceNumber.zero
+
+    // MARK: The token (spec §3.3-§3.10), in OPERATIONAL and RECOVERY; COMMIT resends its token too
     /// Token sequence of the last accepted token (`myTokenSeq`).
     var lastTokenSequence: UInt32 = 0 &- 1
     var aruUnchangedCount = 0
@@ -76,22 +62,13 @@ public struct SingleRingProtocol: Sendable {
     var currentBacklog: UInt32 = 0
     /// True while this node believes the representative holds the token (`myTokenHeld`).
     var tokenHeld = false
-    var retransmitFlagCount = 0
-    var rotationCounter = 0
-    var installSeq = SequenceNumber.zero
-    var setRetransmitFlag = false
-    var receivedFlag = true
-    /// ORF tokens are dropped unread while set (GATHER, COMMIT, after token loss in RECOVERY).
-    var tokenDiscard = true
     var lastSentToken: Packet?
     /// True while `lastSentToken` is a token this representative holds and has not sent: it
     /// may still take messages submitted here (ours, see `submit`).
     var holdsUnsentToken = false
-    /// The successor an ICMP report named, while it is asked whether it is alive (ours).
-    package internal(set) var livenessCheck: (node: NodeID, nonce: UInt64, probesSent: Int)?
-    /// Probes sent in this ring; with the ring sequence, makes each probe's nonce new.
-    var livenessProbeCount: UInt64 = 0
     var mergeDetectArmed = false
+    /// Probes sent by this node; with the ring sequence, makes each probe's nonce new.
+    var livenessProbeCount: UInt64 = 0
     var lastPauseCheck = MonotonicInstant.zero
 
     /// Counters for status output and benchmarks.
@@ -120,7 +97,7 @@ public struct SingleRingProtocol: Sendable {
         started = true
         lastPauseCheck = now
         arm(.pauseCheck, after: settings.pauseCheck, now: now)
-        enterGather(because: .startup, now: now)
+        enterGather(with: membershipSets, because: .startup, now: now)
         return finishInput()
     }
 
@@ -171,7 +148,7 @@ public struct SingleRingProtocol: Sendable {
         guard livenessCheck == nil else { return [] }
         livenessProbeCount &+= 1
         let nonce = ringID.sequence &<< 32 | (livenessProbeCount & 0xFFFF_FFFF)
-        livenessCheck = (node: node, nonce: nonce, probesSent: 0)
+        operational.livenessCheck = LivenessCheck(node: node, nonce: nonce, probesSent: 0)
         sendLivenessProbe(now: now)
         return finishInput()
     }
@@ -179,24 +156,25 @@ public struct SingleRingProtocol: Sendable {
     /// Sends the open check's probe again, or, after the last one, fails the silent successor.
     mutating func handleLivenessCheckExpiry(now: MonotonicInstant) {
         guard let check = livenessCheck else { return }
-        guard state == .operational, check.node == successor else {
-            livenessCheck = nil
+        guard check.node == successor else {
+            operational.livenessCheck = nil
             return
         }
         if check.probesSent < settings.livenessProbeAttempts {
             sendLivenessProbe(now: now)
             return
         }
-        livenessCheck = nil
+        operational.livenessCheck = nil
         statistics.successorsUnreachable += 1
-        failedSet.insert(check.node)
-        enterGather(because: .successorUnreachable, now: now)
+        var sets = membershipSets
+        sets.failed.insert(check.node)
+        enterGather(with: sets, because: .successorUnreachable, now: now)
     }
 
     mutating func sendLivenessProbe(now: MonotonicInstant) {
         guard var check = livenessCheck else { return }
         check.probesSent += 1
-        livenessCheck = check
+        operational.livenessCheck = check
         output.append(.unicast(.livenessProbe(LivenessProbe(sender: nodeID, nonce: check.nonce)), to: check.node))
         arm(.livenessCheck, after: settings.livenessProbeInterval, now: now)
     }
@@ -212,7 +190,7 @@ public struct SingleRingProtocol: Sendable {
     /// once); nothing changes. Answers to other or older probes are ignored.
     mutating func handleLivenessReply(_ reply: LivenessProbe, now: MonotonicInstant) {
         guard let check = livenessCheck, reply.sender == check.node, reply.nonce == check.nonce else { return }
-        livenessCheck = nil
+        operational.livenessCheck = nil
         cancel(.livenessCheck)
         statistics.unreachableRefuted += 1
     }
@@ -272,9 +250,10 @@ public struct SingleRingProtocol: Sendable {
     /// without waiting for a token timeout. Every later input is ignored.
     public mutating func leave(now: MonotonicInstant) -> [Effect] {
         guard started, !hasLeft else { return [] }
-        var processors = processorSet
+        let sets = membershipSets
+        var processors = sets.processors
         processors.remove(nodeID)
-        var failed = failedSet
+        var failed = sets.failed
         failed.insert(nodeID)
         let leave = JoinMessage(
             sender: nodeID, ringSequence: ringID.sequence,
@@ -309,13 +288,6 @@ public struct SingleRingProtocol: Sendable {
             output.removeAll(keepingCapacity: true)
         }
     }
-}
-
-/// What a node remembers of its last operational ring while it forms a new one (spec §4.7, P5).
-struct OldRingState: Sendable {
-    var saved = false
-    var aru = SequenceNumber.zero
-    var highSeqReceived = SequenceNumber.zero
 }
 
 /// Counters kept by the core, for status output, logs and benchmarks.
