@@ -5,7 +5,9 @@
 import Totem
 
 extension RingNode {
-    func authenticateAndDecode(_ entry: Int) -> Packet? {
+    /// The packet in datagram `entry` of the receive batch, if it is authentic, well formed and
+    /// fresh; `readAt`: when the batch was read.
+    func authenticateAndDecode(_ entry: Int, readAt: MonotonicInstant) -> Packet? {
         let datagram = receiveBatch.bytes(at: entry)
         switch authenticator.open(datagram) {
         case .rejected(let reason):
@@ -24,14 +26,13 @@ extension RingNode {
             }
             // Without a key there is no stamp, and nothing to check it with.
             guard let stamp else { return packet }
-            return isFresh(packet, stamp: stamp, entry: entry) ? packet : nil
+            return isFresh(packet, stamp: stamp, entry: entry, now: readAt) ? packet : nil
         }
     }
 
     /// ReplayGuard's check of an authentic datagram: sends the challenge it asks for, takes the
     /// answers to ours, and logs refusals (rate-limited).
-    private func isFresh(_ packet: Packet, stamp: PacketAuthenticator.Stamp, entry: Int) -> Bool {
-        let now = MonotonicClock.now()
+    private func isFresh(_ packet: Packet, stamp: PacketAuthenticator.Stamp, entry: Int, now: MonotonicInstant) -> Bool {
         let sender = stamp.sealer
         switch packet {
         case .livenessProbe:

@@ -29,6 +29,8 @@ extension RingNode {
 
     /// Hands every non-token packet of the batch to the core and holds tokens back.
     private func processReceived(_ count: Int) {
+        // One reading of the clock for the batch's freshness checks (its datagrams were read at once).
+        let readAt = MonotonicClock.now()
         for entry in 0..<count where !receiveBatch.isDropped(at: entry) {
             // Our own datagram, looped back by the network: the in-memory loop delivered it
             // already. The header is in clear in every authentication mode.
@@ -50,7 +52,7 @@ extension RingNode {
                     continue
                 }
             }
-            guard let packet = authenticateAndDecode(entry) else { continue }
+            guard let packet = authenticateAndDecode(entry, readAt: readAt) else { continue }
             switch packet {
             case .token, .commitToken:
                 pendingTokens.append(packet)
