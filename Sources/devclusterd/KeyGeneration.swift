@@ -34,15 +34,7 @@ enum KeyGeneration {
         }
         do {
             if force {
-                let temporary = "\(output).new-\(getpid())"
-                _ = unlink(temporary)
-                try key.write(toPath: temporary)
-                guard rename(temporary, output) == 0 else {
-                    let code = errno
-                    _ = unlink(temporary)
-                    Console.error("devclusterd: keygen: cannot replace \(output): \(String(cString: strerror(code)))\n")
-                    return 1
-                }
+                try key.replace(atPath: output)
             } else {
                 try key.write(toPath: output)
             }

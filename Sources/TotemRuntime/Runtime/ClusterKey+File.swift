@@ -79,4 +79,17 @@ extension ClusterKey {
             throw .unwritable(path: path, code: code)
         }
     }
+
+    /// Replaces the key file at `path` (or creates it) atomically, readable by its owner only
+    /// (mode 0400): a crash leaves the old key or the new one, never a mix
+    /// (`KeptCopyFile.writeAtomically`: a temporary file, fsync, rename, fsync of the directory).
+    ///
+    /// - Throws: `ClusterKeyError.unwritable` with the step's errno.
+    public func replace(atPath path: String) throws(ClusterKeyError) {
+        do {
+            try KeptCopyFile.writeAtomically(material, to: path, mode: 0o400)
+        } catch {
+            throw .unwritable(path: path, code: error.code)
+        }
+    }
 }
