@@ -193,13 +193,18 @@ extension DeviceStateService {
     }
 
     /// Our MWI publication came back: remember where, so a later re-publication carries the
-    /// original stamp (and loses against anything newer).
+    /// stamp every node keeps (and loses against anything newer).
     private mutating func confirmMailbox(_ event: DeliveredEvent, into effects: inout [DeviceStateEffect]) {
-        // The first of a mailbox's pending publications to come back stamps it; the others (on
-        // other channels, or re-published before this one came back) are forgotten with it.
-        guard let mailbox = pendingMailboxPublications[event.id] else { return }
-        forgetPendingPublications(of: mailbox)
-        guard var entry = localState.mailboxes[mailbox], entry.position == nil else { return }
+        // Every pending publication of the mailbox carries the same counts (a new `setMailbox`
+        // forgets the older ones): one per channel, and a fresh copy when a join re-published
+        // the entry before the first copy came back. Each node keeps the copy delivered last,
+        // the greatest stamp; so does the publisher, or its later re-publications would carry
+        // an older stamp than the record the others hold (and nodes that never saw the later
+        // copy could then let another server's update in between win).
+        guard let mailbox = pendingMailboxPublications.removeValue(forKey: event.id) else { return }
+        pendingMailboxIDs[mailbox]?.removeAll { $0 == event.id }
+        if pendingMailboxIDs[mailbox]?.isEmpty == true { pendingMailboxIDs.removeValue(forKey: mailbox) }
+        guard var entry = localState.mailboxes[mailbox], entry.position.map({ $0 < event.position }) ?? true else { return }
         entry.position = event.position
         localState.mailboxes[mailbox] = entry
         effects.append(.persist(.mailbox(mailbox, entry)))

@@ -47,7 +47,8 @@
 ///   stamp, so within a ring the later delivery wins (Asterisk's last-writer-wins), and a stale
 ///   re-publication never overrides a newer value.
 /// - **MWI on join**: each server re-publishes the MWI counts it published itself, with the
-///   original stamp; and each server that takes MWI in re-publishes the records whose
+///   stamp every node keeps for them (that of the last copy of the update delivered: a join
+///   before the first copy came back publishes it afresh); and each server that takes MWI in re-publishes the records whose
 ///   publisher is no longer a member (MWI survives its publisher's leave). Receivers keep the
 ///   greatest stamp, so duplicates and stale copies are harmless and all nodes converge.
 ///   Only nodes whose configuration publishes `mwi` can re-publish.

@@ -60,6 +60,34 @@ struct MailboxTests {
         #expect(service.mailbox(Self.box)?.stamp == MailboxStamp(position: RingPosition(ringSequence: 4, index: 0), entity: Builders.entity(1)))
     }
 
+    @Test("a join before the publisher's update came back: the publisher keeps the stamp every node keeps")
+    func joinBeforeConfirmation() throws {
+        // Found by the service simulation (seed 6): the join re-publishes the unconfirmed update
+        // afresh, so it is delivered twice; every node keeps the later copy, the publisher kept
+        // the first and later re-published that older stamp to newcomers.
+        var publisher = try Builders.service(1)
+        var receiver = try Builders.service(2)
+        for change in Builders.change(from: [], to: [1], sequence: 4) { _ = publisher.configurationChanged(change, now: .zero) }
+        for change in Builders.change(from: [], to: [2], sequence: 4) { _ = receiver.configurationChanged(change, now: .zero) }
+        let counts = MailboxCounts(newMessages: 3, oldMessages: 1)
+        let first = Builders.submits(try publisher.setMailbox(Self.box, counts: counts))
+        var second: [[UInt8]] = []
+        for change in Builders.change(from: [1], to: [1, 2], sequence: 8) {
+            second += Builders.submits(publisher.configurationChanged(change, now: .zero))
+        }
+        for change in Builders.change(from: [2], to: [1, 2], sequence: 8) { _ = receiver.configurationChanged(change, now: .zero) }
+        let copies = first + second.filter { (try? DeviceStatePayload(decoding: EventMessage(decoding: $0).payload)) != nil }
+        try #require(copies.count == 2, "the update and its fresh re-publication")
+        for copy in copies {
+            _ = try receiver.delivered(payload: copy, from: NodeID(1), now: .zero)
+            _ = try publisher.delivered(payload: copy, from: NodeID(1), now: .zero)
+        }
+        let kept = try #require(receiver.mailbox(Self.box)?.stamp)
+        #expect(kept.position == RingPosition(ringSequence: 8, index: 1))
+        #expect(publisher.mailbox(Self.box)?.stamp == kept)
+        #expect(publisher.localState.mailboxes[Self.box]?.position == kept.position)
+    }
+
     @Test("a re-published older record never overrides a newer one; a newer one does")
     func staleRepublication() throws {
         var service = try Builders.service(1)
