@@ -15,8 +15,10 @@ extension DeviceStateService {
     ///   re-publishes its own local device states (several to an event,
     ///   `DeviceStatePayload.deviceStates`), and its own MWI publications with their original
     ///   stamps; if it takes MWI in, also the MWI records whose publisher is not a member any
-    ///   more (so MWI outlives its publisher and still reaches newcomers). Re-publication goes
-    ///   only to channels whose configuration lets this node publish the type.
+    ///   more (so MWI outlives its publisher and still reaches newcomers) or has just joined (so
+    ///   a publisher whose crash lost its last update from its disk learns it back, and nodes
+    ///   that never saw it get it). Re-publication goes only to channels whose configuration
+    ///   lets this node publish the type.
     /// - The event service's own join re-publication of retained events is included.
     ///
     /// - Returns: The notifications of the leave (aggregate and hint changes, then `serverLeft`
@@ -35,7 +37,7 @@ extension DeviceStateService {
         }
         for effect in events.configurationChanged(change, now: now) { effects.append(Self.translate(effect)) }
         if change.kind == .regular, !change.joined.isEmpty || !hasPublishedLocalState {
-            republishOwnStates(into: &effects)
+            republishOwnStates(joined: Set(change.joined), into: &effects)
             hasPublishedLocalState = true
         }
         return effects
@@ -181,6 +183,9 @@ extension DeviceStateService {
             effects.append(.entryRefused(.mailbox(record.mailbox, node: event.id.publisher, limit: limits.maxMailboxes)))
             return
         }
+        if record.originNode == localNode, record.originEntity == entityID {
+            recoverOwnMailbox(record, into: &effects)
+        }
         if let current, !record.supersedes(current) {
             statistics.staleMailboxUpdates += 1
             return
@@ -210,12 +215,27 @@ extension DeviceStateService {
         effects.append(.persist(.mailbox(mailbox, entry)))
     }
 
+    /// A record of our own later than our table's entry is an update of ours that a crash took
+    /// before our disk had it (the daemon writes behind the ring), kept by the nodes that got
+    /// it: it becomes ours again, so that our re-publications carry it, not the older one.
+    private mutating func recoverOwnMailbox(_ record: MailboxRecord, into effects: inout [DeviceStateEffect]) {
+        if let entry = localState.mailboxes[record.mailbox] {
+            // An entry without a position is a publication of ours still on its way: later.
+            guard let position = entry.position, position < record.stamp.position else { return }
+        } else {
+            guard localState.mailboxes.count < limits.maxMailboxes else { return }
+        }
+        let recovered = LocalStateTable.PublishedMailbox(counts: record.counts, position: record.stamp.position)
+        localState.mailboxes[record.mailbox] = recovered
+        effects.append(.persist(.mailbox(record.mailbox, recovered)))
+    }
+
     // MARK: - Join re-publication
 
     /// Our device states go out in batches (kind 5, about 1 KiB each, without attributes): one
     /// event per device made a join cost every node thousands of deliveries at a few thousand
     /// devices, on the loop thread that must also pass the token.
-    private mutating func republishOwnStates(into effects: inout [DeviceStateEffect]) {
+    private mutating func republishOwnStates(joined: Set<NodeID>, into effects: inout [DeviceStateEffect]) {
         if !deviceStateChannels.isEmpty {
             let entries = localState.devices.keys.sorted().compactMap { device in
                 localState.devices[device].map { DeviceStateEntry(device: device, state: $0) }
@@ -238,7 +258,8 @@ extension DeviceStateService {
         }
         if subscribesMailboxes {
             for mailbox in mailboxRecords.keys.sorted() {
-                guard let record = mailboxRecords[mailbox], !memberSet.contains(record.originNode) else { continue }
+                guard let record = mailboxRecords[mailbox], record.originNode != localNode,
+                      !memberSet.contains(record.originNode) || joined.contains(record.originNode) else { continue }
                 publish(.mailboxRepublication(record), attributes: ["mailbox": mailbox.description], on: mailboxChannels, into: &effects)
             }
         }

@@ -88,6 +88,43 @@ struct MailboxTests {
         #expect(publisher.localState.mailboxes[Self.box]?.position == kept.position)
     }
 
+    @Test("a publisher whose crash lost its last updates from its disk learns them back; every node converges")
+    func publisherLostItsLastWrites() throws {
+        // Found by the service simulation (seed 247): node 1's last update reached every node but
+        // not its own disk; node 3 crashed too; node 2 alone kept the update. At the merge node 1
+        // re-published its older update and node 3 its own, node 2 re-published nothing (node 1
+        // is a member): nodes 1 and 3 showed 3/3, node 2 the last write 1/3.
+        var cluster = SimulatedCluster()
+        for node: UInt32 in [1, 2, 3] { try cluster.start(node) }
+        try cluster.configure([1, 2, 3])
+        try cluster.setMailbox(1, "1002@default", new: 1, old: 5)
+        try cluster.deliverAll()
+        try cluster.setMailbox(3, "1002@default", new: 3, old: 3)
+        try cluster.deliverAll()
+        let diskBefore = try #require(cluster.stateFiles[1])
+        try cluster.setMailbox(1, "1002@default", new: 1, old: 3)
+        try cluster.setMailbox(1, "2001@sales", new: 4, old: 4)
+        try cluster.deliverAll()
+        #expect(cluster.convergedView().mailboxes.map(\.counts) == [MailboxCounts(newMessages: 1, oldMessages: 3),
+                                                                   MailboxCounts(newMessages: 4, oldMessages: 4)])
+        cluster.stateFiles[1] = diskBefore
+        cluster.crash(1)
+        cluster.crash(3)
+        try cluster.configure([2])
+        try cluster.start(1)
+        try cluster.start(3)
+        try cluster.configure([1, 2, 3])
+        let view = cluster.convergedView()
+        #expect(view.mailboxes.map(\.mailbox.description) == ["1002@default", "2001@sales"])
+        #expect(view.mailboxes.map(\.counts) == [MailboxCounts(newMessages: 1, oldMessages: 3), MailboxCounts(newMessages: 4, oldMessages: 4)])
+        #expect(view.mailboxes.allSatisfy { $0.originEntity == Builders.entity(1) })
+        // Node 1 holds its updates again, on its disk too: its next re-publication carries them.
+        let own = try #require(cluster.services[1]?.localState.mailboxes)
+        #expect(own[Builders.mailbox("1002@default")]?.counts == MailboxCounts(newMessages: 1, oldMessages: 3))
+        #expect(own[Builders.mailbox("2001@sales")]?.counts == MailboxCounts(newMessages: 4, oldMessages: 4))
+        #expect(cluster.stateFiles[1]?.mailboxes == own)
+    }
+
     @Test("a re-published older record never overrides a newer one; a newer one does")
     func staleRepublication() throws {
         var service = try Builders.service(1)
