@@ -21,6 +21,7 @@ struct LayerTests {
         "EventService": ["Totem", "Membership"],
         "DeviceState": ["Totem", "Membership", "EventService"],
         "TotemSimulation": ["Totem"],
+        "ServiceSimulation": ["Totem", "TotemSimulation", "Membership", "EventService", "DeviceState"],
     ]
 
     @Test("the core and the services import nothing but the layers below them: no Glibc, Foundation or runtime",
