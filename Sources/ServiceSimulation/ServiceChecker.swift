@@ -111,7 +111,7 @@ enum ServiceChecker {
     /// states, and every hint following; (b) nothing of servers that are down; (c) each mailbox
     /// as the latest write in ring order that a live node knows; (d) every alert a live node
     /// delivered that cannot have expired, and no alert nobody published; own tables as the
-    /// clients left them; one membership view.
+    /// clients left them; one membership view; and the nodes agree with each other.
     static func checkAfterHeal(_ nodes: inout [SimulatedServiceNode?], model: ServiceModel, now: MonotonicInstant,
                                retentionMargin: Duration) -> [ServiceViolation] {
         let live = nodes.indices.filter { nodes[$0] != nil }
@@ -157,6 +157,20 @@ enum ServiceChecker {
                 guard view.map({ KnownWrite(stamp: $0.stamp, counts: $0.counts) }) != expected else { continue }
                 fail(.mwi, "node \(index + 1) shows MWI \(mailbox) as \(view.map(\.description) ?? "unknown"), expected the last write "
                     + "in ring order \(expected.map(\.description) ?? "none")")
+            }
+        }
+        // The nodes among themselves: a disagreement is the services' doing whatever the model says.
+        if let first = live.first, let reference = nodes[first] {
+            for index in live.dropFirst() {
+                guard let node = nodes[index] else { continue }
+                for device in ServiceWorkload.devices where node.device(device) != reference.device(device) {
+                    fail(.aggregate, "node \(index + 1) and node \(first + 1) disagree on \(device): \(node.device(device).state) "
+                        + "\(describe(node.device(device).servers)) against \(reference.device(device).state) \(describe(reference.device(device).servers))")
+                }
+                for mailbox in ServiceWorkload.mailboxes where node.mailbox(mailbox) != reference.mailbox(mailbox) {
+                    fail(.mwi, "node \(index + 1) and node \(first + 1) disagree on MWI \(mailbox): "
+                        + "\(node.mailbox(mailbox).map(\.description) ?? "unknown") against \(reference.mailbox(mailbox).map(\.description) ?? "unknown")")
+                }
             }
         }
         violations += checkRetained(&nodes, live: live, model: model, now: now, margin: retentionMargin)

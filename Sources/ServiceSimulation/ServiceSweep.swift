@@ -57,12 +57,7 @@ public enum ServiceCommand: Sendable, Equatable {
     /// One seed's run, printing its trace of service events.
     case replay(seed: UInt64, nodes: ClosedRange<Int>, without: Set<SweepFault>)
 
-    /// A command-line mistake, with a message for the user.
-    public struct ArgumentError: Error, Sendable, Equatable, CustomStringConvertible {
-        public var message: String
-        public init(_ message: String) { self.message = message }
-        public var description: String { message }
-    }
+    public typealias ArgumentError = SimulationOptions.ArgumentError
 
     public static let usage = """
         services: totem-sim --services (--sweep FIRST-LAST | --seed S) [--max-nodes N] [--without FAULTS]
@@ -92,58 +87,23 @@ public enum ServiceCommand: Sendable, Equatable {
         var seed: UInt64?
         var maxNodes = ServiceSweep.defaultNodes.upperBound
         var without: Set<SweepFault> = []
-        var remaining = arguments[...]
-        while let argument = remaining.popFirst() {
-            var flag = argument
-            var inlineValue: String?
-            if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
-                flag = String(argument[..<equals])
-                inlineValue = String(argument[argument.index(after: equals)...])
-            }
-            func value() throws(ArgumentError) -> String {
-                if let inlineValue { return inlineValue }
-                guard let next = remaining.popFirst() else { throw ArgumentError("\(flag) needs a value") }
-                return next
-            }
+        var scanner = SimulationOptions.ArgumentScanner(arguments)
+        while let flag = scanner.next() {
             switch flag {
-            case "--services":
-                guard inlineValue == nil else { throw ArgumentError("--services takes no value") }
-            case "--sweep":
-                let text = try value()
-                let bounds = text.split(separator: "-", omittingEmptySubsequences: false)
-                guard bounds.count == 2, let first = UInt64(bounds[0]), let last = UInt64(bounds[1]), first <= last else {
-                    throw ArgumentError("--sweep takes a seed range FIRST-LAST with FIRST <= LAST, not '\(text)'")
-                }
-                seeds = first...last
-            case "--seed":
-                let text = try value()
-                guard let parsed = UInt64(text) else { throw ArgumentError("--seed must be an unsigned 64-bit integer, not '\(text)'") }
-                seed = parsed
-            case "--max-nodes":
-                let text = try value()
-                guard let parsed = Int(text), (3...WireLimits.maxNodes).contains(parsed) else {
-                    throw ArgumentError("--max-nodes must be an integer in 3...\(WireLimits.maxNodes), not '\(text)'")
-                }
-                maxNodes = parsed
-            case "--without":
-                let text = try value()
-                for name in text.split(separator: ",", omittingEmptySubsequences: false) {
-                    guard let fault = SweepFault(rawValue: String(name)) else {
-                        throw ArgumentError("--without takes a comma list of "
-                            + SweepFault.allCases.map(\.rawValue).joined(separator: ", ") + ", not '\(text)'")
-                    }
-                    without.insert(fault)
-                }
-            default:
-                throw ArgumentError("unknown argument '\(argument)' with --services (see --help)")
+            case "--services": try scanner.noValue()
+            case "--sweep": seeds = try scanner.seedRange()
+            case "--seed": seed = try scanner.seed()
+            case "--max-nodes": maxNodes = try scanner.integer(in: 3...WireLimits.maxNodes)
+            case "--without": without.formUnion(try scanner.faults())
+            default: throw ArgumentError(message: "unknown argument '\(scanner.argument)' with --services (see --help)")
             }
         }
         let nodes = ServiceSweep.defaultNodes.lowerBound...maxNodes
         switch (seeds, seed) {
         case (let seeds?, nil): return .sweep(seeds: seeds, nodes: nodes, without: without)
         case (nil, let seed?): return .replay(seed: seed, nodes: nodes, without: without)
-        case (.some, .some): throw ArgumentError("--services takes --sweep FIRST-LAST or --seed S, not both")
-        case (nil, nil): throw ArgumentError("--services needs --sweep FIRST-LAST or --seed S (see --help)")
+        case (.some, .some): throw ArgumentError(message: "--services takes --sweep FIRST-LAST or --seed S, not both")
+        case (nil, nil): throw ArgumentError(message: "--services needs --sweep FIRST-LAST or --seed S (see --help)")
         }
     }
 }

@@ -149,7 +149,7 @@ struct ServiceCommandTests {
             (["--services", "--sweep", "9-3"], "--sweep takes a seed range FIRST-LAST with FIRST <= LAST, not '9-3'"),
             (["--services", "--seed", "1", "--loss", "0.1"], "unknown argument '--loss' with --services (see --help)"),
         ] {
-            #expect(throws: ServiceCommand.ArgumentError(expected)) { try ServiceCommand.parse(arguments) }
+            #expect(throws: ServiceCommand.ArgumentError(message: expected)) { try ServiceCommand.parse(arguments) }
         }
     }
 
