@@ -19,6 +19,9 @@ extension DeviceStateService {
     ///   a publisher whose crash lost its last update from its disk learns it back, and nodes
     ///   that never saw it get it). Re-publication goes only to channels whose configuration
     ///   lets this node publish the type.
+    /// - REGULAR after a member of this node's side of the last join left: if it takes MWI in,
+    ///   the records that member published (its own re-publication for the nodes that joined
+    ///   may never have been delivered).
     /// - The event service's own join re-publication of retained events is included.
     ///
     /// - Returns: The notifications of the leave (aggregate and hint changes, then `serverLeft`
@@ -26,6 +29,7 @@ extension DeviceStateService {
     public mutating func configurationChanged(_ change: ConfigurationChange, now: MonotonicInstant) -> [DeviceStateEffect] {
         defer { checkInvariants(full: true) }
         var effects: [DeviceStateEffect] = []
+        let previousMembers = members
         members = change.members
         memberSet = Set(change.members)
         for leave in cache.removeServers(notIn: members, keeping: entityID) {
@@ -36,9 +40,16 @@ extension DeviceStateService {
             effects.append(.serverLeft(entity: entity, node: node))
         }
         for effect in events.configurationChanged(change, now: now) { effects.append(Self.translate(effect)) }
-        if change.kind == .regular, !change.joined.isEmpty || !hasPublishedLocalState {
+        guard change.kind == .regular else { return effects }
+        if !change.joined.isEmpty || !hasPublishedLocalState {
             republishOwnStates(joined: Set(change.joined), into: &effects)
             hasPublishedLocalState = true
+            // The members of the TRANSITIONAL configuration just before.
+            joinSide = Set(previousMembers)
+        } else if !joinSide.isSubset(of: memberSet) {
+            let departed = joinSide.subtracting(memberSet)
+            joinSide.subtract(departed)
+            republishRecords(where: { departed.contains($0.originNode) }, into: &effects)
         }
         return effects
     }
@@ -256,12 +267,18 @@ extension DeviceStateService {
                 publishFreshMailbox(mailbox, counts: entry.counts, into: &effects)
             }
         }
-        if subscribesMailboxes {
-            for mailbox in mailboxRecords.keys.sorted() {
-                guard let record = mailboxRecords[mailbox], record.originNode != localNode,
-                      !memberSet.contains(record.originNode) || joined.contains(record.originNode) else { continue }
-                publish(.mailboxRepublication(record), attributes: ["mailbox": mailbox.description], on: mailboxChannels, into: &effects)
-            }
+        statistics.republished += effects.count - before
+        let members = memberSet
+        republishRecords(where: { !members.contains($0.originNode) || joined.contains($0.originNode) }, into: &effects)
+    }
+
+    /// Re-publishes (if this node takes MWI in) the records of other servers that `include` picks.
+    private mutating func republishRecords(where include: (MailboxRecord) -> Bool, into effects: inout [DeviceStateEffect]) {
+        guard subscribesMailboxes else { return }
+        let before = effects.count
+        for mailbox in mailboxRecords.keys.sorted() {
+            guard let record = mailboxRecords[mailbox], record.originNode != localNode, include(record) else { continue }
+            publish(.mailboxRepublication(record), attributes: ["mailbox": mailbox.description], on: mailboxChannels, into: &effects)
         }
         statistics.republished += effects.count - before
     }

@@ -125,6 +125,25 @@ struct MailboxTests {
         #expect(cluster.stateFiles[1]?.mailboxes == own)
     }
 
+    @Test("a publisher that leaves at a merge before its re-publication is delivered: the others re-publish its MWI")
+    func publisherLeavesAtMerge() throws {
+        // Found by the service simulation (seed 1131): node 3 left right after the merge that
+        // brought node 1 back; its own re-publication never came, node 2 re-published nothing
+        // (node 3 was a member, then it had left but nobody joined) and node 1 never had the MWI.
+        var cluster = SimulatedCluster()
+        for node: UInt32 in [2, 3] { try cluster.start(node) }
+        try cluster.configure([2, 3])
+        try cluster.setMailbox(3, "2001@sales", new: 2, old: 5)
+        try cluster.deliverAll()
+        try cluster.start(1)
+        try cluster.configure([1, 2, 3], deliveringAfter: false)
+        cluster.crash(3)
+        try cluster.configure([1, 2])
+        let view = cluster.convergedView()
+        #expect(view.mailboxes.map(\.counts) == [MailboxCounts(newMessages: 2, oldMessages: 5)])
+        #expect(view.mailboxes.first?.originEntity == Builders.entity(3))
+    }
+
     @Test("a re-published older record never overrides a newer one; a newer one does")
     func staleRepublication() throws {
         var service = try Builders.service(1)

@@ -48,6 +48,33 @@ struct RepublicationTests {
                                                 now: .zero)).isEmpty)
     }
 
+    @Test("the member that was to re-publish for a join leaves first: the next member of its side re-publishes")
+    func republisherLeavesFirst() throws {
+        // Found by the service simulation (seeds 95, 230, ...): node 1, the lowest of its side,
+        // left at the merge before its re-publication was delivered, and the newcomer never got
+        // the retained events that node 2 still held.
+        var publisher = try Fixtures.service(1)
+        var member = try Fixtures.service(2)
+        _ = Fixtures.apply(Fixtures.change(from: [], to: [1, 2], sequence: 4), to: &publisher, now: Fixtures.at(0))
+        _ = Fixtures.apply(Fixtures.change(from: [], to: [1, 2], sequence: 4), to: &member, now: Fixtures.at(0))
+        let published = try publisher.publish(on: Fixtures.mwi, type: .mwi, payload: [7], retention: .seconds(60))
+        _ = try member.delivered(payload: Fixtures.submits(published.effects)[0], from: NodeID(1), now: Fixtures.at(0))
+        // Node 3 joins: node 1 is to re-publish, node 2 is not.
+        #expect(Fixtures.submits(Fixtures.apply(Fixtures.change(from: [1, 2], to: [1, 2, 3], sequence: 8), to: &member,
+                                                now: Fixtures.at(10))).isEmpty)
+        // Node 1 leaves before its re-publication was delivered: node 2 re-publishes.
+        let submitted = Fixtures.submits(Fixtures.apply(Fixtures.change(from: [1, 2, 3], to: [2, 3], sequence: 12), to: &member,
+                                                        now: Fixtures.at(20)))
+        try #require(submitted.count == 1)
+        let message = try EventMessage(decoding: submitted[0])
+        #expect(message.id == published.id)
+        #expect(message.kind == .republished(originalPosition: RingPosition(ringSequence: 4, index: 0)))
+        // Another member leaving later is no reason to re-publish again.
+        _ = Fixtures.apply(Fixtures.change(from: [2, 3], to: [2, 3, 4], sequence: 16), to: &member, now: Fixtures.at(30))
+        #expect(Fixtures.submits(Fixtures.apply(Fixtures.change(from: [2, 3, 4], to: [2, 3], sequence: 20), to: &member,
+                                                now: Fixtures.at(40))).isEmpty)
+    }
+
     @Test("a re-publication is delivered once to a node that lacks the event, and dropped where it is known")
     func deduplication() throws {
         var (holder, id) = try Self.holder()
