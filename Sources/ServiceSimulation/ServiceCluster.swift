@@ -99,6 +99,10 @@ struct ServiceCluster {
     var random: SeededGenerator
     var statistics = ServiceRunStatistics()
     let serviceDiskCrashes: Bool
+    /// A node that leaves for good the instant it installs a regular configuration others
+    /// joined (`ServiceRunOptions.Departure.atMerge`).
+    var departAtMerge: Int?
+    private var departureDue = false
     let plantedFault: (node: NodeID, fault: PlantedServiceFault)?
 
     static let violationLimit = 100
@@ -219,12 +223,18 @@ struct ServiceCluster {
             flush(index)
         }
         for index in nodes.indices { syncLifecycle(index) }
+        if departureDue, let index = departAtMerge {
+            departureDue = false
+            departAtMerge = nil
+            _ = depart(index)
+        }
     }
 
     private mutating func feed(_ change: ConfigurationChange, to index: Int, at time: MonotonicInstant) {
         statistics.configurations += 1
         model.configurationChanged(change, node: index)
         members[index] = change.members
+        if index == departAtMerge, change.kind == .regular, !change.joined.isEmpty { departureDue = true }
         record(time, index, "\(change.kind.rawValue) \(change.ringID) members \(change.members)"
             + (change.left.isEmpty ? "" : " left \(change.left)") + (change.joined.isEmpty ? "" : " joined \(change.joined)"))
         guard let effects = nodes[index]?.configurationChanged(change, now: time) else { return }

@@ -13,10 +13,18 @@ public struct ServiceRunOptions: Sendable, Equatable {
         public var node: NodeID
         /// When it leaves (or as soon after as it is up).
         public var at: Duration
+        /// It leaves at the first merge from `at` on: the instant it installs a regular
+        /// configuration that others joined, before anything it submits for them is delivered.
+        public var atMerge: Bool
 
-        public init(node: NodeID, at: Duration) {
+        public init(node: NodeID, at: Duration, atMerge: Bool = false) {
             self.node = node
             self.at = at
+            self.atMerge = atMerge
+        }
+
+        public var description: String {
+            "node \(node) leaves " + (atMerge ? "at its first merge from \(at.totalMilliseconds) ms" : "at \(at.totalMilliseconds) ms")
         }
     }
 
@@ -79,7 +87,7 @@ public struct ServiceReport: Sendable {
         var lines = violations.prefix(limit).map { "violation: \($0)" }
         if violationCount > limit { lines.append("... and \(violationCount - min(limit, violations.count)) more violations") }
         lines.append("faults: \(plan.faults.count) planned, \(statistics.diskCrashes) crashes during a services' disk write "
-            + "(\(statistics.lostWrites) writes lost)" + (options.departure.map { ", node \($0.node) leaves at \($0.at.totalMilliseconds) ms" } ?? ""))
+            + "(\(statistics.lostWrites) writes lost)" + (options.departure.map { ", \($0.description)" } ?? ""))
         lines += plan.faults.prefix(30).map { "  at \($0.time.milliseconds) ms: \($0.action)" }
         if plan.faults.count > 30 { lines.append("  ... and \(plan.faults.count - 30) more") }
         lines.append("replay: \(options.replayCommand)")
@@ -167,7 +175,7 @@ public struct ServiceRun {
                                        operationsPerSecond: script == nil ? options.operationsPerSecond : 0)
         let script = self.script ?? []
         var scripted = 0
-        var departure = options.departure.map { (index: Int($0.node.rawValue) - 1, at: $0.at.totalNanoseconds) }
+        var departure = options.departure.map { (index: Int($0.node.rawValue) - 1, at: $0.at.totalNanoseconds, atMerge: $0.atMerge) }
         var nextFault = 0
         var healed = false
         for _ in 0..<Self.scheduleLimit {
@@ -187,7 +195,10 @@ public struct ServiceRun {
                 nextFault += 1
             }
             if let pending = departure, pending.at <= next {
-                if cluster.depart(pending.index) {
+                if pending.atMerge {
+                    cluster.departAtMerge = pending.index
+                    departure = nil
+                } else if cluster.depart(pending.index) {
                     workload.stop(node: pending.index)
                     departure = nil
                 } else {

@@ -15,7 +15,9 @@ public enum ServiceSweep {
     /// overlapping episodes, crashes and restarts, crashes during a ring sequence persist),
     /// then, from a stream of its own, 2-10 client requests per second per node, sometimes a
     /// server leaving for good in the first half of the fault phase, and crashes during the
-    /// services' disk writes (with crashes, unless `persist-crashes` is left out).
+    /// services' disk writes (with crashes, unless `persist-crashes` is left out). Half the
+    /// departures happen at the departing node's first merge from their time on, when what it
+    /// re-publishes for the nodes that joined is not delivered yet.
     public static func options(seed: UInt64, nodes: ClosedRange<Int> = defaultNodes, without: Set<SweepFault> = []) -> ServiceRunOptions {
         let ring = SeedSweep.options(seed: seed, nodes: nodes, without: without)
         var random = SeededGenerator(seed: seed, stream: ServiceStream.sweep)
@@ -24,7 +26,8 @@ public enum ServiceSweep {
         let departs = random.chance(0.3)
         let departing = NodeID(UInt32(1 + random.index(below: ring.nodes)))
         let departAt = Duration.milliseconds(random.integer(in: 100...max(100, ring.durationMilliseconds / 2)))
-        if departs { options.departure = ServiceRunOptions.Departure(node: departing, at: departAt) }
+        let atMerge = random.chance(0.5)
+        if departs { options.departure = ServiceRunOptions.Departure(node: departing, at: departAt, atMerge: atMerge) }
         let diskCrashes = random.chance(0.6)
         options.serviceDiskCrashes = ring.crashes && diskCrashes && !without.contains(.persistCrashes)
         options.sweep = (nodes, without)
