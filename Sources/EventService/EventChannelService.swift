@@ -223,14 +223,19 @@ public struct EventChannelService: Sendable {
         case .regular:
             ringSequence = change.ringID.sequence
             nextIndex = 0
+            var republishes = false
+            if let republisher = joinSide.first, !change.members.contains(republisher) {
+                // The re-publisher of this node's side left since the last join: the next
+                // member of that side takes over (its side may still hold what the others lack,
+                // even if this configuration is a join of its own).
+                joinSide.removeAll { !change.members.contains($0) }
+                republishes = joinSide.first == localNode
+            }
             if !change.joined.isEmpty {
                 joinSide = transitionalMembers ?? []
-            } else if let republisher = joinSide.first, !change.members.contains(republisher) {
-                joinSide.removeAll { !change.members.contains($0) }
-            } else {
-                return []
+                republishes = republishes || joinSide.first == localNode
             }
-            guard joinSide.first == localNode else { return [] }
+            guard republishes else { return [] }
             let effects = republishRetained(now: now)
             statistics.republished += effects.count
             return effects

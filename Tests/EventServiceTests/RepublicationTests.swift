@@ -75,6 +75,25 @@ struct RepublicationTests {
                                                 now: Fixtures.at(40))).isEmpty)
     }
 
+    @Test("the re-publisher leaves and the next configuration is a join: the side's next member re-publishes too")
+    func republisherLeavesIntoAnotherJoin() throws {
+        // Found by the service simulation (seed 20969, 9 nodes at most): side {3, 4} merged with
+        // {1, 2}; node 3 left at once; the next ring was a join again (node 1 came back through a
+        // ring of its own) whose lowest transitional member, node 2, lacked the side's events.
+        var publisher = try Fixtures.service(3)
+        var member = try Fixtures.service(4)
+        _ = Fixtures.apply(Fixtures.change(from: [], to: [3, 4], sequence: 4), to: &publisher, now: Fixtures.at(0))
+        _ = Fixtures.apply(Fixtures.change(from: [], to: [3, 4], sequence: 4), to: &member, now: Fixtures.at(0))
+        let published = try publisher.publish(on: Fixtures.mwi, type: .mwi, payload: [7], retention: .seconds(60))
+        _ = try member.delivered(payload: Fixtures.submits(published.effects)[0], from: NodeID(3), now: Fixtures.at(0))
+        #expect(Fixtures.submits(Fixtures.apply(Fixtures.change(from: [3, 4], to: [1, 2, 3, 4], sequence: 8), to: &member,
+                                                now: Fixtures.at(10))).isEmpty)
+        let next = Fixtures.change(from: [1, 2, 3, 4], to: [1, 2, 4], through: [2, 4], sequence: 12)
+        let submitted = Fixtures.submits(Fixtures.apply(next, to: &member, now: Fixtures.at(20)))
+        try #require(submitted.count == 1)
+        #expect(try EventMessage(decoding: submitted[0]).id == published.id)
+    }
+
     @Test("a re-publication is delivered once to a node that lacks the event, and dropped where it is known")
     func deduplication() throws {
         var (holder, id) = try Self.holder()
