@@ -54,12 +54,18 @@ struct ServiceSimulationTests {
         report.violations.filter { $0.property == property }
     }
 
+    /// The scripted run with the bug planted, after checking that without it the run is clean.
+    static func planted(_ script: [ScriptedOperation], departure: ServiceRunOptions.Departure? = nil,
+                        _ plant: (node: NodeID, fault: PlantedServiceFault)) -> ServiceReport {
+        let clean = scripted(script, departure: departure)
+        #expect(clean.violations.isEmpty, "without the planted bug: \(clean.failureDescription())")
+        return scripted(script, departure: departure, plant: plant)
+    }
+
     @Test("a node that skips a delivery shows another aggregate than Asterisk's (a)")
     func skippedDelivery() throws {
         let script = [ScriptedOperation(at: .milliseconds(500), node: NodeID(1), .setDevice("SIP/1001", .inUse))]
-        let clean = Self.scripted(script)
-        #expect(clean.violations.isEmpty, "\(clean.failureDescription())")
-        let planted = Self.scripted(script, plant: (NodeID(3), .skipEventDelivery(1)))
+        let planted = Self.planted(script, (NodeID(3), .skipEventDelivery(1)))
         let found = Self.violations(planted, .aggregate)
         let first = try #require(found.first, "no aggregate violation: \(planted.failureDescription())")
         print("planted skipped delivery: \(first)")
@@ -70,10 +76,8 @@ struct ServiceSimulationTests {
     func departedServerKept() throws {
         let script = [ScriptedOperation(at: .milliseconds(300), node: NodeID(2), .setDevice("SIP/1002", .busy))]
         let departure = ServiceRunOptions.Departure(node: NodeID(2), at: .milliseconds(1_000))
-        let clean = Self.scripted(script, departure: departure)
-        #expect(clean.violations.isEmpty, "\(clean.failureDescription())")
-        #expect(clean.statistics.departures == 1)
-        let planted = Self.scripted(script, departure: departure, plant: (NodeID(1), .keepDepartedServers))
+        let planted = Self.planted(script, departure: departure, (NodeID(1), .keepDepartedServers))
+        #expect(planted.statistics.departures == 1)
         let found = Self.violations(planted, .departed)
         print("planted departed server: \(found.map(\.description).joined(separator: "\n"))")
         #expect(found.contains { $0.message.contains("node 1 holds server 2's state BUSY of SIP/1002") }, "during the run")
@@ -83,7 +87,7 @@ struct ServiceSimulationTests {
     @Test("a node that shows a state no server set is caught when it shows it (e)")
     func inventedState() throws {
         let script = [ScriptedOperation(at: .milliseconds(400), node: NodeID(1), .setDevice("SIP/1001", .inUse))]
-        let planted = Self.scripted(script, plant: (NodeID(2), .rewriteDeviceStates(.ringing)))
+        let planted = Self.planted(script, (NodeID(2), .rewriteDeviceStates(.ringing)))
         let found = Self.violations(planted, .invented)
         let first = try #require(found.first, "no invented-state violation: \(planted.failureDescription())")
         print("planted invented state: \(first)")
@@ -97,9 +101,7 @@ struct ServiceSimulationTests {
             ScriptedOperation(at: .milliseconds(300), node: NodeID(1), .setMailbox("1001@default", MailboxCounts(newMessages: 2, oldMessages: 1))),
             ScriptedOperation(at: .milliseconds(600), node: NodeID(2), .setMailbox("1001@default", MailboxCounts(newMessages: 5, oldMessages: 0))),
         ]
-        let clean = Self.scripted(script)
-        #expect(clean.violations.isEmpty, "\(clean.failureDescription())")
-        let planted = Self.scripted(script, plant: (NodeID(3), .skipEventDelivery(2)))
+        let planted = Self.planted(script, (NodeID(3), .skipEventDelivery(2)))
         let first = try #require(Self.violations(planted, .mwi).first, "no MWI violation: \(planted.failureDescription())")
         print("planted missed MWI write: \(first)")
         #expect(first.message.contains("node 3 shows MWI 1001@default as 2/1"))
@@ -109,9 +111,7 @@ struct ServiceSimulationTests {
     @Test("a node that misses a retained alert lacks it after the heal (d)")
     func missedRetainedAlert() throws {
         let script = [ScriptedOperation(at: .milliseconds(300), node: NodeID(1), .publishAlert(retention: .seconds(60)))]
-        let clean = Self.scripted(script)
-        #expect(clean.violations.isEmpty, "\(clean.failureDescription())")
-        let planted = Self.scripted(script, plant: (NodeID(2), .skipEventDelivery(1)))
+        let planted = Self.planted(script, (NodeID(2), .skipEventDelivery(1)))
         let first = try #require(Self.violations(planted, .retained).first, "no retained violation: \(planted.failureDescription())")
         print("planted missed alert: \(first)")
         #expect(first.message.contains("node 2 lacks 1 retained, unexpired alert(s): 1.1.1"))
