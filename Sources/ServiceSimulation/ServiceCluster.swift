@@ -73,6 +73,24 @@ public struct ServiceRunStatistics: Sendable, Equatable {
     public var departures = 0
     /// Submits the core refused with `tryAgain` (retried later).
     public var submitRetries = 0
+
+    /// Adds another run's counts (a sweep's totals).
+    public mutating func add(_ other: ServiceRunStatistics) {
+        operations += other.operations
+        deliveries += other.deliveries
+        configurations += other.configurations
+        serviceStarts += other.serviceStarts
+        diskCrashes += other.diskCrashes
+        lostWrites += other.lostWrites
+        departures += other.departures
+        submitRetries += other.submitRetries
+    }
+
+    /// `operations=.. deliveries=.. ...`, as a sweep's totals line shows them.
+    public var description: String {
+        "operations=\(operations) deliveries=\(deliveries) configurations=\(configurations) starts=\(serviceStarts) "
+            + "disk-crashes=\(diskCrashes) lost-writes=\(lostWrites) departures=\(departures) submit-retries=\(submitRetries)"
+    }
 }
 
 /// N simulated nodes, each a Totem core with its services, and the record the checker needs.

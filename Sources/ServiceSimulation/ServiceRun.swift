@@ -36,6 +36,9 @@ public struct ServiceRunOptions: Sendable, Equatable {
     public var departure: Departure?
     /// Some crashes happen during the services' disk write instead, which they lose.
     public var serviceDiskCrashes = false
+    /// The cores' send queue in bytes (`TotemSettings.maxPendingBytes`), `nil` for the default: a
+    /// small one makes the cores refuse submits with `tryAgain`, and the services' backlog work.
+    public var sendQueueBytes: Int?
     /// How the sweep derived these options (for the replay command): its node range and the
     /// wider faults it left out; `nil` for options made by hand.
     public var sweep: (nodes: ClosedRange<Int>, without: Set<SweepFault>)?
@@ -46,7 +49,8 @@ public struct ServiceRunOptions: Sendable, Equatable {
 
     public static func == (lhs: ServiceRunOptions, rhs: ServiceRunOptions) -> Bool {
         lhs.ring == rhs.ring && lhs.operationsPerSecond == rhs.operationsPerSecond && lhs.departure == rhs.departure
-            && lhs.serviceDiskCrashes == rhs.serviceDiskCrashes && lhs.sweep?.nodes == rhs.sweep?.nodes
+            && lhs.serviceDiskCrashes == rhs.serviceDiskCrashes && lhs.sendQueueBytes == rhs.sendQueueBytes
+            && lhs.sweep?.nodes == rhs.sweep?.nodes
             && lhs.sweep?.without == rhs.sweep?.without
     }
 
@@ -129,6 +133,8 @@ public struct ServiceRun {
 
     public func run() -> ServiceReport {
         let ring = options.ring
+        var settings = self.settings
+        if let bytes = options.sendQueueBytes { settings.maxPendingBytes = bytes }
         var cluster = ServiceCluster(options: options, settings: settings, recordsTrace: recordsTrace, plantedFault: plantedFault)
         let healAt = ring.durationMilliseconds * 1_000_000
         let plan = self.plan ?? FaultPlan.random(

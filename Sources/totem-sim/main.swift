@@ -99,7 +99,7 @@ func runServices(_ arguments: [String]) -> Never {
     let started = clock.now
     switch command {
     case .sweep(let seeds, let nodes, let without):
-        let (runs, failures) = ServiceSweep.run(seeds: seeds, nodes: nodes, without: without) { report in
+        let (runs, failures, totals) = ServiceSweep.run(seeds: seeds, nodes: nodes, without: without) { report in
             print(report.summaryLine)
             print(report.failureDescription(limit: 5))
         }
@@ -107,6 +107,7 @@ func runServices(_ arguments: [String]) -> Never {
         let seconds = Double((clock.now - started).components.seconds)
         print("services sweep seeds=\(seeds.lowerBound)-\(seeds.upperBound) nodes=\(nodes.lowerBound)-\(nodes.upperBound)\(leftOut) "
             + "runs=\(runs) failed=\(failures) seconds=\(Int(seconds))")
+        print("services sweep totals: \(totals.description)")
         exit(failures == 0 ? 0 : 1)
     case .replay(let seed, let nodes, let without):
         var run = ServiceRun(options: ServiceSweep.options(seed: seed, nodes: nodes, without: without))

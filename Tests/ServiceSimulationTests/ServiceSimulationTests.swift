@@ -117,6 +117,26 @@ struct ServiceSimulationTests {
         #expect(first.message.contains("node 2 lacks 1 retained, unexpired alert(s): 1.1.1"))
     }
 
+    @Test("a full send queue: the services' submits wait in order and still reach every node")
+    func backlog() {
+        let states: [DeviceStateValue] = [.inUse, .busy, .onHold, .ringing, .notInUse, .unavailable]
+        let script = (0..<60).map { step in
+            ScriptedOperation(at: .milliseconds(500), node: NodeID(1),
+                              .setDevice(ServiceWorkload.devices[step % 6], states[(step / 6 + step) % states.count]))
+        }
+        var ring = SimulationOptions(seed: 12, nodes: 3)
+        ring.durationMilliseconds = 2_000
+        var options = ServiceRunOptions(ring: ring)
+        options.sendQueueBytes = 1_024
+        var run = ServiceRun(options: options)
+        run.plan = FaultPlan.none
+        run.script = script
+        let report = run.run()
+        print("services backlog: \(report.summaryLine), \(report.statistics.submitRetries) retries")
+        #expect(report.statistics.submitRetries > 0, "the send queue never filled")
+        #expect(report.violations.isEmpty, "\(report.failureDescription())")
+    }
+
     @Test("the replay trace tells the service events of a run")
     func replayTrace() {
         let script = [ScriptedOperation(at: .milliseconds(500), node: NodeID(1), .setDevice("Custom:alpha", .onHold))]
