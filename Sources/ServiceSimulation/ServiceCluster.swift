@@ -294,6 +294,12 @@ struct ServiceCluster {
     mutating func flush(_ index: Int) {
         let node = nodeIDs[index]
         for _ in 0..<100_000 {
+            // A submit can crash the node (its effects may hold a ring sequence persist that an
+            // armed crash interrupts): its services die with it, and their backlog.
+            guard simulator.isRunning(node), simulator.incarnation(of: node) == nodes[index]?.incarnation else {
+                syncLifecycle(index)
+                return
+            }
             guard let bytes = nodes[index]?.nextSubmit else { return }
             do throws(SubmitError) {
                 try simulator.submit(node: node, payload: bytes)
