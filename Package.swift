@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "TotemRuntime", targets: ["TotemRuntime"]),
         .library(name: "TotemSimulation", targets: ["TotemSimulation"]),
         .library(name: "ClusterServices", targets: ["ClusterServices"]),
+        .library(name: "ServiceSimulation", targets: ["ServiceSimulation"]),
         .library(name: "DevclusterControl", targets: ["DevclusterControl"]),
         .executable(name: "totem-sim", targets: ["totem-sim"]),
         .executable(name: "devclusterd", targets: ["devclusterd"]),
@@ -36,13 +37,18 @@ let package = Package(
         // The shell that runs the core on a real host: event loop, clocks, files, UDP transports.
         .target(name: "TotemRuntime", dependencies: ["Totem", "CSystem"], swiftSettings: strict),
         .target(name: "TotemSimulation", dependencies: ["Totem"], swiftSettings: strict),
-        .executableTarget(name: "totem-sim", dependencies: ["TotemSimulation"], swiftSettings: strict),
+        .executableTarget(name: "totem-sim", dependencies: ["TotemSimulation", "ServiceSimulation"], swiftSettings: strict),
         .target(name: "Membership", dependencies: ["Totem"], swiftSettings: strict),
         .target(name: "EventService", dependencies: ["Membership", "Totem"], swiftSettings: strict),
         .target(name: "DeviceState", dependencies: ["EventService", "Membership", "Totem"], swiftSettings: strict),
         // The services as one pure host: ring events, client commands and time in, effects out
         // (submit, persist, arm a timer, push, hold); the backlog, flow control, ping, watchers.
         .target(name: "ClusterServices", dependencies: ["DeviceState", "EventService", "Membership", "Totem"], swiftSettings: strict),
+        // The cluster services on every node of the simulator, under its faults, with a checker
+        // of what every node shows (issue 15, item 4); `totem-sim --services` is its command line.
+        .target(
+            name: "ServiceSimulation", dependencies: ["TotemSimulation", "ClusterServices", "Totem", "Membership", "EventService", "DeviceState"],
+            swiftSettings: strict),
         // The control protocol, its one implementation for the daemon, its CLI, the benchmark, the
         // tests and the fuzz targets: JSON value, parser and encoder, messages (requests, responses,
         // pushed events, error codes), line framing, the Unix socket's client side and a client.
@@ -67,6 +73,9 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "TotemTests", dependencies: ["Totem", "TotemRuntime"], swiftSettings: strict),
         .testTarget(name: "TotemSimulationTests", dependencies: ["TotemSimulation", "Totem"], swiftSettings: strict),
+        .testTarget(
+            name: "ServiceSimulationTests", dependencies: ["ServiceSimulation", "TotemSimulation", "DeviceState", "Totem"],
+            swiftSettings: strict),
         .testTarget(name: "DevclusterControlTests", dependencies: ["DevclusterControl", "Totem"], swiftSettings: strict),
         .testTarget(
             name: "devclusterdTests", dependencies: ["devclusterd", "Totem", "TotemRuntime", "Membership", "ClusterServices"], swiftSettings: strict),

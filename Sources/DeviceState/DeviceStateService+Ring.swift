@@ -15,8 +15,13 @@ extension DeviceStateService {
     ///   re-publishes its own local device states (several to an event,
     ///   `DeviceStatePayload.deviceStates`), and its own MWI publications with their original
     ///   stamps; if it takes MWI in, also the MWI records whose publisher is not a member any
-    ///   more (so MWI outlives its publisher and still reaches newcomers). Re-publication goes
-    ///   only to channels whose configuration lets this node publish the type.
+    ///   more (so MWI outlives its publisher and still reaches newcomers) or has just joined (so
+    ///   a publisher whose crash lost its last update from its disk learns it back, and nodes
+    ///   that never saw it get it). Re-publication goes only to channels whose configuration
+    ///   lets this node publish the type.
+    /// - REGULAR after a member of this node's side of the last join left: if it takes MWI in,
+    ///   the records that member published (its own re-publication for the nodes that joined
+    ///   may never have been delivered).
     /// - The event service's own join re-publication of retained events is included.
     ///
     /// - Returns: The notifications of the leave (aggregate and hint changes, then `serverLeft`
@@ -24,6 +29,7 @@ extension DeviceStateService {
     public mutating func configurationChanged(_ change: ConfigurationChange, now: MonotonicInstant) -> [DeviceStateEffect] {
         defer { checkInvariants(full: true) }
         var effects: [DeviceStateEffect] = []
+        let previousMembers = members
         members = change.members
         memberSet = Set(change.members)
         for leave in cache.removeServers(notIn: members, keeping: entityID) {
@@ -34,9 +40,16 @@ extension DeviceStateService {
             effects.append(.serverLeft(entity: entity, node: node))
         }
         for effect in events.configurationChanged(change, now: now) { effects.append(Self.translate(effect)) }
-        if change.kind == .regular, !change.joined.isEmpty || !hasPublishedLocalState {
-            republishOwnStates(into: &effects)
+        guard change.kind == .regular else { return effects }
+        if !change.joined.isEmpty || !hasPublishedLocalState {
+            republishOwnStates(joined: Set(change.joined), into: &effects)
             hasPublishedLocalState = true
+            // The members of the TRANSITIONAL configuration just before.
+            joinSide = Set(previousMembers)
+        } else if !joinSide.isSubset(of: memberSet) {
+            let departed = joinSide.subtracting(memberSet)
+            joinSide.subtract(departed)
+            republishRecords(where: { departed.contains($0.originNode) }, into: &effects)
         }
         return effects
     }
@@ -181,6 +194,9 @@ extension DeviceStateService {
             effects.append(.entryRefused(.mailbox(record.mailbox, node: event.id.publisher, limit: limits.maxMailboxes)))
             return
         }
+        if record.originNode == localNode, record.originEntity == entityID {
+            recoverOwnMailbox(record, into: &effects)
+        }
         if let current, !record.supersedes(current) {
             statistics.staleMailboxUpdates += 1
             return
@@ -193,16 +209,36 @@ extension DeviceStateService {
     }
 
     /// Our MWI publication came back: remember where, so a later re-publication carries the
-    /// original stamp (and loses against anything newer).
+    /// stamp every node keeps (and loses against anything newer).
     private mutating func confirmMailbox(_ event: DeliveredEvent, into effects: inout [DeviceStateEffect]) {
-        // The first of a mailbox's pending publications to come back stamps it; the others (on
-        // other channels, or re-published before this one came back) are forgotten with it.
-        guard let mailbox = pendingMailboxPublications[event.id] else { return }
-        forgetPendingPublications(of: mailbox)
-        guard var entry = localState.mailboxes[mailbox], entry.position == nil else { return }
+        // Every pending publication of the mailbox carries the same counts (a new `setMailbox`
+        // forgets the older ones): one per channel, and a fresh copy when a join re-published
+        // the entry before the first copy came back. Each node keeps the copy delivered last,
+        // the greatest stamp; so does the publisher, or its later re-publications would carry
+        // an older stamp than the record the others hold (and nodes that never saw the later
+        // copy could then let another server's update in between win).
+        guard let mailbox = pendingMailboxPublications.removeValue(forKey: event.id) else { return }
+        pendingMailboxIDs[mailbox]?.removeAll { $0 == event.id }
+        if pendingMailboxIDs[mailbox]?.isEmpty == true { pendingMailboxIDs.removeValue(forKey: mailbox) }
+        guard var entry = localState.mailboxes[mailbox], entry.position.map({ $0 < event.position }) ?? true else { return }
         entry.position = event.position
         localState.mailboxes[mailbox] = entry
         effects.append(.persist(.mailbox(mailbox, entry)))
+    }
+
+    /// A record of our own later than our table's entry is an update of ours that a crash took
+    /// before our disk had it (the daemon writes behind the ring), kept by the nodes that got
+    /// it: it becomes ours again, so that our re-publications carry it, not the older one.
+    private mutating func recoverOwnMailbox(_ record: MailboxRecord, into effects: inout [DeviceStateEffect]) {
+        if let entry = localState.mailboxes[record.mailbox] {
+            // An entry without a position is a publication of ours still on its way: later.
+            guard let position = entry.position, position < record.stamp.position else { return }
+        } else {
+            guard localState.mailboxes.count < limits.maxMailboxes else { return }
+        }
+        let recovered = LocalStateTable.PublishedMailbox(counts: record.counts, position: record.stamp.position)
+        localState.mailboxes[record.mailbox] = recovered
+        effects.append(.persist(.mailbox(record.mailbox, recovered)))
     }
 
     // MARK: - Join re-publication
@@ -210,7 +246,7 @@ extension DeviceStateService {
     /// Our device states go out in batches (kind 5, about 1 KiB each, without attributes): one
     /// event per device made a join cost every node thousands of deliveries at a few thousand
     /// devices, on the loop thread that must also pass the token.
-    private mutating func republishOwnStates(into effects: inout [DeviceStateEffect]) {
+    private mutating func republishOwnStates(joined: Set<NodeID>, into effects: inout [DeviceStateEffect]) {
         if !deviceStateChannels.isEmpty {
             let entries = localState.devices.keys.sorted().compactMap { device in
                 localState.devices[device].map { DeviceStateEntry(device: device, state: $0) }
@@ -231,11 +267,18 @@ extension DeviceStateService {
                 publishFreshMailbox(mailbox, counts: entry.counts, into: &effects)
             }
         }
-        if subscribesMailboxes {
-            for mailbox in mailboxRecords.keys.sorted() {
-                guard let record = mailboxRecords[mailbox], !memberSet.contains(record.originNode) else { continue }
-                publish(.mailboxRepublication(record), attributes: ["mailbox": mailbox.description], on: mailboxChannels, into: &effects)
-            }
+        statistics.republished += effects.count - before
+        let members = memberSet
+        republishRecords(where: { !members.contains($0.originNode) || joined.contains($0.originNode) }, into: &effects)
+    }
+
+    /// Re-publishes (if this node takes MWI in) the records of other servers that `include` picks.
+    private mutating func republishRecords(where include: (MailboxRecord) -> Bool, into effects: inout [DeviceStateEffect]) {
+        guard subscribesMailboxes else { return }
+        let before = effects.count
+        for mailbox in mailboxRecords.keys.sorted() {
+            guard let record = mailboxRecords[mailbox], record.originNode != localNode, include(record) else { continue }
+            publish(.mailboxRepublication(record), attributes: ["mailbox": mailbox.description], on: mailboxChannels, into: &effects)
         }
         statistics.republished += effects.count - before
     }

@@ -55,6 +55,10 @@ public struct DeviceStateService: Sendable {
     var hints: [HintKey: HintState]
     let hintsByDevice: [DeviceName: [HintKey]]
     var hasPublishedLocalState = false
+    /// This node's side of the last merge (its TRANSITIONAL members then): each re-published
+    /// its own MWI for the nodes that joined; one that leaves before that was delivered leaves
+    /// them without it, so the others re-publish its records (`configurationChanged`).
+    var joinSide: Set<NodeID> = []
     /// Counters.
     public internal(set) var statistics = DeviceStateStatistics()
     /// Scratch for `delivered`: the event service's effects of one message. Empty between calls.

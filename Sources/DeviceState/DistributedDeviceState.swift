@@ -47,10 +47,14 @@
 ///   stamp, so within a ring the later delivery wins (Asterisk's last-writer-wins), and a stale
 ///   re-publication never overrides a newer value.
 /// - **MWI on join**: each server re-publishes the MWI counts it published itself, with the
-///   original stamp; and each server that takes MWI in re-publishes the records whose
-///   publisher is no longer a member (MWI survives its publisher's leave). Receivers keep the
-///   greatest stamp, so duplicates and stale copies are harmless and all nodes converge.
-///   Only nodes whose configuration publishes `mwi` can re-publish.
+///   stamp every node keeps for them (that of the last copy of the update delivered: a join
+///   before the first copy came back publishes it afresh); and each server that takes MWI in
+///   re-publishes the records whose publisher is no longer a member (MWI survives its
+///   publisher's leave) or has just joined (a publisher whose crash lost its last update
+///   before its disk had it learns it back, takes it into its own table, and nodes that never
+///   saw it get it). Receivers keep the greatest stamp, so duplicates and stale copies are
+///   harmless and all nodes converge. Only nodes whose configuration publishes `mwi` can
+///   re-publish.
 /// - **MWI on leave**: kept.
 ///
 /// ## Departures from Asterisk

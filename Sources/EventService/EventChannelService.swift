@@ -49,6 +49,10 @@ public struct EventChannelService: Sendable {
     private var nextIndex: UInt64 = 0
     /// Members of the last TRANSITIONAL configuration (`nil` before the first).
     private var transitionalMembers: [NodeID]?
+    /// This node's side of the last merge (its TRANSITIONAL members then), ascending: the first
+    /// re-publishes the retained events for the nodes that joined; while it has not left since,
+    /// nobody else needs to.
+    private var joinSide: [NodeID] = []
     /// Counters.
     public private(set) var statistics = EventStatistics()
 
@@ -204,7 +208,9 @@ public struct EventChannelService: Sendable {
     ///
     /// TRANSITIONAL: remembers its members. REGULAR: starts counting ring positions in the new
     /// ring, and if members joined and this node is the lowest member of the preceding
-    /// TRANSITIONAL configuration, re-publishes every retained event it holds.
+    /// TRANSITIONAL configuration, re-publishes every retained event it holds. If instead the
+    /// member that was to re-publish for the last join has left since (perhaps before its
+    /// re-publication was delivered), the lowest remaining member of that side re-publishes.
     ///
     /// - Returns: `submit` effects of re-publications, in ring order of the originals.
     public mutating func configurationChanged(_ change: ConfigurationChange, now: MonotonicInstant) -> [EventServiceEffect] {
@@ -217,7 +223,19 @@ public struct EventChannelService: Sendable {
         case .regular:
             ringSequence = change.ringID.sequence
             nextIndex = 0
-            guard !change.joined.isEmpty, transitionalMembers?.first == localNode else { return [] }
+            var republishes = false
+            if let republisher = joinSide.first, !change.members.contains(republisher) {
+                // The re-publisher of this node's side left since the last join: the next
+                // member of that side takes over (its side may still hold what the others lack,
+                // even if this configuration is a join of its own).
+                joinSide.removeAll { !change.members.contains($0) }
+                republishes = joinSide.first == localNode
+            }
+            if !change.joined.isEmpty {
+                joinSide = transitionalMembers ?? []
+                republishes = republishes || joinSide.first == localNode
+            }
+            guard republishes else { return [] }
             let effects = republishRetained(now: now)
             statistics.republished += effects.count
             return effects

@@ -113,7 +113,88 @@ public struct SimulationOptions: Sendable, Equatable {
     /// A command-line mistake, with a message for the user.
     public struct ArgumentError: Error, Sendable, Equatable, CustomStringConvertible {
         public var message: String
+        public init(message: String) { self.message = message }
         public var description: String { message }
+    }
+
+    /// Reads a command line flag by flag; `--flag value` and `--flag=value` both work (also for
+    /// `totem-sim --services`, which ServiceSimulation parses).
+    public struct ArgumentScanner {
+        private var remaining: ArraySlice<String>
+        private var inlineValue: String?
+        /// The current flag, without an inline value.
+        public private(set) var flag = ""
+        /// The current argument as given.
+        public private(set) var argument = ""
+
+        public init(_ arguments: [String]) { remaining = arguments[...] }
+
+        /// Moves to the next flag; `nil` at the end.
+        public mutating func next() -> String? {
+            guard let argument = remaining.popFirst() else { return nil }
+            self.argument = argument
+            flag = argument
+            inlineValue = nil
+            if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
+                flag = String(argument[..<equals])
+                inlineValue = String(argument[argument.index(after: equals)...])
+            }
+            return flag
+        }
+
+        /// The current flag's value: inline, else the next argument.
+        public mutating func value() throws(ArgumentError) -> String {
+            if let inlineValue { return inlineValue }
+            guard let next = remaining.popFirst() else { throw ArgumentError(message: "\(flag) needs a value") }
+            return next
+        }
+
+        /// Refuses an inline value for a flag that takes none.
+        public func noValue() throws(ArgumentError) {
+            if inlineValue != nil { throw ArgumentError(message: "\(flag) takes no value") }
+        }
+
+        /// `--sweep`'s value: a seed range FIRST-LAST.
+        public mutating func seedRange() throws(ArgumentError) -> ClosedRange<UInt64> {
+            let text = try value()
+            let bounds = text.split(separator: "-", omittingEmptySubsequences: false)
+            guard bounds.count == 2, let first = UInt64(bounds[0]), let last = UInt64(bounds[1]), first <= last else {
+                throw ArgumentError(message: "\(flag) takes a seed range FIRST-LAST with FIRST <= LAST, not '\(text)'")
+            }
+            return first...last
+        }
+
+        /// `--without`'s value: a comma list of wider faults.
+        public mutating func faults() throws(ArgumentError) -> Set<SweepFault> {
+            let text = try value()
+            var faults: Set<SweepFault> = []
+            for name in text.split(separator: ",", omittingEmptySubsequences: false) {
+                guard let fault = SweepFault(rawValue: String(name)) else {
+                    throw ArgumentError(message: "\(flag) takes a comma list of "
+                        + SweepFault.allCases.map(\.rawValue).joined(separator: ", ") + ", not '\(text)'")
+                }
+                faults.insert(fault)
+            }
+            return faults
+        }
+
+        /// `--seed`'s value: an unsigned 64-bit integer.
+        public mutating func seed() throws(ArgumentError) -> UInt64 {
+            let text = try value()
+            guard let parsed = UInt64(text) else {
+                throw ArgumentError(message: "\(flag) must be an unsigned 64-bit integer, not '\(text)'")
+            }
+            return parsed
+        }
+
+        /// The value as an integer in `range`.
+        public mutating func integer(in range: ClosedRange<Int>) throws(ArgumentError) -> Int {
+            let text = try value()
+            guard let parsed = Int(text), range.contains(parsed) else {
+                throw ArgumentError(message: "\(flag) must be an integer in \(range.lowerBound)...\(range.upperBound), not '\(text)'")
+            }
+            return parsed
+        }
     }
 
     /// Parses `arguments` (without the program name). `--flag value` and `--flag=value` both work.
@@ -124,93 +205,63 @@ public struct SimulationOptions: Sendable, Equatable {
         var sweepSeeds: ClosedRange<UInt64>?
         var maxNodes = 9
         var without: Set<SweepFault> = []
-        var remaining = arguments[...]
-        while let argument = remaining.popFirst() {
-            var flag = argument
-            var inlineValue: String?
-            if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
-                flag = String(argument[..<equals])
-                inlineValue = String(argument[argument.index(after: equals)...])
-            }
-            func value() throws(ArgumentError) -> String {
-                if let inlineValue { return inlineValue }
-                guard let next = remaining.popFirst() else { throw ArgumentError(message: "\(flag) needs a value") }
-                return next
-            }
-            func noValue() throws(ArgumentError) {
-                if inlineValue != nil { throw ArgumentError(message: "\(flag) takes no value") }
-            }
+        var scanner = ArgumentScanner(arguments)
+        while let flag = scanner.next() {
             switch flag {
             case "-h", "--help":
                 return .help
             case "--seed":
-                let text = try value()
-                guard let parsed = UInt64(text) else {
-                    throw ArgumentError(message: "--seed must be an unsigned 64-bit integer, not '\(text)'")
-                }
-                seed = parsed
+                seed = try scanner.seed()
             case "--nodes":
-                nodes = try integer(flag, try value(), in: 1...WireLimits.maxNodes)
+                nodes = try scanner.integer(in: 1...WireLimits.maxNodes)
             case "--duration-ms":
-                options.durationMilliseconds = Int64(try integer(flag, try value(), in: 0...86_400_000))
+                options.durationMilliseconds = Int64(try scanner.integer(in: 0...86_400_000))
             case "--loss":
-                options.loss = try probability(flag, try value())
+                options.loss = try probability(flag, try scanner.value())
             case "--duplicate":
-                options.duplicate = try probability(flag, try value())
+                options.duplicate = try probability(flag, try scanner.value())
             case "--reorder":
-                options.reorder = try probability(flag, try value())
+                options.reorder = try probability(flag, try scanner.value())
             case "--safe":
-                options.safe = try probability(flag, try value())
+                options.safe = try probability(flag, try scanner.value())
             case "--late":
-                options.late = try probability(flag, try value())
+                options.late = try probability(flag, try scanner.value())
             case "--read-lag":
-                options.readLag = try probability(flag, try value())
+                options.readLag = try probability(flag, try scanner.value())
             case "--partitions":
-                try noValue()
+                try scanner.noValue()
                 options.partitions = true
             case "--max-groups":
-                options.maxGroups = try integer(flag, try value(), in: 2...WireLimits.maxNodes)
+                options.maxGroups = try scanner.integer(in: 2...WireLimits.maxNodes)
             case "--overlapping":
-                try noValue()
+                try scanner.noValue()
                 options.overlapping = true
             case "--persist-crashes":
-                try noValue()
+                try scanner.noValue()
                 options.persistCrashes = true
             case "--crashes":
-                try noValue()
+                try scanner.noValue()
                 options.crashes = true
             case "--rate":
-                let text = try value()
+                let text = try scanner.value()
                 guard let rate = Double(text), rate.isFinite, rate >= 0, rate <= 1_000_000 else {
                     throw ArgumentError(message: "--rate must be a number of messages per second in 0...1000000, not '\(text)'")
                 }
                 options.rate = rate
             case "--max-size":
-                options.maxSize = try integer(flag, try value(), in: 0...settings.maxMessageBytes)
+                options.maxSize = try scanner.integer(in: 0...settings.maxMessageBytes)
             case "--sweep":
-                let text = try value()
-                let bounds = text.split(separator: "-", omittingEmptySubsequences: false)
-                guard bounds.count == 2, let first = UInt64(bounds[0]), let last = UInt64(bounds[1]), first <= last else {
-                    throw ArgumentError(message: "--sweep takes a seed range FIRST-LAST with FIRST <= LAST, not '\(text)'")
-                }
-                sweepSeeds = first...last
+                sweepSeeds = try scanner.seedRange()
             case "--max-nodes":
-                maxNodes = try integer(flag, try value(), in: 3...WireLimits.maxNodes)
+                maxNodes = try scanner.integer(in: 3...WireLimits.maxNodes)
             case "--without":
-                let text = try value()
-                for name in text.split(separator: ",", omittingEmptySubsequences: false) {
-                    guard let fault = SweepFault(rawValue: String(name)) else {
-                        throw ArgumentError(message: "--without takes a comma list of "
-                            + SweepFault.allCases.map(\.rawValue).joined(separator: ", ") + ", not '\(text)'")
-                    }
-                    without.insert(fault)
-                }
+                without.formUnion(try scanner.faults())
             case "--trace":
-                let path = try value()
+                let path = try scanner.value()
                 guard !path.isEmpty else { throw ArgumentError(message: "--trace needs a file name") }
                 options.tracePath = path
             default:
-                throw ArgumentError(message: "unknown argument '\(argument)' (see --help)")
+                throw ArgumentError(message: "unknown argument '\(scanner.argument)' (see --help)")
             }
         }
         if let sweepSeeds {
@@ -225,13 +276,6 @@ public struct SimulationOptions: Sendable, Equatable {
         options.seed = seed
         options.nodes = nodes
         return .run(options)
-    }
-
-    private static func integer(_ flag: String, _ text: String, in range: ClosedRange<Int>) throws(ArgumentError) -> Int {
-        guard let value = Int(text), range.contains(value) else {
-            throw ArgumentError(message: "\(flag) must be an integer in \(range.lowerBound)...\(range.upperBound), not '\(text)'")
-        }
-        return value
     }
 
     private static func probability(_ flag: String, _ text: String) throws(ArgumentError) -> Double {

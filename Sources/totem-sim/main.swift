@@ -6,6 +6,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import ServiceSimulation
 import TotemSimulation
 
 /// Prints `text` to standard error.
@@ -14,9 +15,14 @@ func printError(_ text: String) {
     line.withUTF8 { bytes in _ = write(STDERR_FILENO, bytes.baseAddress, bytes.count) }
 }
 
+let arguments = Array(CommandLine.arguments.dropFirst())
+if ServiceCommand.isRequested(arguments) && !arguments.contains(where: { $0 == "-h" || $0 == "--help" }) {
+    runServices(arguments)
+}
+
 let command: SimulationOptions.Command
 do {
-    command = try SimulationOptions.parse(Array(CommandLine.arguments.dropFirst()))
+    command = try SimulationOptions.parse(arguments)
 } catch {
     printError("totem-sim: \(error.message)")
     exit(2)
@@ -25,7 +31,7 @@ do {
 let options: SimulationOptions
 switch command {
 case .help:
-    print(SimulationOptions.usage)
+    print(SimulationOptions.usage + "\n\n" + ServiceCommand.usage)
     exit(0)
 case .sweep(let seeds, let nodes, let without):
     var runs = 0
@@ -80,3 +86,39 @@ if report.multicastsReadBeforeTokens > 0 { wider += ", \(report.multicastsReadBe
 print("heal at \(report.healedAt.milliseconds) ms, \(convergence), \(report.faultCount) faults planned\(wider)")
 print(report.summaryLine)
 exit(report.violations.isEmpty ? 0 : 1)
+
+/// `totem-sim --services ...`: a sweep of service runs, or one seed's run with its trace.
+func runServices(_ arguments: [String]) -> Never {
+    let command: ServiceCommand
+    do {
+        command = try ServiceCommand.parse(arguments)
+    } catch {
+        printError("totem-sim: \(error.message)")
+        exit(2)
+    }
+    let clock = ContinuousClock()
+    let started = clock.now
+    switch command {
+    case .sweep(let seeds, let nodes, let without):
+        let (runs, failures, totals) = ServiceSweep.run(seeds: seeds, nodes: nodes, without: without) { report in
+            print(report.summaryLine)
+            print(report.failureDescription(limit: 5))
+        }
+        let leftOut = without.isEmpty ? "" : " without=" + without.map(\.rawValue).sorted().joined(separator: ",")
+        let seconds = Double((clock.now - started).components.seconds)
+        print("services sweep seeds=\(seeds.lowerBound)-\(seeds.upperBound) nodes=\(nodes.lowerBound)-\(nodes.upperBound)\(leftOut) "
+            + "runs=\(runs) failed=\(failures) seconds=\(Int(seconds))")
+        print("services sweep totals: \(totals.description)")
+        exit(failures == 0 ? 0 : 1)
+    case .replay(let seed, let nodes, let without):
+        var run = ServiceRun(options: ServiceSweep.options(seed: seed, nodes: nodes, without: without))
+        run.recordsTrace = true
+        let report = run.run()
+        for line in report.trace { print(line) }
+        if !report.violations.isEmpty { print(report.failureDescription(limit: 20)) }
+        let quiet = report.quietAt.map { "quiet at \($0.milliseconds) ms" } ?? "never quiet"
+        print("heal at \(report.healedAt.milliseconds) ms, \(quiet), \(report.plan.faults.count) faults planned")
+        print(report.summaryLine)
+        exit(report.violations.isEmpty ? 0 : 1)
+    }
+}

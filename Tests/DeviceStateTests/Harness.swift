@@ -167,8 +167,9 @@ struct SimulatedCluster {
         }
     }
 
-    /// Installs a new membership at every node of `new` (and flushes the stream before and after).
-    mutating func configure(_ new: [UInt32]) throws {
+    /// Installs a new membership at every node of `new` (and flushes the stream before, and
+    /// after unless `deliveringAfter` is false: what the change made the nodes submit then waits).
+    mutating func configure(_ new: [UInt32], deliveringAfter: Bool = true) throws {
         try deliverAll()
         sequence += 4
         for node in new.sorted() {
@@ -181,7 +182,7 @@ struct SimulatedCluster {
             }
         }
         members = new.sorted()
-        try deliverAll()
+        if deliveringAfter { try deliverAll() }
     }
 
     func view(_ node: UInt32) -> ClusterView {

@@ -48,6 +48,54 @@ struct RepublicationTests {
                                                 now: .zero)).isEmpty)
     }
 
+    /// Node `member` of side {`publisher`, `member`} (ring 4), holding one retained event that
+    /// node `publisher` published at t=0 with 60 s retention.
+    static func side(publisher node: UInt32, member: UInt32) throws -> (EventChannelService, EventID) {
+        var publisher = try Fixtures.service(node)
+        var service = try Fixtures.service(member)
+        _ = Fixtures.apply(Fixtures.change(from: [], to: [node, member], sequence: 4), to: &publisher, now: Fixtures.at(0))
+        _ = Fixtures.apply(Fixtures.change(from: [], to: [node, member], sequence: 4), to: &service, now: Fixtures.at(0))
+        let published = try publisher.publish(on: Fixtures.mwi, type: .mwi, payload: [7], retention: .seconds(60))
+        _ = try service.delivered(payload: Fixtures.submits(published.effects)[0], from: NodeID(node), now: Fixtures.at(0))
+        return (service, published.id)
+    }
+
+    @Test("the member that was to re-publish for a join leaves first: the next member of its side re-publishes")
+    func republisherLeavesFirst() throws {
+        // Found by the service simulation (seeds 95, 230, ...): node 1, the lowest of its side,
+        // left at the merge before its re-publication was delivered, and the newcomer never got
+        // the retained events that node 2 still held.
+        var (member, id) = try Self.side(publisher: 1, member: 2)
+        // Node 3 joins: node 1 is to re-publish, node 2 is not.
+        #expect(Fixtures.submits(Fixtures.apply(Fixtures.change(from: [1, 2], to: [1, 2, 3], sequence: 8), to: &member,
+                                                now: Fixtures.at(10))).isEmpty)
+        // Node 1 leaves before its re-publication was delivered: node 2 re-publishes.
+        let submitted = Fixtures.submits(Fixtures.apply(Fixtures.change(from: [1, 2, 3], to: [2, 3], sequence: 12), to: &member,
+                                                        now: Fixtures.at(20)))
+        try #require(submitted.count == 1)
+        let message = try EventMessage(decoding: submitted[0])
+        #expect(message.id == id)
+        #expect(message.kind == .republished(originalPosition: RingPosition(ringSequence: 4, index: 0)))
+        // Another member leaving later is no reason to re-publish again.
+        _ = Fixtures.apply(Fixtures.change(from: [2, 3], to: [2, 3, 4], sequence: 16), to: &member, now: Fixtures.at(30))
+        #expect(Fixtures.submits(Fixtures.apply(Fixtures.change(from: [2, 3, 4], to: [2, 3], sequence: 20), to: &member,
+                                                now: Fixtures.at(40))).isEmpty)
+    }
+
+    @Test("the re-publisher leaves and the next configuration is a join: the side's next member re-publishes too")
+    func republisherLeavesIntoAnotherJoin() throws {
+        // Found by the service simulation (seed 20969, 9 nodes at most): side {3, 4} merged with
+        // {1, 2}; node 3 left at once; the next ring was a join again (node 1 came back through a
+        // ring of its own) whose lowest transitional member, node 2, lacked the side's events.
+        var (member, id) = try Self.side(publisher: 3, member: 4)
+        #expect(Fixtures.submits(Fixtures.apply(Fixtures.change(from: [3, 4], to: [1, 2, 3, 4], sequence: 8), to: &member,
+                                                now: Fixtures.at(10))).isEmpty)
+        let next = Fixtures.change(from: [1, 2, 3, 4], to: [1, 2, 4], through: [2, 4], sequence: 12)
+        let submitted = Fixtures.submits(Fixtures.apply(next, to: &member, now: Fixtures.at(20)))
+        try #require(submitted.count == 1)
+        #expect(try EventMessage(decoding: submitted[0]).id == id)
+    }
+
     @Test("a re-publication is delivered once to a node that lacks the event, and dropped where it is known")
     func deduplication() throws {
         var (holder, id) = try Self.holder()

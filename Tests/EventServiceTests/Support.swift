@@ -43,12 +43,13 @@ enum Fixtures {
 
     static func at(_ milliseconds: Int64) -> MonotonicInstant { .milliseconds(milliseconds) }
 
-    /// TRANSITIONAL then REGULAR from `old` to `new`.
-    static func change(from old: [UInt32], to new: [UInt32], sequence: UInt64) -> [ConfigurationChange] {
-        let transitional = old.filter(new.contains).sorted()
+    /// TRANSITIONAL then REGULAR from `old` to `new`, through the members of both (or the given
+    /// ones: a member that went through a ring of its own in between comes back as joined).
+    static func change(from old: [UInt32], to new: [UInt32], through members: [UInt32]? = nil, sequence: UInt64) -> [ConfigurationChange] {
+        let transitional = (members ?? old.filter(new.contains)).sorted()
         let ringID = RingID(representative: NodeID(new.min() ?? 1), sequence: sequence)
         return [ConfigurationChange(kind: .transitional, ringID: ringID, members: transitional.map(NodeID.init),
-                                    left: old.filter { !new.contains($0) }.sorted().map(NodeID.init), joined: []),
+                                    left: old.filter { !transitional.contains($0) }.sorted().map(NodeID.init), joined: []),
                 ConfigurationChange(kind: .regular, ringID: ringID, members: new.sorted().map(NodeID.init), left: [],
                                     joined: new.filter { !transitional.contains($0) }.sorted().map(NodeID.init))]
     }

@@ -22,6 +22,7 @@ struct LayerTests {
         "DeviceState": ["Totem", "Membership", "EventService"],
         "ClusterServices": ["Totem", "Membership", "EventService", "DeviceState"],
         "TotemSimulation": ["Totem"],
+        "ServiceSimulation": ["Totem", "TotemSimulation", "ClusterServices", "Membership", "EventService", "DeviceState"],
     ]
 
     @Test("the core and the services import nothing but the layers below them: no Glibc, Foundation or runtime",
