@@ -6,6 +6,7 @@
 
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 @testable import devclusterd
 
@@ -175,7 +176,34 @@ func formed(_ nodes: [TestNode], members: [Int64]) -> Bool {
     return views.allSatisfy { $0?.ring == first.ring && $0?.members == members }
 }
 
-func randomPort() -> UInt16 { UInt16.random(in: 20_000...60_000) }
+/// A UDP port for a test cluster (it may use the port and the one above it): below the kernel's
+/// ephemeral range (32768 and up, where other sockets of the suite get their ports), never one
+/// handed out before in this test process, and free on 127.0.0.1 when handed out. Random ports
+/// in 20000-60000 collided once ("Address already in use" at a daemon's start).
+func randomPort() -> UInt16 {
+    for _ in 0..<1_000 {
+        let port = UInt16.random(in: 10_000...16_000) * 2
+        let fresh = handedOutPorts.withLock { $0.insert(port).inserted }
+        if fresh, isFreeUDPPort(port), isFreeUDPPort(port + 1) { return port }
+    }
+    return UInt16.random(in: 20_000...32_000)
+}
+
+private let handedOutPorts = Mutex<Set<UInt16>>([])
+
+/// Whether a UDP socket can bind 127.0.0.1:`port` now.
+private func isFreeUDPPort(_ port: UInt16) -> Bool {
+    let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    guard descriptor >= 0 else { return false }
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
 
 @Suite("End to end: devclusterd processes", .serialized)
 struct EndToEndTests {
