@@ -4,6 +4,7 @@
 # Benchmarks/ANALYSIS.md "Where the time goes"). Needs root and a release build.
 #
 # usage: scripts/cpu-per-message.sh [NODES=5] [SIZE=1024]
+#        DAEMON=PATH scripts/cpu-per-message.sh ...   (another build's devclusterd, for an A/B)
 # Reads /proc/PID/stat (utime, stime) of every process 3.5 s into an 8 s run and again 4 s later.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,7 +14,9 @@ BENCH=$(cd "$ROOT" && swift build -c release --show-bin-path)/devcluster-bench
 [ -x "$BENCH" ] || { echo "cpu-per-message.sh: build first: swift build -c release" >&2; exit 1; }
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-"$BENCH" throughput --nodes "$NODES" --size "$SIZE" --senders 1 --duration 8 --reps 1 > "$OUT/run.json" 2>/dev/null &
+DAEMON_ARGS=()
+[ -n "${DAEMON:-}" ] && DAEMON_ARGS=(--daemon "$DAEMON")
+"$BENCH" throughput --nodes "$NODES" --size "$SIZE" --senders 1 --duration 8 --reps 1 "${DAEMON_ARGS[@]}" > "$OUT/run.json" 2>/dev/null &
 RUN=$!
 sleep 3.5
 # The daemons of this run are the children of the benchmark process (started in namespaces).

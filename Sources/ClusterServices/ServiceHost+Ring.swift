@@ -102,8 +102,8 @@ extension ServiceHost {
 
     /// Appends what the device-state service's effects ask of the shell.
     mutating func apply(_ serviceEffects: [DeviceStateEffect], now: MonotonicInstant, into effects: inout [Effect]) {
-        for effect in serviceEffects {
-            switch effect {
+        for index in serviceEffects.indices {
+            switch serviceEffects[index] {
             case .submit(let bytes):
                 submit(bytes, now: now, into: &effects)
             case .persist(let change):

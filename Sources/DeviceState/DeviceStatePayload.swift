@@ -114,7 +114,7 @@ public enum DeviceStatePayload: Sendable, Equatable {
             Self.write(record.mailbox, record.counts, to: &writer)
             writer.write(record.stamp.position.ringSequence)
             writer.write(record.stamp.position.index)
-            writer.write(contentsOf: record.originEntity.octets)
+            writer.write(record.originEntity)
             writer.write(record.originNode.rawValue)
         case .deviceStateCleared(let device):
             writer.write(UInt8(4))

@@ -111,7 +111,7 @@ public struct EventMessage: Sendable, Equatable {
         writer.write(Self.version)
         writer.write(kind.code)
         writer.write(id.publisher.rawValue)
-        writer.write(contentsOf: publisherEntity.octets)
+        writer.write(publisherEntity)
         writer.write(id.incarnation)
         writer.write(id.counter)
         writer.writeString(channel.rawValue, lengthAs: UInt8.self)

@@ -57,7 +57,7 @@ public struct NodeAnnouncement: Sendable, Equatable {
         writer.write(Self.version)
         writer.write(Self.kind)
         writer.write(node.rawValue)
-        writer.write(contentsOf: entityID.octets)
+        writer.write(entityID)
         writer.writeString(name, lengthAs: UInt8.self)
         writer.writeLength(addresses.count, as: UInt8.self)
         for address in addresses {

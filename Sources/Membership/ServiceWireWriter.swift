@@ -43,9 +43,21 @@ package struct ServiceWireWriter {
         }
     }
 
-    /// Appends raw bytes without a length prefix.
-    package mutating func write(contentsOf other: some Sequence<UInt8>) {
+    /// Appends raw bytes without a length prefix. Concrete, not generic over `Sequence`: a
+    /// generic one is not specialized across modules, and copied a publication's payload byte
+    /// by byte through the runtime's generic witnesses.
+    package mutating func write(contentsOf other: [UInt8]) {
         bytes.append(contentsOf: other)
+    }
+
+    /// Appends raw bytes without a length prefix.
+    package mutating func write(contentsOf other: ArraySlice<UInt8>) {
+        bytes.append(contentsOf: other)
+    }
+
+    /// Appends an entity id's six octets, most significant first (no array made for them).
+    package mutating func write(_ entity: EntityID) {
+        writeBigEndian(entity.rawValue, byteCount: 6)
     }
 
     /// Appends a length of `T`'s width; traps if it does not fit (a bug: values are validated).

@@ -133,7 +133,9 @@ final class ClusterHub {
         guard !observedClients.contains(client), host.keepsState(of: client) else { return }
         observedClients.insert(client)
         connections[client] = connection
-        connection.onClose { [weak self] in self?.clientClosed(client) }
+        // Strong: the connection drops its close handlers and its replay when it closes, and all
+        // close when the daemon stops. (A weak reference would slow every retain of the hub.)
+        connection.onClose { [self] in clientClosed(client) }
     }
 
     private func clientClosed(_ client: ClientID) {
@@ -148,8 +150,7 @@ final class ClusterHub {
     /// the daemon a stretch per subscriber, and never the connection.
     func startReplay(_ replay: RetainedReplay, on connection: ControlConnection) {
         var replay = replay
-        connection.sendPaced { [weak self] in
-            guard let self else { return true }
+        connection.sendPaced { [self] in
             run { effects, now in host.continueReplay(&replay, now: now, into: &effects) }
             return replay.isFinished
         }
@@ -161,8 +162,9 @@ final class ClusterHub {
         guard let context, !effects.isEmpty else { return }
         // Submits after one the ring refused with tryAgain, handed back to the host in order.
         var refused: [[UInt8]] = []
-        for effect in effects {
-            switch effect {
+        // By index: the switch reads each effect in place (a `for in` copies it out and destroys it).
+        for index in effects.indices {
+            switch effects[index] {
             case .submit(let message, let queued):
                 guard refused.isEmpty else {
                     refused.append(message)

@@ -20,21 +20,30 @@ struct ControlReply {
     let id: JSONValue
     /// The connection the request came on; services keep it to push events to subscribers.
     /// `nil` only for replies made without a socket (`init(id:send:)`).
-    let connection: ControlConnection?
-    private let deliver: (JSONValue) -> Void
+    var connection: ControlConnection? {
+        if case .connection(let connection) = destination { connection } else { nil }
+    }
+    private let destination: Destination
+
+    /// Where the answer goes. A strong reference to the connection: a reply lives until it is
+    /// answered (a ping's, at most its timeout), and answering a closed connection does nothing.
+    /// No weak reference: one would give the connection a side table, and every retain and
+    /// release of it would then take the runtime's slow path (measured, Benchmarks/ANALYSIS.md).
+    private enum Destination {
+        case connection(ControlConnection)
+        case handler((JSONValue) -> Void)
+    }
 
     /// A reply on `connection`.
     init(id: JSONValue, connection: ControlConnection) {
         self.id = id
-        self.connection = connection
-        deliver = { [weak connection] message in connection?.send(message) }
+        destination = .connection(connection)
     }
 
     /// A reply handed to `send` (tests and in-process callers).
     init(id: JSONValue, send: @escaping (JSONValue) -> Void) {
         self.id = id
-        connection = nil
-        deliver = send
+        destination = .handler(send)
     }
 
     /// Sends `{"id":..,"ok":true,"result":result}`.
@@ -45,6 +54,13 @@ struct ControlReply {
     /// Sends `{"id":..,"ok":false,"error":{...}}`.
     func fail(_ error: ControlError) {
         deliver(ControlResponse.failure(id: id, error: error))
+    }
+
+    private func deliver(_ message: JSONValue) {
+        switch destination {
+        case .connection(let connection): connection.send(message)
+        case .handler(let send): send(message)
+        }
     }
 }
 
@@ -102,7 +118,8 @@ final class ControlServer {
     private(set) var limits: Limits
     private let eventLoop: EventLoop
     private let logger: DaemonLogger
-    private weak var handler: ControlRequestHandler?
+    /// Held strongly until `close` (a weak reference would slow every retain of the handler).
+    private var handler: ControlRequestHandler?
     private let listenDescriptor: Int32
     private let socketInode: UInt64
     private var registration: EventLoop.Registration?
@@ -203,6 +220,7 @@ final class ControlServer {
         _ = Glibc.close(listenDescriptor)
         UnixSocket.removeIfOwned(path, inode: socketInode)
         writability.close()
+        handler = nil
     }
 
     // MARK: Accepting

@@ -68,7 +68,9 @@ final class Daemon: ControlRequestHandler {
                                        eventLoop: context.eventLoop, logger: context.logger,
                                        limits: limits ?? ControlServer.Limits(control), handler: self)
         controlServer = server
-        context.controlClientCount = { [weak server] in server?.connectionCount ?? 0 }
+        // Strong, and reset in `stop`: a weak reference would give the server a side table and
+        // slow every retain of it (its connections reach it for every request).
+        context.controlClientCount = { server.connectionCount }
         let mode = FileSystem.octal(ControlServer.socketMode(group: options.controlSocketGroup, allowsOtherUsers: control.allowsOtherUsers))
         context.logger.info("control socket listening on \(options.controlSocket) (mode \(mode)"
             + (options.controlSocketGroup.map { ", group \($0)" } ?? "") + "); " + Self.describeAccess(control))
@@ -279,6 +281,7 @@ final class Daemon: ControlRequestHandler {
         summaryTimer = nil
         controlServer?.close()
         controlServer = nil
+        context.controlClientCount = { 0 }
         signalWatcher?.close()
         signalWatcher = nil
         context.logger.info("stopped")
