@@ -41,9 +41,9 @@ extension ServiceHost {
     ///     it is low).
     public mutating func delivered(_ message: [UInt8], from sender: NodeID, now: MonotonicInstant, ringQueuedBytes: Int,
                                    into effects: inout [Effect]) {
-        // Per delivered message: checked in debug builds (every test run) only, as the
-        // subscription cache's check is; the commands and timers check in every build.
-        defer { assert({ checkInvariants(); return true }()) }
+        // In every build, as after every other input (STYLE §7): about 60 instructions of a
+        // receiver's 9,500 per 64 B event (callgrind).
+        defer { checkInvariants() }
         switch message.first.flatMap(ServiceID.init(rawValue:)) {
         case .membership?:
             deliveredMembership(message, from: sender, now: now, into: &effects)
