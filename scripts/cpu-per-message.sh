@@ -16,7 +16,7 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 DAEMON_ARGS=()
 [ -n "${DAEMON:-}" ] && DAEMON_ARGS=(--daemon "$DAEMON")
-"$BENCH" throughput --nodes "$NODES" --size "$SIZE" --senders 1 --duration 8 --reps 1 "${DAEMON_ARGS[@]}" > "$OUT/run.json" 2>/dev/null &
+"$BENCH" throughput --nodes "$NODES" --size "$SIZE" --senders 1 --duration 8 --reps 1 ${DAEMON_ARGS[@]+"${DAEMON_ARGS[@]}"} > "$OUT/run.json" 2>/dev/null &
 RUN=$!
 sleep 3.5
 # The daemons of this run are the children of the benchmark process (started in namespaces).

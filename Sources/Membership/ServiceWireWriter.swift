@@ -43,9 +43,11 @@ package struct ServiceWireWriter {
         }
     }
 
-    /// Appends raw bytes without a length prefix. Concrete, not generic over `Sequence`: a
-    /// generic one is not specialized across modules, and copied a publication's payload byte
-    /// by byte through the runtime's generic witnesses.
+    // Raw bytes come as an array or a slice, in two concrete overloads: one generic over
+    // `Sequence` was not specialized across modules and copied every publication's payload
+    // through the runtime's generic witnesses.
+
+    /// Appends raw bytes without a length prefix.
     package mutating func write(contentsOf other: [UInt8]) {
         bytes.append(contentsOf: other)
     }
