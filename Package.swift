@@ -71,7 +71,10 @@ let package = Package(
         .executableTarget(
             name: "ServiceFuzzer", dependencies: ["DeviceState", "EventService", "Membership", "Totem", "FuzzingSupport"],
             swiftSettings: strict),
-        .testTarget(name: "TotemTests", dependencies: ["Totem", "TotemRuntime"], swiftSettings: strict),
+        // Test equipment: encodes one invalid packet so a test can see the encoder trap (in a child
+        // process: Swift Testing's exit tests hung the suite, see WireCodecTests).
+        .executableTarget(name: "wire-trap-probe", dependencies: ["Totem"], path: "Tests/WireTrapProbe", swiftSettings: strict),
+        .testTarget(name: "TotemTests", dependencies: ["Totem", "TotemRuntime", "wire-trap-probe"], swiftSettings: strict),
         .testTarget(name: "TotemSimulationTests", dependencies: ["TotemSimulation", "Totem"], swiftSettings: strict),
         .testTarget(
             name: "ServiceSimulationTests", dependencies: ["ServiceSimulation", "TotemSimulation", "DeviceState", "Totem"],

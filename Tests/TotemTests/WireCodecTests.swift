@@ -348,11 +348,8 @@ struct WireCodecTests {
         #expect(F.patch(foreign, at: 0, [0xC0, 0x70]).withUnsafeBytes { WireCodec.peekHeader($0) } == nil)
     }
 
-    // The encoder's preconditions (STYLE §7: it asserts what the decoder validates) are not
-    // tested by exit tests: Swift Testing's exit-test monitor thread waits on any child
-    // (waitid P_ALL) and, once started, raced Foundation.Process's reaping of the daemons and
-    // tools the other suites of this one test binary start; a full run hung in waitUntilExit
-    // with the monitor spinning. The decoder's side of each rule is tested below.
+    // The encoder's preconditions (STYLE §7: it asserts what the decoder validates) are tested
+    // in child processes by EncoderTrapTests; the decoder's side of each rule is tested below.
 
     // MARK: Rejections (spec §2.3), one per WireError case
 
